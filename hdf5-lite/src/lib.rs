@@ -1,0 +1,19 @@
+//! `hdf5-lite`: a pure-Rust reader of HDF5 metadata.
+//!
+//! It reads what an indexer needs (groups, attributes, datatypes, layouts,
+//! filters, fill values and the address of every chunk) and nothing else:
+//! no raw data is decoded. Parsers are pure functions over byte slices (one
+//! module per structure of the HDF5 File Format Specification); the
+//! [`walk`] engine decides which byte ranges to fetch next and asks a
+//! [`source::RangeSource`] for a whole wave of them at once, so round trips
+//! grow with the depth of the file's structure, not with its object count.
+
+pub mod error;
+pub mod model;
+pub mod source;
+
+pub use error::{Error, FormatError};
+pub use model::*;
+pub use source::{FileSource, MemorySource, RangeSource, SourceError};
+pub mod walk;
+pub use walk::{Options, Stats, open, open_path};

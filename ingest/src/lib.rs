@@ -1,0 +1,1 @@
+//! The cloud edge of kerchunk-nos.

@@ -1,0 +1,1 @@
+//! Reference sets from hdf5-lite models.
