@@ -388,7 +388,10 @@ pub enum Value {
     Compound(Vec<(String, Value)>),
     Array(Vec<Value>),
     /// Enum: the member name when the value matches one.
-    Enum { name: Option<String>, value: i64 },
+    Enum {
+        name: Option<String>,
+        value: i64,
+    },
     /// Object reference: the referenced object header's absolute address.
     ObjectRef(u64),
     /// Region reference or other reference kinds, kept raw.

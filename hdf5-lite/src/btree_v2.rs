@@ -1,0 +1,200 @@
+//! Version 2 B-trees (spec III.A.3): header (`BTHD`), internal (`BTIN`) and
+//! leaf (`BTLF`) nodes. Records are returned raw; callers decode them by
+//! tree type (5 link names, 8 attribute names, 10/11 chunks, 1 huge objects).
+
+use bytes::Bytes;
+
+use crate::parse::{
+    Ctx, PResult, StructError, bad, bytes_needed, run, short, signature, u8_, u16_, u32_, uint,
+    verify_checksum,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub tree_type: u8,
+    pub node_size: u32,
+    pub record_size: u16,
+    pub depth: u16,
+    pub root: Option<u64>,
+    pub root_records: u16,
+    pub total_records: u64,
+}
+
+pub fn parse_header(bytes: &[u8], address: u64, ctx: &Ctx) -> Result<Header, StructError> {
+    run("v2 B-tree header", address, bytes, |i| {
+        let (r, ()) = signature(i, b"BTHD")?;
+        let (r, version) = u8_(r)?;
+        if version != 0 {
+            return bad(i, format!("unsupported v2 B-tree version {version}"));
+        }
+        let (r, tree_type) = u8_(r)?;
+        let (r, node_size) = u32_(r)?;
+        let (r, record_size) = u16_(r)?;
+        let (r, depth) = u16_(r)?;
+        let (r, _split) = u8_(r)?;
+        let (r, _merge) = u8_(r)?;
+        let (r, root) = ctx.addr(r)?;
+        let (r, root_records) = u16_(r)?;
+        let (r, total_records) = ctx.length(r)?;
+        let covered = i.len() - r.len();
+        let (r, ()) = verify_checksum(i, covered)?;
+        if record_size == 0 || node_size < 16 || (node_size as u64) < record_size as u64 + 10 {
+            return bad(
+                i,
+                format!("node size {node_size} / record size {record_size} inconsistent"),
+            );
+        }
+        if depth > 32 {
+            return bad(i, format!("depth {depth} is absurd"));
+        }
+        Ok((
+            r,
+            Header {
+                tree_type,
+                node_size,
+                record_size,
+                depth,
+                root,
+                root_records,
+                total_records,
+            },
+        ))
+    })
+}
+
+/// Per-depth sizes of the "number of records" fields (H5B2 node info).
+#[derive(Debug, Clone)]
+pub struct Geometry {
+    /// Bytes of the "records in child" field.
+    max_nrec_size: u8,
+    /// Bytes of the "total records below child" field, per node depth.
+    cum_size: Vec<u8>,
+}
+
+impl Geometry {
+    pub fn new(h: &Header, ctx: &Ctx) -> Geometry {
+        let so = ctx.size_of_offsets as u64;
+        let node = h.node_size as u64;
+        let rec = h.record_size as u64;
+        let leaf_max = (node.saturating_sub(10)) / rec;
+        let max_nrec_size = bytes_needed(leaf_max).max(1);
+        let mut cum_max = vec![leaf_max];
+        let mut cum_size = vec![0u8];
+        for d in 1..=h.depth as usize {
+            let ptr = so + max_nrec_size as u64 + if d > 1 { cum_size[d - 1] as u64 } else { 0 };
+            let max = node.saturating_sub(10 + ptr) / (rec + ptr);
+            let cum = (max + 1).saturating_mul(cum_max[d - 1]).saturating_add(max);
+            cum_max.push(cum);
+            cum_size.push(bytes_needed(cum).max(1));
+        }
+        Geometry {
+            max_nrec_size,
+            cum_size,
+        }
+    }
+}
+
+/// A child pointer of an internal node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildRef {
+    pub address: u64,
+    pub records: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub records: Vec<Bytes>,
+    pub children: Vec<ChildRef>,
+}
+
+/// Parse the node at `address`, holding `nrec` records, at `depth` (0 = leaf).
+pub fn parse_node(
+    bytes: &Bytes,
+    address: u64,
+    ctx: &Ctx,
+    h: &Header,
+    geo: &Geometry,
+    depth: u16,
+    nrec: u64,
+) -> Result<Node, StructError> {
+    let structure = if depth == 0 {
+        "v2 B-tree leaf"
+    } else {
+        "v2 B-tree internal node"
+    };
+    run(structure, address, bytes, |i| {
+        node(i, bytes, ctx, h, geo, depth, nrec)
+    })
+}
+
+fn node<'a>(
+    i: &'a [u8],
+    bytes: &Bytes,
+    ctx: &Ctx,
+    h: &Header,
+    geo: &Geometry,
+    depth: u16,
+    nrec: u64,
+) -> PResult<'a, Node> {
+    let sig = if depth == 0 { b"BTLF" } else { b"BTIN" };
+    let (r, ()) = signature(i, sig)?;
+    let (r, _version) = u8_(r)?;
+    let (r, tree_type) = u8_(r)?;
+    if tree_type != h.tree_type {
+        return bad(
+            i,
+            format!("node of type {tree_type} in a type {} tree", h.tree_type),
+        );
+    }
+    if (i.len() as u64) < h.node_size as u64 {
+        return short(i, h.node_size as u64);
+    }
+    let rec = h.record_size as u64;
+    let start = 6u64;
+    let ptr_size = if depth == 0 {
+        0
+    } else {
+        ctx.size_of_offsets as u64
+            + geo.max_nrec_size as u64
+            + if depth > 1 {
+                geo.cum_size.get(depth as usize - 1).copied().unwrap_or(8) as u64
+            } else {
+                0
+            }
+    };
+    let nchildren = if depth == 0 { 0 } else { nrec + 1 };
+    let used = start + nrec.saturating_mul(rec) + nchildren.saturating_mul(ptr_size) + 4;
+    if used > h.node_size as u64 {
+        return bad(
+            i,
+            format!("{nrec} records do not fit a {}-byte node", h.node_size),
+        );
+    }
+    let used = used as usize;
+    let (_, ()) = verify_checksum(&i[..used], used - 4)?;
+    let mut records = Vec::with_capacity(nrec as usize);
+    let mut pos = start as usize;
+    for _ in 0..nrec {
+        records.push(bytes.slice(pos..pos + rec as usize));
+        pos += rec as usize;
+    }
+    let mut children = Vec::with_capacity(nchildren as usize);
+    let mut p = &i[pos..used - 4];
+    let _ = r;
+    for _ in 0..nchildren {
+        let (rr, address) = ctx.addr_req(p, "v2 B-tree child")?;
+        let (rr, records) = uint(rr, geo.max_nrec_size)?;
+        let rr = if depth > 1 {
+            uint(
+                rr,
+                geo.cum_size.get(depth as usize - 1).copied().unwrap_or(8),
+            )?
+            .0
+        } else {
+            rr
+        };
+        children.push(ChildRef { address, records });
+        p = rr;
+    }
+    Ok((&i[used..], Node { records, children }))
+}
