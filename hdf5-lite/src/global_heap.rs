@@ -29,10 +29,11 @@ pub fn parse(bytes: &Bytes, address: u64, ctx: &Ctx) -> Result<Collection, Struc
             return short(i, size);
         }
         let size = size as usize;
-        let header = 8 + ctx.size_of_lengths as usize;
+        // The header is padded to a multiple of 8 (16 bytes with 4-byte lengths).
+        let header = (8 + ctx.size_of_lengths as usize).div_ceil(8) * 8;
         let mut pos = header;
         let mut objects = HashMap::new();
-        let obj_header = 8 + ctx.size_of_lengths as usize;
+        let obj_header = header; // object headers are padded the same way
         while pos + obj_header <= size {
             let r = &bytes[pos..size];
             let (r, index) = u16_(r)?;

@@ -14,7 +14,7 @@ pub mod source;
 
 pub use error::{Error, FormatError};
 pub use model::*;
-pub use source::{FileSource, MemorySource, RangeSource, SourceError};
+pub use source::{FileSource, MemorySource, RangeSource, SourceError, SourceOptions, open_url};
 pub mod walk;
 pub use walk::{Options, Stats, open, open_path};
 pub mod btree_v1;
@@ -30,3 +30,4 @@ pub mod object_header;
 pub mod parse;
 pub mod superblock;
 pub mod value;
+pub mod data;

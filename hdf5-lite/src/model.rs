@@ -16,6 +16,11 @@ pub struct File {
     /// Offset of the HDF5 signature (non-zero when a user block precedes it).
     /// Every address in this model is already absolute (base address added).
     pub base_address: u64,
+    /// Bytes of a stored address (superblock "size of offsets"); needed to
+    /// decode vlen heap ids and object references in raw data.
+    pub size_of_offsets: u8,
+    /// Bytes of a stored length (superblock "size of lengths").
+    pub size_of_lengths: u8,
     pub root: Group,
 }
 

@@ -3,7 +3,7 @@
 //! every id it could not answer is reported so the walker can fetch those
 //! collections and decode again.
 
-use crate::model::{ByteOrder, Datatype, ReferenceKind, Value};
+use crate::model::{ByteOrder, Datatype, ReferenceKind, StringPadding, Value};
 use crate::parse::Ctx;
 
 /// A global heap object id: (collection address, object index).
@@ -72,9 +72,11 @@ fn ordered(b: &[u8], order: &ByteOrder) -> Vec<u8> {
     v
 }
 
-/// Strip trailing NULs like numpy does for fixed-size byte strings.
-fn text(b: &[u8]) -> Value {
-    let end = b.iter().rposition(|c| *c != 0).map_or(0, |p| p + 1);
+/// Strip padding as HDF5 readers present fixed-size strings: trailing NULs
+/// always (numpy does), trailing spaces for space-padded strings.
+fn text(b: &[u8], padding: &StringPadding) -> Value {
+    let pad = |c: &u8| *c == 0 || (*padding == StringPadding::SpacePad && *c == b' ');
+    let end = b.iter().rposition(|c| !pad(c)).map_or(0, |p| p + 1);
     match std::str::from_utf8(&b[..end]) {
         Ok(s) => Value::Str(s.to_string()),
         Err(_) => Value::Bytes(b[..end].to_vec()),
@@ -145,7 +147,7 @@ impl Decoder<'_> {
                     _ => Value::Bytes(le),
                 }
             }
-            Datatype::String { .. } => text(b),
+            Datatype::String { padding, .. } => text(b, padding),
             Datatype::Opaque { .. } => Value::Bytes(b.to_vec()),
             Datatype::Compound { members, .. } => {
                 let mut out = Vec::with_capacity(members.len());

@@ -2115,6 +2115,8 @@ impl Walker {
             size: self.size,
             superblock_version: self.sb.version,
             base_address: self.ctx.base,
+            size_of_offsets: self.ctx.size_of_offsets,
+            size_of_lengths: self.ctx.size_of_lengths,
             root: group,
         })
     }

@@ -20,7 +20,7 @@ struct Cli {
 enum Command {
     /// Show what hdf5-lite reads from a file: datasets, layouts, chunks.
     Inspect {
-        /// Local path of the file.
+        /// Local path, file://, http(s):// or s3://bucket/key URL of the file.
         file: String,
         /// Print JSON (the only format for now).
         #[arg(long)]
@@ -60,7 +60,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             json: _,
             stats,
         } => {
-            let src: Arc<dyn hdf5_lite::RangeSource> = Arc::new(hdf5_lite::FileSource::new(&file));
+            let src: Arc<dyn hdf5_lite::RangeSource> =
+                hdf5_lite::open_url(&file, &hdf5_lite::SourceOptions::default()).await?;
             let (f, st) = hdf5_lite::open(src, &hdf5_lite::Options::default()).await?;
             println!(
                 "{}",

@@ -1,1 +1,21 @@
 //! Reference sets from hdf5-lite models.
+//!
+//! [`translate::translate`] turns a walked HDF5/NetCDF-4 file into a
+//! kerchunk version-1 reference set (zarr v2 metadata plus
+//! `[url, offset, length]` per chunk) that fsspec/zarr 2/xarray read like
+//! kerchunk 0.2.7's `SingleHdf5ToZarr` output. Differences from kerchunk are
+//! deliberate and listed in this crate's README.
+
+pub mod attrs;
+pub mod codecs;
+pub mod dims;
+pub mod error;
+pub mod json;
+pub mod refs;
+pub mod translate;
+pub mod zarr;
+
+pub use error::Error;
+pub use json::Json;
+pub use refs::{Ref, RefSet};
+pub use translate::{TranslateOptions, Translation, Warning, translate};

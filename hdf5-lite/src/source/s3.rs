@@ -1,0 +1,258 @@
+//! S3 range source: one ranged `GetObject` per range, issued concurrently.
+//!
+//! - Anonymous (unsigned) access when `SourceOptions::anonymous` asks for it
+//!   or, by default, for the public NOAA buckets in [`PUBLIC_BUCKETS`];
+//!   otherwise the standard AWS credential chain.
+//! - Endpoint override from `SourceOptions::endpoint_url` or
+//!   `AWS_ENDPOINT_URL(_S3)`; path-style addressing when an override is in
+//!   effect (moto, MinIO) unless told otherwise. Region: options, then
+//!   `AWS_REGION` / `AWS_DEFAULT_REGION`, then `us-east-1`.
+//! - The SDK retries transient failures (standard mode, `max_attempts`); on
+//!   top of that a body that breaks off or comes back short is re-requested.
+//!   `InvalidRange` (416, a range past the end) yields empty bytes.
+//! - The object size comes from the `Content-Range` of the first response.
+//! - TLS: rustls + aws-lc-rs with the compiled-in webpki roots only.
+
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use aws_sdk_s3::config::{Region, ResponseChecksumValidation};
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use bytes::Bytes;
+
+use super::{BoxFuture, RangeSource, SourceError, SourceOptions, backoff, clip, fetch_all, parse_content_range};
+
+/// Buckets read without credentials unless `SourceOptions::anonymous` says
+/// otherwise.
+pub const PUBLIC_BUCKETS: &[&str] = &["noaa-ofs-pds", "noaa-nos-ofs-pds"];
+
+/// An S3 object read with ranged `GetObject` requests.
+#[derive(Debug, Clone)]
+pub struct S3Source {
+    name: String,
+    bucket: String,
+    key: String,
+    client: aws_sdk_s3::Client,
+    opts: SourceOptions,
+    size: std::sync::Arc<OnceLock<u64>>,
+}
+
+enum Failure {
+    Retry(String),
+    Fatal(String),
+}
+
+impl S3Source {
+    /// A source with its own client built by [`S3Source::client`].
+    pub async fn new(bucket: &str, key: &str, opts: &SourceOptions) -> Result<Self, SourceError> {
+        let client = Self::client(bucket, opts).await?;
+        Ok(Self::with_client(client, bucket, key, opts))
+    }
+
+    /// A source sharing an existing client.
+    pub fn with_client(client: aws_sdk_s3::Client, bucket: &str, key: &str, opts: &SourceOptions) -> Self {
+        S3Source {
+            name: format!("s3://{bucket}/{key}"),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            client,
+            opts: opts.clone(),
+            size: Default::default(),
+        }
+    }
+
+    /// The client `new` uses for `bucket` (whose name decides anonymous
+    /// access when `opts.anonymous` is `None`).
+    pub async fn client(bucket: &str, opts: &SourceOptions) -> Result<aws_sdk_s3::Client, SourceError> {
+        use aws_config::retry::RetryConfig;
+        use aws_config::timeout::TimeoutConfig;
+        use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+
+        let anonymous = opts.anonymous.unwrap_or_else(|| PUBLIC_BUCKETS.contains(&bucket));
+        let region = opts
+            .region
+            .clone()
+            .or_else(|| env_nonempty("AWS_REGION"))
+            .or_else(|| env_nonempty("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let trust = TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(super::webpki_roots_pem().into_bytes());
+        let tls_context = TlsContext::builder()
+            .with_trust_store(trust)
+            .build()
+            .map_err(|e| SourceError(format!("cannot build TLS context: {e}")))?;
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls_context)
+            .build_https();
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(Region::new(region))
+            .http_client(http_client)
+            .retry_config(RetryConfig::standard().with_max_attempts(opts.max_attempts.max(1)))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(opts.connect_timeout)
+                    .operation_attempt_timeout(opts.request_timeout)
+                    .build(),
+            );
+        if anonymous {
+            loader = loader.no_credentials();
+        }
+        if let Some(ep) = &opts.endpoint_url {
+            loader = loader.endpoint_url(ep);
+        }
+        let overridden = opts.endpoint_url.is_some()
+            || env_nonempty("AWS_ENDPOINT_URL").is_some()
+            || env_nonempty("AWS_ENDPOINT_URL_S3").is_some();
+        let shared = loader.load().await;
+        let conf = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(opts.force_path_style.unwrap_or(overridden))
+            // Ranged reads cannot be checked against whole-object checksums.
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .build();
+        Ok(aws_sdk_s3::Client::from_conf(conf))
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    async fn fetch(&self, range: Range<u64>) -> Result<Bytes, SourceError> {
+        let range = match self.size.get() {
+            Some(&n) => clip(&range, n),
+            None => range,
+        };
+        if range.start >= range.end {
+            return Ok(Bytes::new());
+        }
+        let mut attempt = 1;
+        loop {
+            match self.attempt(&range).await {
+                Ok(b) => return Ok(b),
+                Err(Failure::Fatal(e)) => return Err(SourceError(e)),
+                Err(Failure::Retry(e)) => {
+                    if attempt >= self.opts.max_attempts {
+                        return Err(SourceError(format!("{e} (gave up after {attempt} attempts)")));
+                    }
+                    let delay = backoff(&self.opts, attempt);
+                    tracing::debug!(object = %self.name, attempt, ?delay, error = %e, "retrying ranged GetObject");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, r: &Range<u64>) -> Result<Bytes, Failure> {
+        let what = format!("GetObject {} bytes={}-{}", self.name, r.start, r.end - 1);
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .range(format!("bytes={}-{}", r.start, r.end - 1))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(err) => {
+                let status = err.raw_response().map(|resp| resp.status().as_u16());
+                if status == Some(416) {
+                    // Past the end; the error body does not carry the size.
+                    return Ok(Bytes::new());
+                }
+                let status = status.map(|s| format!("HTTP {s}: ")).unwrap_or_default();
+                let msg = format!("{what}: {status}{}", DisplayErrorContext(&err));
+                // The SDK has already retried what it considers transient.
+                return Err(match err {
+                    SdkError::ResponseError(_) => Failure::Retry(msg),
+                    _ => Failure::Fatal(msg),
+                });
+            }
+        };
+        let cr = out.content_range().and_then(parse_content_range);
+        if let Some(total) = cr.and_then(|c| c.total) {
+            let _ = self.size.set(total);
+        }
+        let declared = out.content_length().and_then(|n| u64::try_from(n).ok());
+        let body = match out.body.collect().await {
+            Ok(b) => b.into_bytes(),
+            Err(e) => return Err(Failure::Retry(format!("{what}: body: {}", DisplayErrorContext(&e)))),
+        };
+        let len = body.len() as u64;
+        match cr.and_then(|c| c.range) {
+            Some((first, last)) => {
+                if first != r.start {
+                    return Err(Failure::Fatal(format!("{what}: returned bytes {first}-{last} instead")));
+                }
+                let want = r.end.min(last + 1) - r.start;
+                if len < want {
+                    return Err(Failure::Retry(format!("{what}: short body, {len} of {want} bytes")));
+                }
+                Ok(body.slice(..want as usize))
+            }
+            None => {
+                // No Content-Range: the whole object (as S3 answers ranges
+                // it ignores).
+                if declared.is_some_and(|n| len < n) {
+                    return Err(Failure::Retry(format!(
+                        "{what}: short body, {len} of {} bytes",
+                        declared.unwrap_or_default()
+                    )));
+                }
+                let _ = self.size.set(len);
+                let c = clip(r, len);
+                Ok(body.slice(c.start as usize..c.end as usize))
+            }
+        }
+    }
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl RangeSource for S3Source {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn get_ranges<'a>(
+        &'a self,
+        ranges: &'a [Range<u64>],
+    ) -> BoxFuture<'a, Result<Vec<Bytes>, SourceError>> {
+        Box::pin(fetch_all(ranges, self.opts.concurrency, move |r| self.fetch(r)))
+    }
+
+    fn size(&self) -> BoxFuture<'_, Result<u64, SourceError>> {
+        Box::pin(async move {
+            if let Some(&n) = self.size.get() {
+                return Ok(n);
+            }
+            self.fetch(0..1).await?;
+            if let Some(&n) = self.size.get() {
+                return Ok(n);
+            }
+            // An empty object answers every range with 416: ask for its length.
+            let head = self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .send()
+                .await
+                .map_err(|e| SourceError(format!("HeadObject {}: {}", self.name, DisplayErrorContext(&e))))?;
+            let n = head
+                .content_length()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| SourceError(format!("{}: S3 did not report the object size", self.name)))?;
+            let _ = self.size.set(n);
+            Ok(n)
+        })
+    }
+}

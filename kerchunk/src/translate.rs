@@ -1,0 +1,771 @@
+//! hdf5-lite model to reference set: the equivalent of kerchunk 0.2.7's
+//! `SingleHdf5ToZarr(h5f, url, inline_threshold=500, vlen_encode="embed")
+//! .translate()`, with the deliberate differences listed in the README.
+//!
+//! Every dataset either becomes a complete zarr array (`.zarray`,
+//! `.zattrs`, chunk references) or a [`Warning`] saying why not; no partial
+//! arrays are emitted. The only datasets skipped without a warning are the
+//! ones kerchunk skips by design: dimension scales with no stored data
+//! (netCDF's "dimension without a variable").
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use hdf5_lite::{Dataset, Datatype, File, Group, Layout, OtherLink, RangeSource, Value};
+
+use crate::attrs::{attrs_to_json, fill_value_attr, str_attr};
+use crate::codecs;
+use crate::dims::{AddressBook, array_dimensions, is_scale};
+use crate::error::Error;
+use crate::json::{Json, object};
+use crate::refs::{Ref, RefSet};
+use crate::zarr::{self, ArrayMeta, Kind, ZDtype, chunk_key};
+
+/// Knobs of one translation.
+#[derive(Debug, Clone)]
+pub struct TranslateOptions {
+    /// URL written into every `[url, offset, length]` reference.
+    pub url: String,
+    /// Chunks (and contiguous data) stored in fewer bytes than this are
+    /// inlined. 0 disables inlining. kerchunk's default is 500.
+    pub inline_threshold: u64,
+    /// Split large uncompressed contiguous datasets into pieces of at most
+    /// about this many bytes along the first axis (kerchunk issue #124), so
+    /// readers can fetch parts. The piece row count divides the first
+    /// dimension exactly (zarr needs full-size uncompressed chunks). Off by
+    /// default, which matches kerchunk.
+    pub split_contiguous: Option<u64>,
+    /// Largest chunk that may be fetched and re-encoded because its filter
+    /// mask skipped filters (see [`crate::codecs`]); larger ones make the
+    /// dataset unrepresentable.
+    pub max_reencode_bytes: u64,
+}
+
+impl TranslateOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        TranslateOptions {
+            url: url.into(),
+            ..Default::default()
+        }
+    }
+}
+
+impl Default for TranslateOptions {
+    fn default() -> Self {
+        TranslateOptions {
+            url: String::new(),
+            inline_threshold: 500,
+            split_contiguous: None,
+            max_reencode_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// An object that was not (fully) translated, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Translation {
+    pub refs: RefSet,
+    pub warnings: Vec<Warning>,
+}
+
+/// The `numcodecs.JSON()` configuration kerchunk uses for embedded values.
+pub fn json_codec() -> Json {
+    object([
+        ("id", Json::from("json2")),
+        ("encoding", Json::from("utf-8")),
+        ("skipkeys", Json::Bool(false)),
+        ("ensure_ascii", Json::Bool(true)),
+        ("check_circular", Json::Bool(true)),
+        ("allow_nan", Json::Bool(true)),
+        ("indent", Json::Null),
+        (
+            "separators",
+            Json::Array(vec![Json::from(","), Json::from(":")]),
+        ),
+        ("sort_keys", Json::Bool(true)),
+        ("strict", Json::Bool(true)),
+    ])
+}
+
+/// Translate a walked file. `source` is only used to fetch the bytes of
+/// inlined chunks (all in one `get_ranges` call) and, for vlen strings, the
+/// values to embed.
+pub async fn translate(
+    file: &File,
+    source: &dyn RangeSource,
+    opts: &TranslateOptions,
+) -> Result<Translation, Error> {
+    let book = AddressBook::from_root(&file.root);
+    let mut st = State::default();
+    let mut embeds: Vec<(&Dataset, EmbedPlan)> = Vec::new();
+    visit_group(&file.root, &book, opts, &mut st, &mut embeds);
+
+    // vlen strings: read the values and embed them
+    for (ds, plan) in embeds {
+        match read_values(source, file, ds).await {
+            Ok(values) => match embed(&plan, &values) {
+                Ok(chunks) => {
+                    st.refs
+                        .insert_json(format!("{}/.zarray", plan.prefix), &plan.meta);
+                    st.refs
+                        .insert_json(format!("{}/.zattrs", plan.prefix), &plan.attrs);
+                    for (k, text) in chunks {
+                        st.refs.insert(k, Ref::inline(text.as_bytes()));
+                    }
+                }
+                Err(reason) => st.warn(&ds.path, reason),
+            },
+            Err(reason) => st.warn(&ds.path, reason),
+        }
+    }
+
+    // inline and re-encoded chunks: one fetch for all of them
+    if !st.fetches.is_empty() {
+        let ranges: Vec<Range<u64>> = st
+            .fetches
+            .iter()
+            .map(|f| f.offset..f.offset.saturating_add(f.length))
+            .collect();
+        let got = source
+            .get_ranges(&ranges)
+            .await
+            .map_err(|error| Error::Source {
+                file: source.name().to_string(),
+                error,
+            })?;
+        let fetches = std::mem::take(&mut st.fetches);
+        let mut failed: BTreeMap<String, String> = BTreeMap::new();
+        for (f, bytes) in fetches.into_iter().zip(
+            got.into_iter()
+                .chain(std::iter::repeat_with(Default::default)),
+        ) {
+            if bytes.len() as u64 != f.length {
+                return Err(Error::ShortRead {
+                    file: source.name().to_string(),
+                    key: f.key,
+                    offset: f.offset,
+                    wanted: f.length,
+                    got: bytes.len() as u64,
+                });
+            }
+            match &f.reencode {
+                None => st.refs.insert(f.key, Ref::inline(&bytes)),
+                Some(r) => match codecs::reencode(&r.filters, r.mask, &bytes, r.elem_size) {
+                    Ok(data) => st.refs.insert(f.key, Ref::inline(&data)),
+                    Err(e) => {
+                        failed.entry(f.dataset.clone()).or_insert_with(|| {
+                            format!("chunk {} with skipped filters: {e}", f.key)
+                        });
+                    }
+                },
+            }
+        }
+        for (path, reason) in failed {
+            let prefix = format!("{}/", path.trim_start_matches('/'));
+            st.refs.refs.retain(|k, _| !k.starts_with(&prefix));
+            st.warn(&path, reason);
+        }
+    }
+    Ok(Translation {
+        refs: st.refs,
+        warnings: st.warnings,
+    })
+}
+
+/// The single place where values are read for embedding.
+async fn read_values(
+    source: &dyn RangeSource,
+    file: &File,
+    ds: &Dataset,
+) -> Result<Vec<Value>, String> {
+    hdf5_lite::data::read_values(source, file, ds)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[derive(Default)]
+struct State {
+    refs: RefSet,
+    warnings: Vec<Warning>,
+    fetches: Vec<Fetch>,
+}
+
+impl State {
+    fn warn(&mut self, path: &str, reason: impl Into<String>) {
+        self.warnings.push(Warning {
+            path: path.to_string(),
+            reason: reason.into(),
+        });
+    }
+}
+
+struct Fetch {
+    dataset: String,
+    key: String,
+    offset: u64,
+    length: u64,
+    reencode: Option<Reencode>,
+}
+
+struct Reencode {
+    filters: Vec<hdf5_lite::Filter>,
+    mask: u32,
+    elem_size: u32,
+}
+
+struct EmbedPlan {
+    prefix: String,
+    shape: Vec<u64>,
+    chunks: Vec<u64>,
+    meta: Json,
+    attrs: Json,
+}
+
+fn prefix_of(path: &str) -> String {
+    path.trim_start_matches('/').to_string()
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+fn link_path(group: &str, name: &str) -> String {
+    format!("{}/{name}", group.trim_end_matches('/'))
+}
+
+fn visit_group<'a>(
+    g: &'a Group,
+    book: &AddressBook,
+    opts: &TranslateOptions,
+    st: &mut State,
+    embeds: &mut Vec<(&'a Dataset, EmbedPlan)>,
+) {
+    let prefix = prefix_of(&g.path);
+    st.refs
+        .insert_json(join(&prefix, ".zgroup"), &zarr::zgroup());
+    let attrs = attrs_to_json(&g.attributes);
+    // zarr writes `.zattrs` only once an attribute is set
+    if !attrs.is_empty() {
+        st.refs
+            .insert_json(join(&prefix, ".zattrs"), &Json::Object(attrs));
+    }
+    for ds in &g.datasets {
+        match plan_dataset(ds, book, opts) {
+            Ok(Planned::Array(p)) => {
+                st.refs
+                    .insert_json(format!("{}/.zarray", p.prefix), &p.meta.to_json());
+                st.refs
+                    .insert_json(format!("{}/.zattrs", p.prefix), &p.attrs);
+                for (k, r) in p.refs {
+                    st.refs.insert(k, r);
+                }
+                st.fetches.extend(p.fetches);
+            }
+            Ok(Planned::Embed(e)) => embeds.push((ds, e)),
+            Ok(Planned::Skip) => {}
+            Err(reason) => st.warn(&ds.path, reason),
+        }
+    }
+    for link in &g.other_links {
+        match link {
+            OtherLink::Soft { name, target, .. } => st.warn(
+                &link_path(&g.path, name),
+                format!("soft link to {target} not translated (kerchunk's default)"),
+            ),
+            OtherLink::External { name, file, object } => st.warn(
+                &link_path(&g.path, name),
+                format!("external link to {file}:{object} not followed"),
+            ),
+            // the object is translated under its first path, as h5py's
+            // visititems does
+            OtherLink::Hard { .. } => {}
+        }
+    }
+    for c in &g.groups {
+        visit_group(c, book, opts, st, embeds);
+    }
+}
+
+struct ArrayPlan {
+    prefix: String,
+    meta: ArrayMeta,
+    attrs: Json,
+    refs: Vec<(String, Ref)>,
+    fetches: Vec<Fetch>,
+}
+
+enum Planned {
+    Array(ArrayPlan),
+    Embed(EmbedPlan),
+    Skip,
+}
+
+fn contains_vlen_string(dt: &Datatype) -> bool {
+    match dt {
+        Datatype::VlenString { .. } => true,
+        Datatype::Compound { members, .. } => {
+            members.iter().any(|m| contains_vlen_string(&m.datatype))
+        }
+        _ => false,
+    }
+}
+
+fn has_storage(layout: &Layout) -> bool {
+    match layout {
+        Layout::Compact { .. } => true,
+        Layout::Contiguous { address, .. } => address.is_some(),
+        Layout::Chunked { chunks, .. } => !chunks.is_empty(),
+        Layout::Virtual | Layout::External { .. } => false,
+    }
+}
+
+/// zarr chunk shape for an unchunked array: the shape, with zero-length
+/// dimensions given a chunk of 1 (zarr cannot divide by a zero chunk).
+fn whole_chunks(shape: &[u64]) -> Vec<u64> {
+    shape.iter().map(|d| (*d).max(1)).collect()
+}
+
+fn plan_dataset(
+    ds: &Dataset,
+    book: &AddressBook,
+    opts: &TranslateOptions,
+) -> Result<Planned, String> {
+    if let Some(e) = &ds.error {
+        return Err(format!("storage could not be indexed: {e}"));
+    }
+    match &ds.layout {
+        Layout::Virtual => return Err("virtual dataset (VDS): data lives in other datasets".into()),
+        Layout::External { files } => {
+            return Err(format!(
+                "raw data stored in {} external file(s), not in this file",
+                files.len()
+            ));
+        }
+        _ => {}
+    }
+    let prefix = prefix_of(&ds.path);
+    let shape = ds.dataspace.shape();
+    let rank = shape.len();
+    let dims = array_dimensions(ds, rank, book)?;
+    let mut attrs = attrs_to_json(&ds.attributes);
+    attrs.insert(
+        "_ARRAY_DIMENSIONS".into(),
+        Json::Array(dims.into_iter().map(Json::Str).collect()),
+    );
+    let attrs = Json::Object(attrs);
+    let compact = matches!(ds.layout, Layout::Compact { .. });
+    if !compact && is_scale(ds) && !has_storage(&ds.layout) {
+        return Ok(Planned::Skip);
+    }
+
+    if contains_vlen_string(&ds.datatype) {
+        let chunks = match &ds.layout {
+            Layout::Chunked { chunk_shape, .. } if chunk_shape.len() == rank => chunk_shape.clone(),
+            _ => whole_chunks(&shape),
+        };
+        let meta = object([
+            (
+                "chunks",
+                Json::Array(chunks.iter().map(|c| Json::UInt(*c)).collect()),
+            ),
+            ("compressor", Json::Null),
+            ("dtype", Json::from("|O")),
+            ("fill_value", Json::Null),
+            ("filters", Json::Array(vec![json_codec()])),
+            ("order", Json::from("C")),
+            (
+                "shape",
+                Json::Array(shape.iter().map(|c| Json::UInt(*c)).collect()),
+            ),
+            ("zarr_format", Json::UInt(2)),
+        ]);
+        return Ok(Planned::Embed(EmbedPlan {
+            prefix,
+            shape,
+            chunks,
+            meta,
+            attrs,
+        }));
+    }
+
+    let zd = zarr::zarr_dtype(&ds.datatype)?;
+    let elem = u64::from(zd.size);
+    let nbytes = ds.dataspace.num_elements().saturating_mul(elem);
+    let mut refs = Vec::new();
+    let mut fetches = Vec::new();
+    let place = |key: String,
+                 offset: u64,
+                 length: u64,
+                 refs: &mut Vec<(String, Ref)>,
+                 fetches: &mut Vec<Fetch>| {
+        if opts.inline_threshold > 0 && length < opts.inline_threshold {
+            fetches.push(Fetch {
+                dataset: ds.path.clone(),
+                key,
+                offset,
+                length,
+                reencode: None,
+            });
+        } else {
+            refs.push((
+                key,
+                Ref::Range {
+                    url: opts.url.clone(),
+                    offset,
+                    length,
+                },
+            ));
+        }
+    };
+
+    let (chunks, filters, complete) = match &ds.layout {
+        Layout::Compact { data, .. } => {
+            let Some(bytes) = data.get(..nbytes as usize) else {
+                return Err(format!(
+                    "compact data holds {} bytes, the dataspace needs {nbytes}",
+                    data.len()
+                ));
+            };
+            refs.push((chunk_key(&prefix, &vec![0; rank]), Ref::inline(bytes)));
+            (whole_chunks(&shape), vec![], true)
+        }
+        Layout::Contiguous { address, size } => {
+            let mut chunks = whole_chunks(&shape);
+            if let Some(addr) = address
+                && nbytes > 0
+            {
+                let split = opts
+                    .split_contiguous
+                    .filter(|_| ds.filters.is_empty() && rank >= 1 && *size == nbytes)
+                    .and_then(|target| split_rows(&shape, elem, target));
+                match split {
+                    Some(rows) => {
+                        let row_bytes = nbytes / shape[0];
+                        chunks[0] = rows;
+                        for i in 0..shape[0] / rows {
+                            let mut idx = vec![0; rank];
+                            idx[0] = i;
+                            place(
+                                chunk_key(&prefix, &idx),
+                                addr + i * rows * row_bytes,
+                                rows * row_bytes,
+                                &mut refs,
+                                &mut fetches,
+                            );
+                        }
+                    }
+                    None => place(
+                        chunk_key(&prefix, &vec![0; rank]),
+                        *addr,
+                        *size,
+                        &mut refs,
+                        &mut fetches,
+                    ),
+                }
+            }
+            (chunks, vec![], address.is_some() || nbytes == 0)
+        }
+        Layout::Chunked {
+            chunk_shape,
+            chunks: stored,
+            ..
+        } => {
+            if chunk_shape.len() != rank || chunk_shape.contains(&0) {
+                return Err(format!(
+                    "chunk shape {chunk_shape:?} does not fit dataspace {shape:?}"
+                ));
+            }
+            let codecs_json = codecs::pipeline(&ds.filters, zd.size).map_err(|e| e.to_string())?;
+            let all_filters = if ds.filters.len() >= 32 {
+                u32::MAX
+            } else {
+                (1u32 << ds.filters.len()) - 1
+            };
+            let mut in_grid = 0u64;
+            for c in stored {
+                let mut idx = Vec::with_capacity(rank);
+                let mut inside = c.offset.len() == rank;
+                for (d, off) in c.offset.iter().enumerate().take(rank) {
+                    if off % chunk_shape[d] != 0 {
+                        return Err(format!(
+                            "chunk offset {:?} is not a multiple of the chunk shape {chunk_shape:?}",
+                            c.offset
+                        ));
+                    }
+                    inside &= *off < shape[d];
+                    idx.push(off / chunk_shape[d]);
+                }
+                if !inside {
+                    // left over from a shrunken extent: zarr never reads it
+                    continue;
+                }
+                in_grid += 1;
+                let key = chunk_key(&prefix, &idx);
+                let mask = c.filter_mask & all_filters;
+                if mask != 0 {
+                    let skipped = codecs::skipped_names(&ds.filters, mask).join(", ");
+                    if !codecs::can_reencode(&ds.filters) {
+                        return Err(format!(
+                            "chunk {key} was stored without {skipped}; zarr has one codec list per array and this pipeline cannot be re-encoded"
+                        ));
+                    }
+                    if c.size > opts.max_reencode_bytes {
+                        return Err(format!(
+                            "chunk {key} was stored without {skipped} and is larger ({} bytes) than max_reencode_bytes",
+                            c.size
+                        ));
+                    }
+                    fetches.push(Fetch {
+                        dataset: ds.path.clone(),
+                        key,
+                        offset: c.address,
+                        length: c.size,
+                        reencode: Some(Reencode {
+                            filters: ds.filters.clone(),
+                            mask,
+                            elem_size: zd.size,
+                        }),
+                    });
+                } else {
+                    place(key, c.address, c.size, &mut refs, &mut fetches);
+                }
+            }
+            let grid: u64 = shape
+                .iter()
+                .zip(chunk_shape)
+                .map(|(s, c)| s.div_ceil(*c))
+                .product();
+            (chunk_shape.clone(), codecs_json, in_grid >= grid)
+        }
+        Layout::Virtual | Layout::External { .. } => {
+            return Err("virtual/external layout".into());
+        }
+    };
+    let fill_value = if compact {
+        Json::Null
+    } else {
+        fill_value(ds, &zd, complete)
+    };
+    Ok(Planned::Array(ArrayPlan {
+        prefix,
+        meta: ArrayMeta {
+            shape,
+            chunks,
+            dtype: zd.json.clone(),
+            fill_value,
+            filters,
+        },
+        attrs,
+        refs,
+        fetches,
+    }))
+}
+
+/// Rows per piece for `split_contiguous`: the largest divisor of the first
+/// dimension whose piece fits in `target` bytes (at least one row); `None`
+/// when no split is needed.
+pub fn split_rows(shape: &[u64], elem: u64, target: u64) -> Option<u64> {
+    let n = *shape.first()?;
+    let row_bytes = shape[1..].iter().product::<u64>().saturating_mul(elem);
+    if n <= 1 || row_bytes == 0 || n.saturating_mul(row_bytes) <= target {
+        return None;
+    }
+    let limit = (target / row_bytes).max(1);
+    let mut best = 1;
+    let mut d = 1;
+    while d * d <= n {
+        if n % d == 0 {
+            for cand in [d, n / d] {
+                if cand <= limit && cand > best {
+                    best = cand;
+                }
+            }
+        }
+        d += 1;
+    }
+    (best < n).then_some(best)
+}
+
+/// True for what kerchunk treats as a netCDF variable (any attribute name
+/// containing `_Netcdf4`) or a CF time (`units` containing `since`).
+pub fn is_netcdf_variable(ds: &Dataset) -> bool {
+    ds.attributes.iter().any(|a| a.name.contains("_Netcdf4"))
+        || str_attr(&ds.attributes, "units").is_some_and(|u| u.contains("since"))
+}
+
+/// The HDF5 fill value of a dataset as zarr JSON: the defined value, else
+/// zeros (what HDF5 returns for unwritten elements).
+fn hdf5_fill(ds: &Dataset, zd: &ZDtype) -> Json {
+    ds.fill_value
+        .value
+        .as_deref()
+        .and_then(|b| zarr::fill_from_bytes(zd, b))
+        .unwrap_or_else(|| zarr::zero_fill(zd))
+}
+
+/// zarr `fill_value` of a non-compact, non-embedded dataset.
+///
+/// xarray's zarr backend turns a zarr v2 `fill_value` into `_FillValue` and
+/// masks with it, and zarr 2 leaves *uninitialised memory* where a chunk is
+/// absent and `fill_value` is `null`. So:
+///
+/// | dataset                                   | kerchunk 0.2.7      | ours                         |
+/// |-------------------------------------------|---------------------|------------------------------|
+/// | has a `_FillValue` attribute              | that value          | same                         |
+/// | fixed-length string (`S`)                 | fill bytes or `" "` | same                         |
+/// | netCDF var / CF time, every chunk stored  | `null`              | same (no masking, ints stay ints) |
+/// | netCDF var / CF time, some chunk absent   | `null` (garbage)    | HDF5 fill value (netCDF-C stores the netCDF default fill there), so absent chunks read as netCDF returns them |
+/// | other numeric                             | HDF5 fill or 0      | same                         |
+/// | compound / opaque                         | dropped / `null`    | base64 of the HDF5 fill (or zeros) |
+pub fn fill_value(ds: &Dataset, zd: &ZDtype, complete: bool) -> Json {
+    if let Some(v) = fill_value_attr(&ds.attributes)
+        && let Some(j) = encode_attr_fill(v, zd)
+    {
+        return j;
+    }
+    match zd.kind {
+        Kind::Bytes => {
+            let mut b = ds.fill_value.value.clone().unwrap_or_default();
+            b.truncate(zd.size as usize);
+            while b.last() == Some(&0) {
+                b.pop();
+            }
+            if b.is_empty() {
+                b = b" ".to_vec();
+            }
+            use base64::Engine as _;
+            Json::Str(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        Kind::Void => hdf5_fill(ds, zd),
+        _ if is_netcdf_variable(ds) && complete => Json::Null,
+        _ => hdf5_fill(ds, zd),
+    }
+}
+
+/// zarr's `encode_fill_value(attr, dataset_dtype)`.
+fn encode_attr_fill(v: &Value, zd: &ZDtype) -> Option<Json> {
+    use base64::Engine as _;
+    let num = match v {
+        Value::Int(i) => Some(*i as f64),
+        Value::UInt(u) => Some(*u as f64),
+        Value::Float(f) => Some(*f),
+        Value::Enum { value, .. } => Some(*value as f64),
+        _ => None,
+    };
+    Some(match zd.kind {
+        Kind::Float => zarr::fill_float(num?),
+        Kind::Int | Kind::UInt => match v {
+            Value::Int(i) => Json::Int(*i),
+            Value::UInt(u) => Json::UInt(*u),
+            Value::Enum { value, .. } => Json::Int(*value),
+            Value::Float(f) if f.is_finite() => {
+                let t = f.trunc();
+                if t < 0.0 {
+                    Json::Int(t as i64)
+                } else {
+                    Json::UInt(t as u64)
+                }
+            }
+            _ => return None,
+        },
+        Kind::Bool => Json::Bool(num? != 0.0),
+        Kind::Bytes | Kind::Void => match v {
+            Value::Str(s) => Json::Str(base64::engine::general_purpose::STANDARD.encode(s)),
+            Value::Bytes(b) => Json::Str(base64::engine::general_purpose::STANDARD.encode(b)),
+            _ => return None,
+        },
+    })
+}
+
+/// One element as kerchunk embeds it (h5py value with bytes decoded).
+fn embed_value(v: &Value) -> Json {
+    match v {
+        Value::Str(s) => Json::Str(s.clone()),
+        Value::Null => Json::Str(String::new()),
+        Value::Int(i) => Json::Int(*i),
+        Value::UInt(u) => Json::UInt(*u),
+        Value::Float(f) => Json::Float(*f),
+        Value::Enum { value, .. } => Json::Int(*value),
+        Value::Compound(members) => {
+            Json::Array(members.iter().map(|(_, m)| embed_value(m)).collect())
+        }
+        Value::Array(items) | Value::Vlen(items) => {
+            Json::Array(items.iter().map(embed_value).collect())
+        }
+        Value::Bytes(b) => Json::Str(String::from_utf8_lossy(b).into_owned()),
+        Value::ObjectRef(_) | Value::OtherRef(_) => Json::Null,
+    }
+}
+
+/// numcodecs `JSON` chunks (`[v0, v1, ..., "|O", [chunk shape]]`) for every
+/// chunk of the grid; positions past the array edge are `null`, as zarr
+/// leaves them for object arrays without a fill value.
+fn embed(plan: &EmbedPlan, values: &[Value]) -> Result<Vec<(String, String)>, String> {
+    let total: u64 = plan.shape.iter().product();
+    if values.len() as u64 != total {
+        return Err(format!(
+            "read {} values, the dataspace has {total}",
+            values.len()
+        ));
+    }
+    let rank = plan.shape.len();
+    let grid: Vec<u64> = plan
+        .shape
+        .iter()
+        .zip(&plan.chunks)
+        .map(|(s, c)| s.div_ceil(*c))
+        .collect();
+    let mut out = Vec::new();
+    let nchunks: u64 = grid.iter().product();
+    let per_chunk: u64 = plan.chunks.iter().product();
+    for flat in 0..nchunks {
+        // chunk index in C order
+        let mut idx = vec![0u64; rank];
+        let mut rem = flat;
+        for d in (0..rank).rev() {
+            idx[d] = rem % grid[d];
+            rem /= grid[d];
+        }
+        let mut items = Vec::with_capacity(per_chunk as usize + 2);
+        for within in 0..per_chunk {
+            let mut pos = vec![0u64; rank];
+            let mut r = within;
+            for d in (0..rank).rev() {
+                pos[d] = idx[d] * plan.chunks[d] + r % plan.chunks[d];
+                r /= plan.chunks[d];
+            }
+            if pos.iter().zip(&plan.shape).any(|(p, s)| p >= s) {
+                items.push(Json::Null);
+                continue;
+            }
+            let lin = pos
+                .iter()
+                .zip(&plan.shape)
+                .fold(0u64, |acc, (p, s)| acc * s + p);
+            let v = values.get(lin as usize).ok_or("value index out of range")?;
+            items.push(embed_value(v));
+        }
+        items.push(Json::from("|O"));
+        items.push(Json::Array(
+            plan.chunks.iter().map(|c| Json::UInt(*c)).collect(),
+        ));
+        out.push((
+            chunk_key(&plan.prefix, &idx),
+            Json::Array(items).to_compact(),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
