@@ -28,6 +28,9 @@ pub fn decode(
     heap: &dyn Fn(GlobalId) -> Option<bytes::Bytes>,
 ) -> Result<Decoded, String> {
     let size = dt.size() as u64;
+    if size == 0 {
+        return Err("datatype of size 0".into());
+    }
     if count > MAX_ELEMENTS {
         return Err(format!("{count} elements is more than the decoder allows"));
     }
@@ -181,8 +184,11 @@ impl Decoder<'_> {
                 Value::Enum { name, value }
             }
             Datatype::Array { dims, base, .. } => {
-                let n: u64 = dims.iter().map(|d| *d as u64).product();
+                let n: u64 = dims.iter().fold(1u64, |a, d| a.saturating_mul(*d as u64));
                 let es = base.size() as usize;
+                if es == 0 || n.saturating_mul(es as u64) > b.len() as u64 {
+                    return Err(format!("array of {n} elements of {es} bytes does not fit {} bytes", b.len()));
+                }
                 let mut out = Vec::with_capacity(n as usize);
                 for k in 0..n as usize {
                     let field = b

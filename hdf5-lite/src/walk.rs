@@ -69,7 +69,7 @@ impl Default for Options {
             max_request: 8 * 1024 * 1024,
             max_metadata_bytes: 256 * 1024 * 1024,
             max_objects: 1_000_000,
-            max_chunks_per_dataset: 50_000_000,
+            max_chunks_per_dataset: 4_000_000,
             max_waves: 10_000,
         }
     }
@@ -953,7 +953,7 @@ impl Walker {
                 }
                 for (row, a) in &ib.indirect {
                     let rows = h.child_indirect_rows(*row);
-                    if rows == 0 || rows >= nrows.max(1) && job.addr != h.root.unwrap_or(0) {
+                    if rows == 0 || rows >= nrows {
                         return Err(self.format_err(
                             "fractal heap indirect block",
                             job.addr,
