@@ -21,16 +21,32 @@ pub const MAX_RAW_BYTES: u64 = 512 * 1024 * 1024;
 fn err(file: &File, ds: &Dataset, reason: impl Into<String>) -> Error {
     Error::Format {
         file: file.source.clone(),
-        error: FormatError::new("dataset data", ds.address, format!("{}: {}", ds.path, reason.into())),
+        error: FormatError::new(
+            "dataset data",
+            ds.address,
+            format!("{}: {}", ds.path, reason.into()),
+        ),
     }
 }
 
-async fn fetch(src: &dyn RangeSource, file: &File, ranges: &[std::ops::Range<u64>]) -> Result<Vec<Bytes>, Error> {
-    src.get_ranges(ranges).await.map_err(|error| Error::Source { file: file.source.clone(), error })
+async fn fetch(
+    src: &dyn RangeSource,
+    file: &File,
+    ranges: &[std::ops::Range<u64>],
+) -> Result<Vec<Bytes>, Error> {
+    src.get_ranges(ranges).await.map_err(|error| Error::Source {
+        file: file.source.clone(),
+        error,
+    })
 }
 
 /// Undo a chunk's filters (those not skipped by `filter_mask`), in reverse.
-pub fn unfilter(mut data: Vec<u8>, filters: &[Filter], filter_mask: u32, element_size: usize) -> Result<Vec<u8>, String> {
+pub fn unfilter(
+    mut data: Vec<u8>,
+    filters: &[Filter],
+    filter_mask: u32,
+    element_size: usize,
+) -> Result<Vec<u8>, String> {
     for (k, f) in filters.iter().enumerate().rev() {
         if filter_mask & (1 << k) != 0 {
             continue;
@@ -46,7 +62,12 @@ pub fn unfilter(mut data: Vec<u8>, filters: &[Filter], filter_mask: u32, element
                 out
             }
             FILTER_SHUFFLE => {
-                let es = f.client_data.first().map(|v| *v as usize).unwrap_or(element_size).max(1);
+                let es = f
+                    .client_data
+                    .first()
+                    .map(|v| *v as usize)
+                    .unwrap_or(element_size)
+                    .max(1);
                 unshuffle(&data, es)
             }
             FILTER_FLETCHER32 => {
@@ -56,7 +77,12 @@ pub fn unfilter(mut data: Vec<u8>, filters: &[Filter], filter_mask: u32, element
                 data.truncate(data.len() - 4);
                 data
             }
-            id => return Err(format!("filter {id} ({}) is not supported", f.name.clone().unwrap_or_default())),
+            id => {
+                return Err(format!(
+                    "filter {id} ({}) is not supported",
+                    f.name.clone().unwrap_or_default()
+                ));
+            }
         };
     }
     Ok(data)
@@ -78,7 +104,10 @@ pub async fn read_raw(src: &dyn RangeSource, file: &File, ds: &Dataset) -> Resul
     let es = ds.datatype.size() as usize;
     let shape = ds.dataspace.shape();
     let n = ds.dataspace.num_elements();
-    let total = n.checked_mul(es as u64).filter(|t| *t <= MAX_RAW_BYTES).ok_or_else(|| err(file, ds, "too large to read"))?;
+    let total = n
+        .checked_mul(es as u64)
+        .filter(|t| *t <= MAX_RAW_BYTES)
+        .ok_or_else(|| err(file, ds, "too large to read"))?;
     let fill: Vec<u8> = match &ds.fill_value.value {
         Some(v) if v.len() == es => v.clone(),
         _ => vec![0; es],
@@ -89,7 +118,9 @@ pub async fn read_raw(src: &dyn RangeSource, file: &File, ds: &Dataset) -> Resul
             let m = data.len().min(out.len());
             out[..m].copy_from_slice(&data[..m]);
         }
-        Layout::Contiguous { address: Some(a), .. } => {
+        Layout::Contiguous {
+            address: Some(a), ..
+        } => {
             let got = fetch(src, file, &[*a..*a + total]).await?;
             let b = got.into_iter().next().unwrap_or_default();
             if (b.len() as u64) < total {
@@ -98,30 +129,59 @@ pub async fn read_raw(src: &dyn RangeSource, file: &File, ds: &Dataset) -> Resul
             out.copy_from_slice(&b[..total as usize]);
         }
         Layout::Contiguous { address: None, .. } => {}
-        Layout::Chunked { chunk_shape, chunks, .. } => {
-            let ranges: Vec<_> = chunks.iter().map(|c| c.address..c.address + c.size).collect();
+        Layout::Chunked {
+            chunk_shape,
+            chunks,
+            ..
+        } => {
+            let ranges: Vec<_> = chunks
+                .iter()
+                .map(|c| c.address..c.address + c.size)
+                .collect();
             let got = fetch(src, file, &ranges).await?;
             let chunk_elems: u64 = chunk_shape.iter().product();
             for (c, b) in chunks.iter().zip(got) {
                 if (b.len() as u64) < c.size {
-                    return Err(err(file, ds, format!("chunk at {:#x} truncated", c.address)));
+                    return Err(err(
+                        file,
+                        ds,
+                        format!("chunk at {:#x} truncated", c.address),
+                    ));
                 }
-                let raw = unfilter(b.to_vec(), &ds.filters, c.filter_mask, es).map_err(|e| err(file, ds, e))?;
+                let raw = unfilter(b.to_vec(), &ds.filters, c.filter_mask, es)
+                    .map_err(|e| err(file, ds, e))?;
                 if (raw.len() as u64) < chunk_elems * es as u64 {
-                    return Err(err(file, ds, format!("chunk at {:#x} decodes to {} bytes", c.address, raw.len())));
+                    return Err(err(
+                        file,
+                        ds,
+                        format!("chunk at {:#x} decodes to {} bytes", c.address, raw.len()),
+                    ));
                 }
                 copy_chunk(&mut out, &shape, &raw, chunk_shape, &c.offset, es);
             }
         }
         Layout::Virtual | Layout::External { .. } => {
-            return Err(err(file, ds, ds.error.clone().unwrap_or_else(|| "storage not supported".into())));
+            return Err(err(
+                file,
+                ds,
+                ds.error
+                    .clone()
+                    .unwrap_or_else(|| "storage not supported".into()),
+            ));
         }
     }
     Ok(out)
 }
 
 /// Copy the in-extent part of a chunk into the C-order array.
-fn copy_chunk(out: &mut [u8], shape: &[u64], chunk: &[u8], cshape: &[u64], offset: &[u64], es: usize) {
+fn copy_chunk(
+    out: &mut [u8],
+    shape: &[u64],
+    chunk: &[u8],
+    cshape: &[u64],
+    offset: &[u64],
+    es: usize,
+) {
     let rank = shape.len();
     if rank == 0 {
         let m = es.min(chunk.len()).min(out.len());
@@ -144,7 +204,10 @@ fn copy_chunk(out: &mut [u8], shape: &[u64], chunk: &[u8], cshape: &[u64], offse
             }
             let s = (src_lin * cshape[last]) as usize * es;
             let t = (dst_lin * shape[last] + offset[last]) as usize * es;
-            if let (Some(src), Some(dst)) = (chunk.get(s..s + row_len * es), out.get_mut(t..t + row_len * es)) {
+            if let (Some(src), Some(dst)) = (
+                chunk.get(s..s + row_len * es),
+                out.get_mut(t..t + row_len * es),
+            ) {
                 dst.copy_from_slice(src);
             }
         }
@@ -159,18 +222,41 @@ fn copy_chunk(out: &mut [u8], shape: &[u64], chunk: &[u8], cshape: &[u64], offse
 }
 
 /// All elements of a dataset, decoded (vlen strings and sequences resolved).
-pub async fn read_values(src: &dyn RangeSource, file: &File, ds: &Dataset) -> Result<Vec<Value>, Error> {
+pub async fn read_values(
+    src: &dyn RangeSource,
+    file: &File,
+    ds: &Dataset,
+) -> Result<Vec<Value>, Error> {
     let raw = read_raw(src, file, ds).await?;
-    let ctx = Ctx::new(file.size_of_offsets, file.size_of_lengths, file.base_address);
+    let ctx = Ctx::new(
+        file.size_of_offsets,
+        file.size_of_lengths,
+        file.base_address,
+    );
     let mut heaps: HashMap<u64, global_heap::Collection> = HashMap::new();
     for _round in 0..16 {
-        let lookup = |id: value::GlobalId| heaps.get(&id.0).and_then(|c| c.objects.get(&(id.1 as u16)).cloned());
-        let d = value::decode(&ds.datatype, ds.dataspace.num_elements(), &raw, &ctx, &lookup).map_err(|e| err(file, ds, e))?;
+        let lookup = |id: value::GlobalId| {
+            heaps
+                .get(&id.0)
+                .and_then(|c| c.objects.get(&(id.1 as u16)).cloned())
+        };
+        let d = value::decode(
+            &ds.datatype,
+            ds.dataspace.num_elements(),
+            &raw,
+            &ctx,
+            &lookup,
+        )
+        .map_err(|e| err(file, ds, e))?;
         if d.missing.is_empty() {
             return Ok(d.values);
         }
         // Collections are at least 4 KiB; read that, then the rest if larger.
-        let mut want: Vec<(u64, u64)> = d.missing.iter().map(|a| (*a, global_heap::MIN_COLLECTION)).collect();
+        let mut want: Vec<(u64, u64)> = d
+            .missing
+            .iter()
+            .map(|a| (*a, global_heap::MIN_COLLECTION))
+            .collect();
         for _ in 0..2 {
             let ranges: Vec<_> = want.iter().map(|(a, l)| *a..a.saturating_add(*l)).collect();
             let got = fetch(src, file, &ranges).await?;
@@ -180,11 +266,16 @@ pub async fn read_values(src: &dyn RangeSource, file: &File, ds: &Dataset) -> Re
                     Ok(c) => {
                         heaps.insert(*a, c);
                     }
-                    Err(crate::parse::StructError::Short { need: Some(n) }) if n > b.len() as u64 && n <= MAX_RAW_BYTES => {
+                    Err(crate::parse::StructError::Short { need: Some(n) })
+                        if n > b.len() as u64 && n <= MAX_RAW_BYTES =>
+                    {
                         again.push((*a, n))
                     }
                     Err(e) => {
-                        return Err(Error::Format { file: file.source.clone(), error: e.into_format("global heap collection", *a, b.len()) });
+                        return Err(Error::Format {
+                            file: file.source.clone(),
+                            error: e.into_format("global heap collection", *a, b.len()),
+                        });
                     }
                 }
             }

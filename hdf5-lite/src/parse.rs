@@ -29,7 +29,7 @@ impl<'a> ParseError<&'a [u8]> for PErr {
     fn from_error_kind(input: &'a [u8], kind: ErrorKind) -> Self {
         let failure = match kind {
             ErrorKind::Eof | ErrorKind::Complete => Failure::Short { need: None },
-            other => Failure::Bad(format!("{}", other.description())),
+            other => Failure::Bad(other.description().to_string()),
         };
         PErr {
             failure,

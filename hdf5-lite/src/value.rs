@@ -187,7 +187,10 @@ impl Decoder<'_> {
                 let n: u64 = dims.iter().fold(1u64, |a, d| a.saturating_mul(*d as u64));
                 let es = base.size() as usize;
                 if es == 0 || n.saturating_mul(es as u64) > b.len() as u64 {
-                    return Err(format!("array of {n} elements of {es} bytes does not fit {} bytes", b.len()));
+                    return Err(format!(
+                        "array of {n} elements of {es} bytes does not fit {} bytes",
+                        b.len()
+                    ));
                 }
                 let mut out = Vec::with_capacity(n as usize);
                 for k in 0..n as usize {

@@ -127,6 +127,23 @@ impl Cache {
         let end = off.checked_add(len as usize)?;
         (end <= b.len()).then(|| b.slice(off..end))
     }
+    /// The part of `start..end` not yet cached, trimmed at both ends (a
+    /// hole in the middle is fetched whole: one request beats two).
+    fn uncovered(&self, start: u64, end: u64) -> Option<Range<u64>> {
+        let mut s = start;
+        if let Some((es, b)) = self.extents.range(..=s).next_back() {
+            s = s.max(es + b.len() as u64);
+        }
+        let mut e = end;
+        if let Some((es, b)) = self.extents.range(..e).next_back()
+            && *es > s
+            && es + b.len() as u64 >= e
+        {
+            e = *es;
+        }
+        (s < e).then_some(s..e)
+    }
+
     /// Insert an extent, merging it with every extent it touches so extents
     /// stay disjoint and a lookup only needs the nearest one below.
     fn insert(&mut self, start: u64, b: Bytes) {
@@ -171,11 +188,12 @@ pub fn coalesce(mut ranges: Vec<Range<u64>>, gap: u64, max: u64) -> Vec<Range<u6
     ranges.sort_by_key(|r| (r.start, r.end));
     let mut out: Vec<Range<u64>> = Vec::new();
     for r in ranges {
-        if let Some(last) = out.last_mut() {
-            if r.start <= last.end.saturating_add(gap) && r.end.max(last.end) - last.start <= max {
-                last.end = last.end.max(r.end);
-                continue;
-            }
+        if let Some(last) = out.last_mut()
+            && r.start <= last.end.saturating_add(gap)
+            && r.end.max(last.end) - last.start <= max
+        {
+            last.end = last.end.max(r.end);
+            continue;
         }
         out.push(r);
     }
@@ -599,8 +617,10 @@ impl Walker {
     fn request_group_tree(&mut self, tree: u64, heap: u64) -> Result<(), Error> {
         if self.once(tree, R_GTREE) {
             self.check_addr("group B-tree", tree)?;
-            let mut st = GroupTreeState::default();
-            st.pending = 1;
+            let mut st = GroupTreeState {
+                pending: 1,
+                ..Default::default()
+            };
             st.visited.insert(tree);
             self.group_trees.insert(tree, st);
             let probe = self.opts.probe_size;
@@ -686,8 +706,10 @@ impl Walker {
         let mut missing = Vec::new();
         for j in &jobs {
             let len = j.len.min(self.size.saturating_sub(j.addr));
-            if len > 0 && self.cache.get(j.addr, len).is_none() {
-                missing.push(j.addr..j.addr + len);
+            if len > 0
+                && let Some(r) = self.cache.uncovered(j.addr, j.addr + len)
+            {
+                missing.push(r);
             }
         }
         if !missing.is_empty() {
@@ -1704,10 +1726,10 @@ impl Walker {
                         let (i, k) = ctx.length(i)?;
                         Ok((i, (a, l, k)))
                     })();
-                    if let Ok((_, (a, l, k))) = rec {
-                        if k == key {
-                            return Ok(self.blobs.get(&(a, l)).cloned());
-                        }
+                    if let Ok((_, (a, l, k))) = rec
+                        && k == key
+                    {
+                        return Ok(self.blobs.get(&(a, l)).cloned());
                     }
                 }
                 Err(self.format_err("fractal heap", heap, format!("huge object {key} not found")))
@@ -1735,10 +1757,10 @@ impl Walker {
                         let (i, k) = ctx.length(i)?;
                         Ok((i, (a, l, k)))
                     })();
-                    if let Ok((_, (a, l, k))) = rec {
-                        if k == key {
-                            found = Some((a, l));
-                        }
+                    if let Ok((_, (a, l, k))) = rec
+                        && k == key
+                    {
+                        found = Some((a, l));
                     }
                 }
                 match found {
@@ -2522,10 +2544,9 @@ fn fill_soft_targets(g: &mut Group, resolved: &[(String, String, Option<u64>)]) 
             target_address,
             ..
         } = l
+            && let Some((_, _, a)) = resolved.iter().find(|(p, n, _)| *p == g.path && n == name)
         {
-            if let Some((_, _, a)) = resolved.iter().find(|(p, n, _)| *p == g.path && n == name) {
-                *target_address = *a;
-            }
+            *target_address = *a;
         }
     }
     for c in g.groups.iter_mut() {

@@ -2,8 +2,8 @@
 //! reference set to `$KERCHUNK_OURS_DIR/<relpath>.json` (default
 //! `target/kerchunk-ours`), with url `file://fixture` like the kerchunk
 //! goldens, so `tests/python/compare_kerchunk.py` and `readback.py` can check
-//! them. Files the walker cannot open are listed, not failed (the walker is
-//! tested in hdf5-lite); a translation error is a failure.
+//! them. Every HDF5 fixture must open and translate (the walker's own
+//! correctness is tested in hdf5-lite against h5py goldens).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -67,10 +67,7 @@ fn translate_all_fixtures() {
         ));
         let file = match opened {
             Ok((f, _)) => f,
-            Err(e) => {
-                println!("open failed  {rel}: {e}");
-                continue;
-            }
+            Err(e) => panic!("open failed  {rel}: {e}"),
         };
         let t = rt
             .block_on(kerchunk::translate(
@@ -101,4 +98,5 @@ fn translate_all_fixtures() {
         "{translated} fixtures translated into {}",
         out_dir.display()
     );
+    assert!(translated >= 35, "only {translated} fixtures translated");
 }

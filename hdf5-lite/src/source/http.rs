@@ -18,7 +18,10 @@ use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, RANGE};
 
-use super::{BoxFuture, RangeSource, SourceError, SourceOptions, backoff, clip, fetch_all, parse_content_range};
+use super::{
+    BoxFuture, RangeSource, SourceError, SourceOptions, backoff, clip, fetch_all,
+    parse_content_range,
+};
 
 /// A remote object read with HTTP range requests.
 #[derive(Debug)]
@@ -44,7 +47,11 @@ impl HttpSource {
     }
 
     /// A source sharing an existing client (connection pool).
-    pub fn with_client(url: impl Into<String>, client: reqwest::Client, opts: &SourceOptions) -> Self {
+    pub fn with_client(
+        url: impl Into<String>,
+        client: reqwest::Client,
+        opts: &SourceOptions,
+    ) -> Self {
         HttpSource {
             url: url.into(),
             client,
@@ -98,7 +105,9 @@ impl HttpSource {
                 Err(Failure::Fatal(e)) => return Err(SourceError(e)),
                 Err(Failure::Retry(e)) => {
                     if attempt >= self.opts.max_attempts {
-                        return Err(SourceError(format!("{e} (gave up after {attempt} attempts)")));
+                        return Err(SourceError(format!(
+                            "{e} (gave up after {attempt} attempts)"
+                        )));
                     }
                     let delay = backoff(&self.opts, attempt);
                     tracing::debug!(url = %self.url, attempt, ?delay, error = %e, "retrying range GET");
@@ -137,7 +146,9 @@ impl HttpSource {
                     let _ = self.size.set(total);
                 }
                 let Some((first, last)) = cr.range else {
-                    return Err(Failure::Fatal(format!("{what}: HTTP {status} with Content-Range `*`")));
+                    return Err(Failure::Fatal(format!(
+                        "{what}: HTTP {status} with Content-Range `*`"
+                    )));
                 };
                 if first != r.start {
                     return Err(Failure::Fatal(format!(
@@ -221,7 +232,9 @@ impl RangeSource for HttpSource {
         &'a self,
         ranges: &'a [Range<u64>],
     ) -> BoxFuture<'a, Result<Vec<Bytes>, SourceError>> {
-        Box::pin(fetch_all(ranges, self.opts.concurrency, move |r| self.fetch(r)))
+        Box::pin(fetch_all(ranges, self.opts.concurrency, move |r| {
+            self.fetch(r)
+        }))
     }
 
     fn size(&self) -> BoxFuture<'_, Result<u64, SourceError>> {
@@ -230,10 +243,12 @@ impl RangeSource for HttpSource {
                 return Ok(n);
             }
             self.fetch(0..1).await?;
-            self.size
-                .get()
-                .copied()
-                .ok_or_else(|| SourceError(format!("{}: the server did not report the object size", self.url)))
+            self.size.get().copied().ok_or_else(|| {
+                SourceError(format!(
+                    "{}: the server did not report the object size",
+                    self.url
+                ))
+            })
         })
     }
 }

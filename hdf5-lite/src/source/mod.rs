@@ -222,9 +222,16 @@ impl Default for SourceOptions {
 
 /// Open a byte source for a local path, `file://` URL, `http(s)://` URL
 /// (feature `http`) or `s3://bucket/key` (feature `s3`).
-pub async fn open_url(url: &str, opts: &SourceOptions) -> Result<Arc<dyn RangeSource>, SourceError> {
+pub async fn open_url(
+    url: &str,
+    opts: &SourceOptions,
+) -> Result<Arc<dyn RangeSource>, SourceError> {
     let (scheme, rest) = match url.split_once("://") {
-        Some((s, r)) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) => {
+        Some((s, r))
+            if !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
             (s.to_ascii_lowercase(), r)
         }
         _ => return open_local(url).await,
@@ -234,7 +241,9 @@ pub async fn open_url(url: &str, opts: &SourceOptions) -> Result<Arc<dyn RangeSo
             // file:///abs/path or file://localhost/abs/path
             let path = rest.strip_prefix("localhost").unwrap_or(rest);
             if !path.starts_with('/') {
-                return Err(SourceError(format!("{url}: unsupported file URL (only local absolute paths)")));
+                return Err(SourceError(format!(
+                    "{url}: unsupported file URL (only local absolute paths)"
+                )));
             }
             open_local(&percent_decode(path)).await
         }
@@ -246,7 +255,9 @@ pub async fn open_url(url: &str, opts: &SourceOptions) -> Result<Arc<dyn RangeSo
             }
             open_s3(bucket, key, opts).await
         }
-        other => Err(SourceError(format!("{url}: unsupported URL scheme `{other}://`"))),
+        other => Err(SourceError(format!(
+            "{url}: unsupported URL scheme `{other}://`"
+        ))),
     }
 }
 
@@ -273,12 +284,20 @@ fn open_http(url: &str, _opts: &SourceOptions) -> Result<Arc<dyn RangeSource>, S
 }
 
 #[cfg(feature = "s3")]
-async fn open_s3(bucket: &str, key: &str, opts: &SourceOptions) -> Result<Arc<dyn RangeSource>, SourceError> {
+async fn open_s3(
+    bucket: &str,
+    key: &str,
+    opts: &SourceOptions,
+) -> Result<Arc<dyn RangeSource>, SourceError> {
     Ok(Arc::new(s3::S3Source::new(bucket, key, opts).await?))
 }
 
 #[cfg(not(feature = "s3"))]
-async fn open_s3(bucket: &str, key: &str, _opts: &SourceOptions) -> Result<Arc<dyn RangeSource>, SourceError> {
+async fn open_s3(
+    bucket: &str,
+    key: &str,
+    _opts: &SourceOptions,
+) -> Result<Arc<dyn RangeSource>, SourceError> {
     Err(SourceError(format!(
         "s3://{bucket}/{key}: S3 support is not compiled in (build hdf5-lite with feature `s3`)"
     )))
@@ -346,9 +365,14 @@ pub(crate) fn parse_content_range(s: &str) -> Option<ContentRange> {
 pub(crate) fn backoff(opts: &SourceOptions, retry: u32) -> std::time::Duration {
     use std::hash::{BuildHasher, Hasher};
     let factor = 1u32 << retry.saturating_sub(1).min(20);
-    let d = opts.backoff_base.saturating_mul(factor).min(opts.backoff_max);
+    let d = opts
+        .backoff_base
+        .saturating_mul(factor)
+        .min(opts.backoff_max);
     // RandomState is seeded per instance: good enough for jitter, no rand dep.
-    let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
     let frac = (r >> 11) as f64 / (1u64 << 53) as f64;
     d.mul_f64(0.5 + 0.5 * frac)
 }
@@ -404,15 +428,24 @@ mod tests {
     fn content_range_forms() {
         assert_eq!(
             parse_content_range("bytes 10-19/1024"),
-            Some(ContentRange { range: Some((10, 19)), total: Some(1024) })
+            Some(ContentRange {
+                range: Some((10, 19)),
+                total: Some(1024)
+            })
         );
         assert_eq!(
             parse_content_range("bytes 0-0/*"),
-            Some(ContentRange { range: Some((0, 0)), total: None })
+            Some(ContentRange {
+                range: Some((0, 0)),
+                total: None
+            })
         );
         assert_eq!(
             parse_content_range("bytes */4096"),
-            Some(ContentRange { range: None, total: Some(4096) })
+            Some(ContentRange {
+                range: None,
+                total: Some(4096)
+            })
         );
         assert_eq!(parse_content_range("bytes */*"), None);
         assert_eq!(parse_content_range("bytes 9-3/10"), None);
@@ -438,7 +471,14 @@ mod tests {
         let url = format!("file://{}", p.to_str().unwrap().replace(' ', "%20"));
         let viaurl = open_url(&url, &opts).await.unwrap();
         let got = viaurl.get_ranges(&[6..11, 9..100, 50..60]).await.unwrap();
-        assert_eq!(got, vec![Bytes::from_static(b"world"), Bytes::from_static(b"ld"), Bytes::new()]);
+        assert_eq!(
+            got,
+            vec![
+                Bytes::from_static(b"world"),
+                Bytes::from_static(b"ld"),
+                Bytes::new()
+            ]
+        );
         let missing = open_url("/nonexistent/x.h5", &opts).await.err().unwrap();
         assert!(missing.0.contains("/nonexistent/x.h5"), "{missing}");
         let bad = open_url("gs://b/k", &opts).await.err().unwrap();

@@ -17,10 +17,13 @@ use std::ops::Range;
 use std::sync::OnceLock;
 
 use aws_sdk_s3::config::{Region, ResponseChecksumValidation};
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use bytes::Bytes;
 
-use super::{BoxFuture, RangeSource, SourceError, SourceOptions, backoff, clip, fetch_all, parse_content_range};
+use super::{
+    BoxFuture, RangeSource, SourceError, SourceOptions, backoff, clip, fetch_all,
+    parse_content_range,
+};
 
 /// Buckets read without credentials unless `SourceOptions::anonymous` says
 /// otherwise.
@@ -50,7 +53,12 @@ impl S3Source {
     }
 
     /// A source sharing an existing client.
-    pub fn with_client(client: aws_sdk_s3::Client, bucket: &str, key: &str, opts: &SourceOptions) -> Self {
+    pub fn with_client(
+        client: aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        opts: &SourceOptions,
+    ) -> Self {
         S3Source {
             name: format!("s3://{bucket}/{key}"),
             bucket: bucket.to_string(),
@@ -63,12 +71,19 @@ impl S3Source {
 
     /// The client `new` uses for `bucket` (whose name decides anonymous
     /// access when `opts.anonymous` is `None`).
-    pub async fn client(bucket: &str, opts: &SourceOptions) -> Result<aws_sdk_s3::Client, SourceError> {
+    pub async fn client(
+        bucket: &str,
+        opts: &SourceOptions,
+    ) -> Result<aws_sdk_s3::Client, SourceError> {
         use aws_config::retry::RetryConfig;
         use aws_config::timeout::TimeoutConfig;
-        use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+        use aws_smithy_http_client::tls::{
+            self, TlsContext, TrustStore, rustls_provider::CryptoMode,
+        };
 
-        let anonymous = opts.anonymous.unwrap_or_else(|| PUBLIC_BUCKETS.contains(&bucket));
+        let anonymous = opts
+            .anonymous
+            .unwrap_or_else(|| PUBLIC_BUCKETS.contains(&bucket));
         let region = opts
             .region
             .clone()
@@ -137,7 +152,9 @@ impl S3Source {
                 Err(Failure::Fatal(e)) => return Err(SourceError(e)),
                 Err(Failure::Retry(e)) => {
                     if attempt >= self.opts.max_attempts {
-                        return Err(SourceError(format!("{e} (gave up after {attempt} attempts)")));
+                        return Err(SourceError(format!(
+                            "{e} (gave up after {attempt} attempts)"
+                        )));
                     }
                     let delay = backoff(&self.opts, attempt);
                     tracing::debug!(object = %self.name, attempt, ?delay, error = %e, "retrying ranged GetObject");
@@ -167,7 +184,18 @@ impl S3Source {
                     return Ok(Bytes::new());
                 }
                 let status = status.map(|s| format!("HTTP {s}: ")).unwrap_or_default();
-                let msg = format!("{what}: {status}{}", DisplayErrorContext(&err));
+                let detail = match &err {
+                    SdkError::ServiceError(se) => {
+                        let e = se.err();
+                        format!(
+                            "{}: {}",
+                            e.code().unwrap_or("no error code"),
+                            e.message().unwrap_or("no message")
+                        )
+                    }
+                    other => DisplayErrorContext(other).to_string(),
+                };
+                let msg = format!("{what}: {status}{detail}");
                 // The SDK has already retried what it considers transient.
                 return Err(match err {
                     SdkError::ResponseError(_) => Failure::Retry(msg),
@@ -182,17 +210,26 @@ impl S3Source {
         let declared = out.content_length().and_then(|n| u64::try_from(n).ok());
         let body = match out.body.collect().await {
             Ok(b) => b.into_bytes(),
-            Err(e) => return Err(Failure::Retry(format!("{what}: body: {}", DisplayErrorContext(&e)))),
+            Err(e) => {
+                return Err(Failure::Retry(format!(
+                    "{what}: body: {}",
+                    DisplayErrorContext(&e)
+                )));
+            }
         };
         let len = body.len() as u64;
         match cr.and_then(|c| c.range) {
             Some((first, last)) => {
                 if first != r.start {
-                    return Err(Failure::Fatal(format!("{what}: returned bytes {first}-{last} instead")));
+                    return Err(Failure::Fatal(format!(
+                        "{what}: returned bytes {first}-{last} instead"
+                    )));
                 }
                 let want = r.end.min(last + 1) - r.start;
                 if len < want {
-                    return Err(Failure::Retry(format!("{what}: short body, {len} of {want} bytes")));
+                    return Err(Failure::Retry(format!(
+                        "{what}: short body, {len} of {want} bytes"
+                    )));
                 }
                 Ok(body.slice(..want as usize))
             }
@@ -226,7 +263,9 @@ impl RangeSource for S3Source {
         &'a self,
         ranges: &'a [Range<u64>],
     ) -> BoxFuture<'a, Result<Vec<Bytes>, SourceError>> {
-        Box::pin(fetch_all(ranges, self.opts.concurrency, move |r| self.fetch(r)))
+        Box::pin(fetch_all(ranges, self.opts.concurrency, move |r| {
+            self.fetch(r)
+        }))
     }
 
     fn size(&self) -> BoxFuture<'_, Result<u64, SourceError>> {
@@ -246,11 +285,19 @@ impl RangeSource for S3Source {
                 .key(&self.key)
                 .send()
                 .await
-                .map_err(|e| SourceError(format!("HeadObject {}: {}", self.name, DisplayErrorContext(&e))))?;
+                .map_err(|e| {
+                    SourceError(format!(
+                        "HeadObject {}: {}",
+                        self.name,
+                        DisplayErrorContext(&e)
+                    ))
+                })?;
             let n = head
                 .content_length()
                 .and_then(|n| u64::try_from(n).ok())
-                .ok_or_else(|| SourceError(format!("{}: S3 did not report the object size", self.name)))?;
+                .ok_or_else(|| {
+                    SourceError(format!("{}: S3 did not report the object size", self.name))
+                })?;
             let _ = self.size.set(n);
             Ok(n)
         })

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Run the readback and kerchunk-comparison checks over every translated
+fixture: our refs (target/kerchunk-ours, written by `cargo test -p kerchunk
+--test fixtures`) must read back bit-identical to h5py, and match kerchunk
+0.2.7's refs (fixtures/kerchunk-golden) except for the intended differences
+listed in compare_kerchunk.py. Prints one line per file and a final
+"N passed, N failed" line; exits 1 on any failure."""
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+OURS = ROOT / "target" / "kerchunk-ours"
+FILES = ROOT / "fixtures" / "files"
+GOLDEN = ROOT / "fixtures" / "kerchunk-golden"
+PY = sys.executable
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def run(args):
+    p = subprocess.run(args, capture_output=True, text=True)
+    return p.returncode, (p.stdout + p.stderr)
+
+
+def main():
+    refs = sorted(p for p in OURS.rglob("*.json"))
+    if len(refs) < 35:
+        sys.exit(f"only {len(refs)} reference sets under {OURS}: run `cargo test -p kerchunk --test fixtures` first")
+    passed = failed = 0
+    for ref in refs:
+        rel = ref.relative_to(OURS).as_posix()[: -len(".json")]
+        original = FILES / rel
+        warnings = ref.with_name(ref.name[: -len(".json")] + ".warnings.tsv")
+        allow = []
+        if warnings.exists():
+            for line in warnings.read_text().splitlines():
+                if line.strip():
+                    allow += ["--allow-missing", line.split("\t")[0]]
+        code, out = run([PY, str(HERE / "readback.py"), str(ref), str(original)] + allow)
+        ok = code == 0
+        msg = "readback"
+        golden = GOLDEN / (rel + ".json")
+        if ok and golden.exists():
+            code, out2 = run([PY, str(HERE / "compare_kerchunk.py"), str(ref), str(golden), "--warnings", str(warnings)])
+            out += out2
+            ok = code == 0
+            msg = "readback+kerchunk"
+        if ok:
+            passed += 1
+            print(f"ok    {rel} ({msg})")
+        else:
+            failed += 1
+            print(f"FAIL  {rel} ({msg})\n" + "\n".join("      " + l for l in out.splitlines()[-25:]))
+    print(f"refs: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every test of the project, in one command (the README's test command and
+# what CI runs). It installs what it needs (the pinned Python oracle venv)
+# and fails loudly, never skips, when a required tool is missing.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+die() { echo "run-all: $*" >&2; exit 1; }
+command -v cargo >/dev/null || die "cargo is required (install Rust with rustup)"
+command -v python3 >/dev/null || die "python3 (3.10+) is required for the test oracles"
+
+passed=0
+failed=0
+failures=()
+step() {
+  local name=$1; shift
+  echo "::: $name"
+  local t0=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1)); echo "::: ok    $name ($((SECONDS - t0)) s)"
+  else
+    failed=$((failed + 1)); failures+=("$name"); echo "::: FAIL  $name ($((SECONDS - t0)) s)"
+  fi
+}
+
+step "python oracle venv" bash tests/python/setup-venv.sh
+[ -x "$ROOT/.venv/bin/python" ] || die "oracle venv missing after setup"
+export KERCHUNK_NOS_PYTHON="$ROOT/.venv/bin/python"
+
+step "cargo fmt" cargo fmt --all --check
+step "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
+step "cargo test" cargo test --workspace --all-features
+step "h5py goldens regenerate identically" bash fixtures/check-golden.sh
+step "refs read back bit-identical; match kerchunk" "$KERCHUNK_NOS_PYTHON" tests/python/check_refs.py
+
+echo
+if [ "$failed" -gt 0 ]; then
+  printf 'failed step: %s\n' "${failures[@]}"
+fi
+echo "all: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
