@@ -284,6 +284,8 @@ struct HeaderState {
     seen_blocks: HashSet<u64>,
     parsed_first: bool,
     expanded: bool,
+    /// The object's links were resolved and its children requested.
+    children_requested: bool,
 }
 
 impl HeaderState {
@@ -1427,12 +1429,21 @@ impl Walker {
         }
         // Groups whose link storage is complete reveal their children.
         let mut children = Vec::new();
-        for addr in self.headers.keys().copied().collect::<Vec<_>>() {
+        let pending: Vec<u64> = self
+            .headers
+            .iter()
+            .filter(|(_, h)| h.complete() && !h.children_requested)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in pending {
             if let Some(links) = self.links_of(addr)? {
                 for l in links {
                     if let LinkTarget::Hard(a) = l.target {
                         children.push(a);
                     }
+                }
+                if let Some(h) = self.headers.get_mut(&addr) {
+                    h.children_requested = true;
                 }
             }
         }

@@ -50,7 +50,9 @@ impl XorShift {
 fn try_open(rt: &tokio::runtime::Runtime, name: &str, data: Vec<u8>) -> Option<String> {
     let src: Arc<dyn RangeSource> = Arc::new(MemorySource::new(name, data));
     let opts = options();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(hdf5_lite::open(src, &opts))));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(hdf5_lite::open(src, &opts))
+    }));
     match result {
         Err(p) => Some(
             p.downcast_ref::<String>()
@@ -58,15 +60,23 @@ fn try_open(rt: &tokio::runtime::Runtime, name: &str, data: Vec<u8>) -> Option<S
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".into()),
         ),
-        Ok(Err(e)) if !e.to_string().contains(name) => Some(format!("error does not name the file: {e}")),
+        Ok(Err(e)) if !e.to_string().contains(name) => {
+            Some(format!("error does not name the file: {e}"))
+        }
         Ok(_) => None,
     }
 }
 
 fn sweep(path: &Path, flips: usize) -> Vec<String> {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let data = std::fs::read(path).expect("read fixture");
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("fixture").to_string();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("fixture")
+        .to_string();
     let mut failures = Vec::new();
     for k in 0..64 {
         let cut = data.len() * k / 64;
@@ -79,7 +89,11 @@ fn sweep(path: &Path, flips: usize) -> Vec<String> {
         let mut d = data.clone();
         // Flip bytes in the first 64 KiB most of the time: that is where the
         // metadata of small files lives, so flips hit parsers, not raw data.
-        let span = if rng.next() % 4 == 0 { d.len() } else { d.len().min(65536) };
+        let span = if rng.next() % 4 == 0 {
+            d.len()
+        } else {
+            d.len().min(65536)
+        };
         let at = (rng.next() as usize) % span.max(1);
         let bit = 1u8 << (rng.next() % 8);
         if let Some(b) = d.get_mut(at) {
@@ -95,7 +109,11 @@ fn sweep(path: &Path, flips: usize) -> Vec<String> {
 #[test]
 fn truncations_and_bit_flips_never_panic() {
     let files = fixture_files();
-    assert!(files.len() >= 30, "expected the fixture set, found {} files", files.len());
+    assert!(
+        files.len() >= 30,
+        "expected the fixture set, found {} files",
+        files.len()
+    );
     // Silence the default hook: panics are collected and reported below.
     std::panic::set_hook(Box::new(|_| {}));
     let mut failures = Vec::new();
@@ -103,17 +121,28 @@ fn truncations_and_bit_flips_never_panic() {
         failures.extend(sweep(f, 1000));
     }
     let _ = std::panic::take_hook();
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn corrupt_input_errors_name_file_and_structure() {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/files/hdfgroup/btree_idx_1_6.h5");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/files/hdfgroup/btree_idx_1_6.h5");
     let mut data = std::fs::read(&path).expect("fixture");
     // Break the first v1 B-tree node's signature: the file must still be
     // reported by name, with the structure and its address.
-    let at = data.windows(4).position(|w| w == b"TREE").expect("a TREE node");
+    let at = data
+        .windows(4)
+        .position(|w| w == b"TREE")
+        .expect("a TREE node");
     data[at] = b'X';
     let src: Arc<dyn RangeSource> = Arc::new(MemorySource::new("broken.h5", data));
     let result = rt.block_on(hdf5_lite::open(src, &options()));
@@ -121,11 +150,19 @@ fn corrupt_input_errors_name_file_and_structure() {
         Err(e) => e.to_string(),
         Ok((f, _)) => {
             // Chunk-index damage is reported per dataset.
-            let errs: Vec<String> = f.root.datasets.iter().filter_map(|d| d.error.clone()).collect();
+            let errs: Vec<String> = f
+                .root
+                .datasets
+                .iter()
+                .filter_map(|d| d.error.clone())
+                .collect();
             errs.join("; ")
         }
     };
     assert!(msg.contains("broken.h5"), "{msg}");
     assert!(msg.contains("B-tree"), "{msg}");
-    assert!(msg.contains(&format!("{at:#x}")), "{msg} should name address {at:#x}");
+    assert!(
+        msg.contains(&format!("{at:#x}")),
+        "{msg} should name address {at:#x}"
+    );
 }

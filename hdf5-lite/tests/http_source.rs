@@ -3,6 +3,9 @@
 //! dropped connections, truncated and short bodies, timeouts, fatal 4xx,
 //! the concurrency bound, and a whole-file walk compared with `FileSource`.
 
+// `&[a..b]` is a list of one range here, which is what `get_ranges` takes.
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -59,7 +62,9 @@ impl Server {
                     let Ok(conn) = conn else { continue };
                     let (data, hits) = (data.clone(), hits.clone());
                     let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
-                    std::thread::spawn(move || serve(conn, &data, &hits, &in_flight, &max_in_flight));
+                    std::thread::spawn(move || {
+                        serve(conn, &data, &hits, &in_flight, &max_in_flight)
+                    });
                 }
             });
         }
@@ -87,6 +92,28 @@ fn serve(
     in_flight: &AtomicUsize,
     max_in_flight: &AtomicUsize,
 ) {
+    // `/reset?fail=N`: close a fresh connection without reading the request,
+    // so the kernel answers with a TCP RST (unread data), N times.
+    let mut peek = [0u8; 64];
+    if let Ok(k) = conn.peek(&mut peek) {
+        let start = String::from_utf8_lossy(&peek[..k]).to_string();
+        if let Some(rest) = start.strip_prefix("GET /reset?fail=") {
+            let fail: usize = rest
+                .split(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut m = hits.lock().unwrap();
+            let c = m.entry(format!("/reset?fail={fail}")).or_insert(0);
+            if *c < fail {
+                *c += 1;
+                std::thread::sleep(Duration::from_millis(20));
+                drop(m);
+                return;
+            }
+            *c += 1;
+        }
+    }
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
     loop {
@@ -105,15 +132,17 @@ fn serve(
             if h.is_empty() {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("range") {
-                    let spec = v.trim().strip_prefix("bytes=").unwrap();
-                    let (a, b) = spec.split_once('-').unwrap();
-                    range = Some((a.parse().unwrap(), b.parse().ok()));
-                }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("range")
+            {
+                let spec = v.trim().strip_prefix("bytes=").unwrap();
+                let (a, b) = spec.split_once('-').unwrap();
+                range = Some((a.parse().unwrap(), b.parse().ok()));
             }
         }
-        let n = {
+        let n = if target.starts_with("/reset") {
+            usize::MAX
+        } else {
             let mut m = hits.lock().unwrap();
             let c = m.entry(target.clone()).or_insert(0);
             *c += 1;
@@ -130,7 +159,13 @@ fn serve(
 }
 
 /// Write one response; false closes the connection.
-fn respond(out: &mut TcpStream, target: &str, n: usize, range: Option<(u64, Option<u64>)>, data: &[u8]) -> bool {
+fn respond(
+    out: &mut TcpStream,
+    target: &str,
+    n: usize,
+    range: Option<(u64, Option<u64>)>,
+    data: &[u8],
+) -> bool {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let fail: usize = query
         .split('&')
@@ -152,6 +187,7 @@ fn respond(out: &mut TcpStream, target: &str, n: usize, range: Option<(u64, Opti
         "/truncate" => Mode::Truncate,
         "/short" => Mode::Short,
         "/slow" => Mode::Slow,
+        "/reset" => Mode::Ok,
         _ => Mode::NotFound,
     };
     let failing = n <= fail && mode != Mode::Ok && mode != Mode::Ignore;
@@ -177,7 +213,12 @@ fn respond(out: &mut TcpStream, target: &str, n: usize, range: Option<(u64, Opti
     }
     let (a, b) = range.unwrap_or((0, None));
     if a >= len {
-        return head(out, "416 Range Not Satisfiable", &format!("Content-Range: bytes */{len}\r\n"), 0);
+        return head(
+            out,
+            "416 Range Not Satisfiable",
+            &format!("Content-Range: bytes */{len}\r\n"),
+            0,
+        );
     }
     let b = b.unwrap_or(len - 1).min(len - 1);
     let body = &data[a as usize..=b as usize];
@@ -222,7 +263,14 @@ fn expect(data: &[u8], ranges: &[Range<u64>]) -> Vec<Bytes> {
 async fn ranges_size_and_past_eof() {
     let srv = Server::start(pattern(100_000));
     let src = HttpSource::new(&srv.url("/ok"), &fast_opts()).unwrap();
-    let ranges = [0..10, 99_990..100_000, 50_000..50_001, 99_995..100_100, 100_000..100_010, 7..7];
+    let ranges = [
+        0..10,
+        99_990..100_000,
+        50_000..50_001,
+        99_995..100_100,
+        100_000..100_010,
+        7..7,
+    ];
     let got = src.get_ranges(&ranges).await.unwrap();
     assert_eq!(got, expect(&srv.data, &ranges));
     assert_eq!(src.size().await.unwrap(), 100_000);
@@ -241,7 +289,10 @@ async fn size_first_then_416_on_first_request() {
     assert_eq!(src.size().await.unwrap(), 1000);
     // A first request entirely past EOF: 416 gives empty bytes and the size.
     let src = HttpSource::new(&srv.url("/ok?x=1"), &fast_opts()).unwrap();
-    assert_eq!(src.get_ranges(&[5000..6000]).await.unwrap(), vec![Bytes::new()]);
+    assert_eq!(
+        src.get_ranges(&[5000..6000]).await.unwrap(),
+        vec![Bytes::new()]
+    );
     assert_eq!(src.known_size(), Some(1000));
 }
 
@@ -302,6 +353,15 @@ async fn retries_dropped_connections() {
 }
 
 #[tokio::test]
+async fn retries_connection_resets() {
+    let srv = Server::start(pattern(5000));
+    let src = HttpSource::new(&srv.url("/reset?fail=2"), &fast_opts()).unwrap();
+    let got = src.get_ranges(&[100..200]).await.unwrap();
+    assert_eq!(got, expect(&srv.data, &[100..200]));
+    assert_eq!(srv.hits("/reset?fail=2"), 3);
+}
+
+#[tokio::test]
 async fn retries_truncated_bodies() {
     let srv = Server::start(pattern(50_000));
     let src = HttpSource::new(&srv.url("/truncate?fail=1"), &fast_opts()).unwrap();
@@ -347,7 +407,11 @@ async fn concurrency_is_bounded_and_order_kept() {
     let max = srv.max_in_flight.load(Ordering::SeqCst);
     assert!((2..=4).contains(&max), "max in flight {max}");
     // 20 requests of 40 ms, 4 at a time: about 200 ms, not 800 ms.
-    assert!(t.elapsed() < Duration::from_millis(700), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -357,7 +421,8 @@ async fn walk_over_http_matches_local_file() {
     let data = std::fs::read(&path).unwrap();
     let srv = Server::start(data);
     let opts = hdf5_lite::Options::default();
-    let http: Arc<dyn RangeSource> = Arc::new(HttpSource::new(&srv.url("/ok"), &fast_opts()).unwrap());
+    let http: Arc<dyn RangeSource> =
+        Arc::new(HttpSource::new(&srv.url("/ok"), &fast_opts()).unwrap());
     let (remote, rstats) = hdf5_lite::open(http, &opts).await.unwrap();
     let local: Arc<dyn RangeSource> = Arc::new(FileSource::new(&path));
     let (local, lstats) = hdf5_lite::open(local, &opts).await.unwrap();
@@ -374,8 +439,28 @@ async fn walk_over_http_matches_local_file() {
 #[tokio::test]
 async fn open_url_dispatches_http() {
     let srv = Server::start(pattern(1234));
-    let src = hdf5_lite::open_url(&srv.url("/ok"), &fast_opts()).await.unwrap();
+    let src = hdf5_lite::open_url(&srv.url("/ok"), &fast_opts())
+        .await
+        .unwrap();
     assert_eq!(src.name(), srv.url("/ok"));
-    assert_eq!(src.get_ranges(&[0..4]).await.unwrap(), expect(&srv.data, &[0..4]));
+    assert_eq!(
+        src.get_ranges(&[0..4]).await.unwrap(),
+        expect(&srv.data, &[0..4])
+    );
     assert_eq!(src.size().await.unwrap(), 1234);
+}
+
+#[tokio::test]
+async fn reset_is_a_real_rst_and_named_in_the_error() {
+    let srv = Server::start(pattern(5000));
+    let opts = SourceOptions {
+        max_attempts: 1,
+        ..fast_opts()
+    };
+    let src = HttpSource::new(&srv.url("/reset?fail=1"), &opts).unwrap();
+    let err = src.get_ranges(&[100..200]).await.unwrap_err().to_string();
+    assert!(
+        err.contains("reset") && err.contains("/reset?fail=1"),
+        "{err}"
+    );
 }

@@ -8,8 +8,10 @@
 
 pub mod attrs;
 pub mod codecs;
+pub mod combine;
 pub mod dims;
 pub mod error;
+pub mod fmrc;
 pub mod json;
 pub mod refs;
 pub mod translate;
