@@ -11,7 +11,7 @@ PY=${PY:-.venv/bin/python}
 OUT=$PWD/bench/out/combine
 mkdir -p "$OUT"
 rm -rf "$OUT/gen"
-$PY /work/shared/ofs/make_ofs.py --model dbofs --kind fields --hour f001 \
+$PY "$(dirname "$0")/../fixtures/make_ofs.py" --model dbofs --kind fields --hour f001 \
     --cycle 2023-03-30T00 --out "$OUT/gen" --scale "$SCALE" >/dev/null
 NC=$(ls "$OUT"/gen/*/*.nc)
 RES=$(COMBINE_BENCH_NC="$NC" COMBINE_BENCH_OUT="$OUT" COMBINE_BENCH_N="$N" \

@@ -12,9 +12,9 @@
 //! 4. `tests/python/combine_check.py DIR` compares with xarray (`xr.concat`
 //!    of the NetCDF originals) and with MultiZarrToZarr on the same singles.
 //!
-//! Needs `/work/main/.venv` (or `$KERCHUNK_VENV_PYTHON`) and make_ofs.py
-//! (`$MAKE_OFS`). Without them the test prints SKIPPED and passes, unless
-//! `KERCHUNK_REQUIRE_PYTHON=1` (set that in CI).
+//! Needs the oracle venv (`.venv`, made by `tests/python/setup-venv.sh`, or
+//! `$KERCHUNK_NOS_PYTHON`) and `fixtures/make_ofs.py`; without them the test
+//! fails (a skipped oracle is not a pass).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,12 +31,10 @@ fn root() -> PathBuf {
 }
 
 fn python() -> Option<(PathBuf, PathBuf)> {
-    let py = std::env::var_os("KERCHUNK_VENV_PYTHON")
+    let py = std::env::var_os("KERCHUNK_NOS_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join(".venv/bin/python"));
-    let make = std::env::var_os("MAKE_OFS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/ofs/make_ofs.py"));
+    let make = root().join("fixtures/make_ofs.py");
     (py.exists() && make.exists()).then_some((py, make))
 }
 
@@ -105,12 +103,7 @@ struct Case {
 #[test]
 fn ofs_fmrc_views_combine_and_match_xarray_and_mzz() {
     let Some((py, make_ofs)) = python() else {
-        assert!(
-            std::env::var_os("KERCHUNK_REQUIRE_PYTHON").is_none(),
-            "venv python or make_ofs.py missing"
-        );
-        println!("SKIPPED: no venv python / make_ofs.py");
-        return;
+        panic!("oracle venv python or fixtures/make_ofs.py missing: run tests/python/setup-venv.sh");
     };
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("combine-ofs");
     let _ = std::fs::remove_dir_all(&dir);

@@ -25,7 +25,7 @@ HOURS = [f"n{h:03d}" for h in range(1, 7)] + [f"f{h:03d}" for h in range(1, 7)]
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("out")
-    p.add_argument("--make-ofs", default="/work/shared/ofs/make_ofs.py")
+    p.add_argument("--make-ofs", default=str(__import__("pathlib").Path(__file__).resolve().parents[2] / "fixtures" / "make_ofs.py"))
     a = p.parse_args()
     spec = importlib.util.spec_from_file_location("make_ofs", a.make_ofs)
     mod = importlib.util.module_from_spec(spec)
