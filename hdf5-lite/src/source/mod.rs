@@ -206,7 +206,7 @@ pub struct SourceOptions {
 impl Default for SourceOptions {
     fn default() -> Self {
         SourceOptions {
-            concurrency: 16,
+            concurrency: 64,
             max_attempts: 5,
             request_timeout: std::time::Duration::from_secs(30),
             connect_timeout: std::time::Duration::from_secs(10),

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# End-to-end test of hdf5-lite's S3Source against moto (local S3).
+#
+# Starts moto_server from the project venv, uploads fixture files with boto3,
+# runs `kerchunk-nos inspect s3://bucket/key --stats` with AWS_ENDPOINT_URL
+# pointing at moto, and compares the JSON and the counters with the output
+# for the local file. Also checks anonymous (unsigned) access to a bucket
+# named like the public NOAA bucket, a key with spaces and `+`, and that a
+# missing key fails with a message naming the object.
+#
+# Env: KERCHUNK_NOS_BIN (default target/release/kerchunk-nos, built if
+# missing), VENV (default .venv), PORT (default: a free one).
+# Exit status: 0 when every check passed.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV=${VENV:-$ROOT/.venv}
+PY=$VENV/bin/python
+BIN=${KERCHUNK_NOS_BIN:-$ROOT/target/release/kerchunk-nos}
+FIX=$ROOT/fixtures/files
+
+if [ ! -x "$BIN" ]; then
+    (cd "$ROOT" && cargo build --release -p ingest)
+fi
+
+PORT=${PORT:-$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+WORK=$(mktemp -d)
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
+MOTO_PID=$!
+cleanup() {
+    kill "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+export AWS_ENDPOINT_URL=http://127.0.0.1:$PORT
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3 || true
+
+"$PY" - "$PORT" <<'EOF'
+import socket, sys, time
+port = int(sys.argv[1])
+for _ in range(200):
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit("moto_server did not start")
+EOF
+
+# Fixtures: name in fixtures/files -> key. One key has a space and a '+'.
+FILES=(
+    netcdf4_features.nc
+    netcdf4_classic.nc
+    sb0_v1btree_chunks.h5
+    sb3_datasets_all_types.h5
+    latest_chunk_indexes.h5
+    sb3_dense_attrs.h5
+)
+OFS=$(cd "$FIX" && find ofs -type f -name "*.nc" | sort | head -n 2)
+
+"$PY" - "$FIX" "${FILES[@]}" $OFS <<'EOF'
+import sys, boto3
+fix, names = sys.argv[1], sys.argv[2:]
+s3 = boto3.client("s3")
+s3.create_bucket(Bucket="kn-test")
+for n in names:
+    s3.upload_file(f"{fix}/{n}", "kn-test", f"fixtures/{n}")
+s3.upload_file(f"{fix}/{names[0]}", "kn-test", "odd keys/a b+c.nc")
+# Anonymous access: a bucket named like a public NOAA bucket is read unsigned.
+# moto denies unsigned requests unless the object is public, as AWS does.
+s3.create_bucket(Bucket="noaa-ofs-pds")
+s3.upload_file(f"{fix}/{names[0]}", "noaa-ofs-pds", f"dbofs.20260720/{names[0]}",
+               ExtraArgs={"ACL": "public-read"})
+s3.upload_file(f"{fix}/{names[0]}", "noaa-ofs-pds", "private/x.nc")
+EOF
+
+pass=0
+fail=0
+check() { # name, local file, url, [extra env assignments...]
+    local name=$1 file=$2 url=$3
+    shift 3
+    if ! "$BIN" inspect "$file" --stats >"$WORK/local.json" 2>"$WORK/local.err"; then
+        echo "FAIL $name: local inspect failed: $(cat "$WORK/local.err")"
+        fail=$((fail + 1))
+        return
+    fi
+    if ! env "$@" "$BIN" inspect "$url" --stats >"$WORK/remote.json" 2>"$WORK/remote.err"; then
+        echo "FAIL $name: $url: $(cat "$WORK/remote.err")"
+        fail=$((fail + 1))
+        return
+    fi
+    if "$PY" - "$WORK" "$url" >"$WORK/cmp.out" <<'EOF'
+import json, sys
+w, url = sys.argv[1], sys.argv[2]
+local, remote = json.load(open(f"{w}/local.json")), json.load(open(f"{w}/remote.json"))
+assert remote["source"] == url, (remote["source"], url)
+local["source"] = remote["source"] = None
+if local != remote:
+    sys.exit("inspect JSON differs")
+def stats(p):
+    lines = [l for l in open(p) if l.startswith("{")]
+    return json.loads(lines[-1])
+ls, rs = stats(f"{w}/local.err"), stats(f"{w}/remote.err")
+for k in ("requests", "waves", "bytes_fetched", "file_size"):
+    if ls.get(k) != rs.get(k):
+        sys.exit(f"stats differ: {k} local={ls.get(k)} s3={rs.get(k)}")
+print(rs)
+EOF
+    then
+        echo "ok   $name: $(tail -n 1 "$WORK/cmp.out")"
+        pass=$((pass + 1))
+    else
+        echo "FAIL $name: $(cat "$WORK/cmp.out")"
+        fail=$((fail + 1))
+    fi
+}
+
+for n in "${FILES[@]}" $OFS; do
+    check "$n" "$FIX/$n" "s3://kn-test/fixtures/$n"
+done
+check "key with space and +" "$FIX/${FILES[0]}" "s3://kn-test/odd keys/a b+c.nc"
+check "anonymous public bucket" "$FIX/${FILES[0]}" "s3://noaa-ofs-pds/dbofs.20260720/${FILES[0]}" \
+    -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_CONFIG_FILE=/nonexistent
+
+# Proof that the anonymous requests above were unsigned: a private object in
+# the same bucket is refused (403) without credentials.
+if env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_SHARED_CREDENTIALS_FILE=/nonexistent \
+    AWS_CONFIG_FILE=/nonexistent "$BIN" inspect "s3://noaa-ofs-pds/private/x.nc" >/dev/null 2>"$WORK/anon.err"; then
+    echo "FAIL anonymous private object: read succeeded, so requests were signed"
+    fail=$((fail + 1))
+elif grep -q "403" "$WORK/anon.err"; then
+    echo "ok   anonymous private object refused: $(head -c 200 "$WORK/anon.err")"
+    pass=$((pass + 1))
+else
+    echo "FAIL anonymous private object: unexpected error: $(cat "$WORK/anon.err")"
+    fail=$((fail + 1))
+fi
+
+# A missing key fails, naming the object and the status.
+if "$BIN" inspect "s3://kn-test/no/such.nc" >"$WORK/missing.out" 2>"$WORK/missing.err"; then
+    echo "FAIL missing key: inspect succeeded"
+    fail=$((fail + 1))
+elif grep -q "s3://kn-test/no/such.nc" "$WORK/missing.err" && grep -q "404" "$WORK/missing.err"; then
+    echo "ok   missing key: $(head -c 300 "$WORK/missing.err")"
+    pass=$((pass + 1))
+else
+    echo "FAIL missing key: unexpected error: $(cat "$WORK/missing.err")"
+    fail=$((fail + 1))
+fi
+
+echo "s3_source_test: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
