@@ -8,7 +8,7 @@ Not a timed test: it prints a table for a human. Run with the project venv:
     .venv/bin/python bench/bench.py --reps 3 --delay-ms 20 --bandwidth 80
 
 What it does:
-1. Generates realistic OFS files with /work/shared/ofs/make_ofs.py --scale real
+1. Generates realistic OFS files with fixtures/make_ofs.py --scale real
    (dbofs fields, a ROMS file of ~33 MB; sfbofs fields, an FVCOM file of
    ~50 MB), cached under bench/out/ofs/, plus a few fixture files.
 2. Starts bench/range_server.py (per-request delay, per-connection bandwidth,
@@ -40,7 +40,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 OUT = os.path.join(HERE, "out")
-MAKE_OFS = "/work/shared/ofs/make_ofs.py"
+MAKE_OFS = os.path.join(ROOT, "fixtures", "make_ofs.py")
 
 OFS_FILES = [
     # (model, hour, cycle) -> generated with --scale real --layout new
@@ -93,11 +93,15 @@ def server_stats(base: str, log=False) -> dict:
 
 def run_ours(binary: str, url: str, local: str) -> tuple[float, dict]:
     t = time.perf_counter()
-    p = subprocess.run([binary, "inspect", url, "--stats"], capture_output=True, text=True)
+    proc = subprocess.Popen([binary, "inspect", url, "--stats"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate()
     wall = time.perf_counter() - t
+    p = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     if p.returncode != 0:
         raise RuntimeError(f"kerchunk-nos failed on {url}: {p.stderr}")
     stats = json.loads([line for line in p.stderr.splitlines() if line.startswith("{")][-1])
+    stats["peak_rss_kib"] = peak_rss_kib([binary, "inspect", url])
     # Same answer as for the local file?
     q = subprocess.run([binary, "inspect", local], capture_output=True, text=True, check=True)
     a, b = json.loads(p.stdout), json.loads(q.stdout)
@@ -105,6 +109,14 @@ def run_ours(binary: str, url: str, local: str) -> tuple[float, dict]:
     if a != b:
         raise RuntimeError(f"HTTP and local inspect differ for {url}")
     return wall, stats
+
+
+def peak_rss_kib(cmd: list[str]) -> int:
+    """Peak resident memory of one run of `cmd`, from its own rusage."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_maxrss
 
 
 def run_kerchunk(url: str, readahead: bool) -> float:
@@ -221,7 +233,7 @@ def main():
     print("\nOur engine's own counters (Stats) and the per-wave breakdown at the server:")
     for r in results:
         e = r["ours"]["engine"]
-        print(f"\n{r['file']}: engine requests={e['requests']} waves={e['waves']} bytes_fetched={e['bytes_fetched']}")
+        print(f"\n{r['file']}: engine requests={e['requests']} waves={e['waves']} bytes_fetched={e['bytes_fetched']} peak_rss={e.get('peak_rss_kib', 0) / 1024:.1f} MiB")
         for w in r["ours_waves_detail"]:
             print(f"  wave {w['wave']:>2}: {w['requests']:>4} req {fmt_bytes(w['bytes']):>10} {w['ms']:>7.1f} ms")
 

@@ -50,6 +50,8 @@ pub struct HeaderBlock {
     pub version: u8,
     /// v2 header flags (creation-order bit applies to continuation blocks).
     pub flags: u8,
+    /// Bytes this block occupies in the file.
+    pub size: u64,
     pub messages: Vec<RawMessage>,
     pub continuations: Vec<Continuation>,
 }
@@ -91,6 +93,7 @@ pub fn parse_continuation(
                 HeaderBlock {
                     version,
                     flags,
+                    size: cont.length,
                     messages: msgs,
                     continuations: conts,
                 },
@@ -115,6 +118,7 @@ pub fn parse_continuation(
                     HeaderBlock {
                         version,
                         flags,
+                        size: cont.length,
                         messages: msgs,
                         continuations: conts,
                     },
@@ -142,6 +146,7 @@ fn v1_header<'a>(i: &'a [u8], whole: &Bytes, ctx: &Ctx) -> PResult<'a, HeaderBlo
         HeaderBlock {
             version: 1,
             flags: 0,
+            size: need,
             messages: msgs,
             continuations: conts,
         },
@@ -196,6 +201,7 @@ fn v2_header<'a>(i: &'a [u8], whole: &Bytes, ctx: &Ctx) -> PResult<'a, HeaderBlo
         HeaderBlock {
             version: 2,
             flags,
+            size: need,
             messages: msgs,
             continuations: conts,
         },

@@ -1,0 +1,45 @@
+//! Print the engine's counters for walking local files:
+//! `cargo run --release -p hdf5-lite --example walk_stats -- FILE...`
+//! (`bytes_fetched / metadata_bytes` is the read amplification).
+
+use std::sync::Arc;
+
+fn main() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return eprintln!("runtime: {e}"),
+    };
+    // Tuning knobs from the environment (HEAD, PROBE, GAP), for experiments.
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let defaults = hdf5_lite::Options::default();
+    let opts = hdf5_lite::Options {
+        head_size: env("HEAD", defaults.head_size),
+        probe_size: env("PROBE", defaults.probe_size),
+        coalesce_gap: env("GAP", defaults.coalesce_gap),
+        ..defaults
+    };
+    for path in std::env::args().skip(1) {
+        let src: Arc<dyn hdf5_lite::RangeSource> = Arc::new(hdf5_lite::FileSource::new(&path));
+        match rt.block_on(hdf5_lite::open(src, &opts)) {
+            Ok((_, s)) => println!(
+                "{path}: waves {} requests {} fetched {} parsed {} ({:.2}x) file {} ({:.2}%)",
+                s.waves,
+                s.requests,
+                s.bytes_fetched,
+                s.metadata_bytes,
+                s.bytes_fetched as f64 / s.metadata_bytes.max(1) as f64,
+                s.file_size,
+                100.0 * s.bytes_fetched as f64 / s.file_size.max(1) as f64
+            ),
+            Err(e) => println!("{path}: {e}"),
+        }
+    }
+}
