@@ -1,6 +1,16 @@
 //! `_ARRAY_DIMENSIONS`, as kerchunk's `_get_array_dims`:
 //!
 //! * rank 0: `[]`;
+//! * netCDF-4 (our addition, netCDF-C semantics): when the dataset has a
+//!   `_Netcdf4Coordinates` attribute (one netCDF dimid per axis; netCDF-C
+//!   writes it on every variable and needs it for multi-dimensional
+//!   coordinate variables, which HDF5 cannot attach scales to), each axis
+//!   whose dimid is the `_Netcdf4Dimid` of a dimension scale in the
+//!   dataset's group or an ancestor (nearest first, like `nc4_find_dim`)
+//!   is named by that scale (full path without the leading `/`). So
+//!   FVCOM's `siglay(siglay, node)` gets `["siglay", "node"]` where
+//!   kerchunk writes `["siglay", "siglay"]`. Axes that do not resolve fall
+//!   through to the rules below;
 //! * a dimension with exactly one attached scale (one object reference in
 //!   that dimension's `DIMENSION_LIST` entry): the scale's full path without
 //!   the leading `/` (so `grp/x` for a scale inside a group);
@@ -13,14 +23,17 @@
 
 use std::collections::HashMap;
 
-use hdf5_lite::{Dataset, Group, Value};
+use hdf5_lite::{Attribute, Dataset, Group, Value};
 
 use crate::attrs::str_attr;
 
-/// Object header address to path, for resolving `DIMENSION_LIST`.
+/// Object header address to path, for resolving `DIMENSION_LIST`, and
+/// netCDF dimids (`_Netcdf4Dimid` of dimension scales) per group.
 #[derive(Debug, Default, Clone)]
 pub struct AddressBook {
     paths: HashMap<u64, String>,
+    /// group path -> (dimid -> scale path)
+    dimids: HashMap<String, HashMap<i64, String>>,
 }
 
 impl AddressBook {
@@ -38,6 +51,11 @@ impl AddressBook {
             self.paths
                 .entry(d.address)
                 .or_insert_with(|| d.path.clone());
+            if is_scale(d)
+                && let Some(id) = int_attr(&d.attributes, "_Netcdf4Dimid")
+            {
+                self.insert_dimid(&g.path, id, d.path.clone());
+            }
         }
         for c in &g.groups {
             self.add_group(c);
@@ -51,6 +69,68 @@ impl AddressBook {
     pub fn insert(&mut self, address: u64, path: impl Into<String>) {
         self.paths.insert(address, path.into());
     }
+
+    /// Record that the dimension scale at `scale` in group `group` carries
+    /// `_Netcdf4Dimid = dimid`. The first one recorded wins.
+    pub fn insert_dimid(&mut self, group: &str, dimid: i64, scale: impl Into<String>) {
+        self.dimids
+            .entry(group.to_string())
+            .or_default()
+            .entry(dimid)
+            .or_insert_with(|| scale.into());
+    }
+
+    /// The scale with netCDF dimid `dimid` visible from a dataset at
+    /// `dataset_path`: its own group first, then each ancestor.
+    pub fn scale_for_dimid(&self, dataset_path: &str, dimid: i64) -> Option<&str> {
+        let mut group = parent_of(dataset_path);
+        loop {
+            if let Some(p) = self.dimids.get(group).and_then(|m| m.get(&dimid)) {
+                return Some(p);
+            }
+            if group == "/" {
+                return None;
+            }
+            group = parent_of(group);
+        }
+    }
+}
+
+/// Parent group path of an object path (`/a/b` -> `/a`, `/a` -> `/`).
+fn parent_of(path: &str) -> &str {
+    match path.trim_end_matches('/').rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+/// A scalar integer attribute.
+fn int_attr(attrs: &[Attribute], name: &str) -> Option<i64> {
+    let a = attrs.iter().find(|a| a.name == name)?;
+    match a.value.as_slice() {
+        [v] => value_int(v),
+        _ => None,
+    }
+}
+
+fn value_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::UInt(u) => i64::try_from(*u).ok(),
+        _ => None,
+    }
+}
+
+/// `_Netcdf4Coordinates` as dimids, when it has one entry per axis.
+fn netcdf4_coordinates(ds: &Dataset, rank: usize) -> Option<Vec<i64>> {
+    let a = ds
+        .attributes
+        .iter()
+        .find(|a| a.name == "_Netcdf4Coordinates")?;
+    if a.value.len() != rank {
+        return None;
+    }
+    a.value.iter().map(value_int).collect()
 }
 
 /// True when the dataset is a dimension scale (h5py `h5ds.is_scale`).
@@ -90,21 +170,57 @@ pub fn array_dimensions(
     rank: usize,
     book: &AddressBook,
 ) -> Result<Vec<String>, String> {
+    Ok(resolve_dimensions(ds, rank, book)?
+        .into_iter()
+        .map(|d| d.name)
+        .collect())
+}
+
+/// One axis of a dataset: its `_ARRAY_DIMENSIONS` name and, when the name
+/// comes from a dimension scale (including the dataset itself), that
+/// scale's full path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dim {
+    pub name: String,
+    pub scale: Option<String>,
+}
+
+/// The axes of a dataset, by the rules in the module documentation.
+pub fn resolve_dimensions(
+    ds: &Dataset,
+    rank: usize,
+    book: &AddressBook,
+) -> Result<Vec<Dim>, String> {
     let scales = scales_per_dim(ds, rank);
+    let coords = netcdf4_coordinates(ds, rank);
     let me_scale = is_scale(ds);
     let mut dims = Vec::with_capacity(rank);
+    let scale_dim = |p: &str| Dim {
+        name: strip_root(p),
+        scale: Some(p.to_string()),
+    };
     for (n, refs) in scales.iter().enumerate() {
+        if let Some(p) = coords
+            .as_ref()
+            .and_then(|c| book.scale_for_dimid(&ds.path, c[n]))
+        {
+            dims.push(scale_dim(p));
+            continue;
+        }
         match refs.as_slice() {
             [addr] => match book.path(*addr) {
-                Some(p) => dims.push(strip_root(p)),
+                Some(p) => dims.push(scale_dim(p)),
                 None => {
                     return Err(format!(
                         "DIMENSION_LIST of dimension {n} points at {addr:#x}, which is not a known object"
                     ));
                 }
             },
-            [] if me_scale => dims.push(strip_root(&ds.path)),
-            [] => dims.push(format!("phony_dim_{n}")),
+            [] if me_scale => dims.push(scale_dim(&ds.path)),
+            [] => dims.push(Dim {
+                name: format!("phony_dim_{n}"),
+                scale: None,
+            }),
             many => {
                 return Err(format!(
                     "{} dimension scales attached to dimension #{n}",
@@ -200,6 +316,87 @@ pub(crate) mod tests {
         assert!(array_dimensions(&v, 1, &book).is_err());
         let v = ds("/v", 1, vec![dimlist(vec![vec![999]])]);
         assert!(array_dimensions(&v, 1, &book).is_err());
+    }
+
+    fn int_attr(name: &str, v: Vec<i64>) -> hdf5_lite::Attribute {
+        let space = if v.len() == 1 && name == "_Netcdf4Dimid" {
+            Dataspace::Scalar
+        } else {
+            simple(&[v.len() as u64])
+        };
+        attr(name, i4(), space, v.into_iter().map(Value::Int).collect())
+    }
+
+    #[test]
+    fn netcdf4_coordinates_name_axes() {
+        // FVCOM: siglay(siglay, node) is a 2-D scale, node a dimension
+        // without a variable; g/v(node) in a child group
+        let node = ds(
+            "/node",
+            100,
+            vec![class_scale(), int_attr("_Netcdf4Dimid", vec![1])],
+        );
+        let mut siglay = ds(
+            "/siglay",
+            200,
+            vec![
+                class_scale(),
+                int_attr("_Netcdf4Dimid", vec![2]),
+                int_attr("_Netcdf4Coordinates", vec![2, 1]),
+            ],
+        );
+        siglay.dataspace = simple(&[40, 500]);
+        // a non-scale's _Netcdf4Dimid is not a dimension
+        let odd = ds("/odd", 300, vec![int_attr("_Netcdf4Dimid", vec![7])]);
+        let gv = ds("/g/v", 400, vec![int_attr("_Netcdf4Coordinates", vec![1])]);
+        let gw = ds(
+            "/g/w",
+            500,
+            vec![int_attr("_Netcdf4Coordinates", vec![7, 1])],
+        );
+        let root = Group {
+            path: "/".into(),
+            address: 96,
+            attributes: vec![],
+            groups: vec![Group {
+                path: "/g".into(),
+                address: 600,
+                attributes: vec![],
+                groups: vec![],
+                datasets: vec![gv.clone(), gw.clone()],
+                datatypes: vec![],
+                other_links: vec![],
+            }],
+            datasets: vec![node, siglay.clone(), odd],
+            datatypes: vec![],
+            other_links: vec![],
+        };
+        let book = AddressBook::from_root(&root);
+        assert_eq!(book.scale_for_dimid("/g/v", 1), Some("/node"));
+        assert_eq!(book.scale_for_dimid("/g/v", 7), None);
+        assert_eq!(
+            array_dimensions(&siglay, 2, &book).unwrap(),
+            vec!["siglay", "node"]
+        );
+        let dims = resolve_dimensions(&siglay, 2, &book).unwrap();
+        assert_eq!(dims[1].scale.as_deref(), Some("/node"));
+        // ancestors are searched
+        assert_eq!(array_dimensions(&gv, 1, &book).unwrap(), vec!["node"]);
+        // an unresolved dimid falls back per axis
+        assert_eq!(
+            array_dimensions(&gw, 2, &book).unwrap(),
+            vec!["phony_dim_0", "node"]
+        );
+        // wrong length: ignored, DIMENSION_LIST/self rules apply
+        assert_eq!(
+            array_dimensions(&siglay, 3, &book).unwrap(),
+            vec!["siglay", "siglay", "siglay"]
+        );
+        // a sibling group does not see another group's dimids
+        let mut b2 = AddressBook::default();
+        b2.insert_dimid("/a", 3, "/a/t");
+        assert_eq!(b2.scale_for_dimid("/b/v", 3), None);
+        assert_eq!(b2.scale_for_dimid("/a/sub/v", 3), Some("/a/t"));
     }
 
     #[test]

@@ -8,14 +8,14 @@
 //! ones kerchunk skips by design: dimension scales with no stored data
 //! (netCDF's "dimension without a variable").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
 use hdf5_lite::{Dataset, Datatype, File, Group, Layout, OtherLink, RangeSource, Value};
 
 use crate::attrs::{attrs_to_json, fill_value_attr, str_attr};
 use crate::codecs;
-use crate::dims::{AddressBook, array_dimensions, is_scale};
+use crate::dims::{AddressBook, Dim, is_scale, resolve_dimensions};
 use crate::error::Error;
 use crate::json::{Json, object};
 use crate::refs::{Ref, RefSet};
@@ -102,9 +102,30 @@ pub async fn translate(
     opts: &TranslateOptions,
 ) -> Result<Translation, Error> {
     let book = AddressBook::from_root(&file.root);
+    let ctx = Ctx {
+        dim_lengths: netcdf_dim_lengths(&file.root, &book),
+        book,
+        opts,
+    };
     let mut st = State::default();
     let mut embeds: Vec<(&Dataset, EmbedPlan)> = Vec::new();
-    visit_group(&file.root, &book, opts, &mut st, &mut embeds);
+    let mut raws: Vec<(&Dataset, RawPlan)> = Vec::new();
+    visit_group(&file.root, &ctx, &mut st, &mut embeds, &mut raws);
+
+    // space-padded strings: read, convert the padding, inline
+    for (ds, plan) in raws {
+        match hdf5_lite::data::read_raw(source, file, ds).await {
+            Ok(mut bytes) => {
+                spacepad_to_nullpad(&mut bytes, plan.elem);
+                st.refs
+                    .insert_json(format!("{}/.zarray", plan.prefix), &plan.meta.to_json());
+                st.refs
+                    .insert_json(format!("{}/.zattrs", plan.prefix), &plan.attrs);
+                st.refs.insert(plan.key, Ref::inline(&bytes));
+            }
+            Err(e) => st.warn(&ds.path, e.to_string()),
+        }
+    }
 
     // vlen strings: read the values and embed them
     for (ds, plan) in embeds {
@@ -219,6 +240,24 @@ struct Reencode {
     elem_size: u32,
 }
 
+/// What every dataset plan needs to know about the file.
+struct Ctx<'a> {
+    book: AddressBook,
+    opts: &'a TranslateOptions,
+    /// netCDF-4 unlimited dimensions: scale path -> netCDF length.
+    dim_lengths: HashMap<String, u64>,
+}
+
+/// A dataset whose bytes must be converted before zarr can serve them
+/// (space-padded fixed strings): read whole, converted, inlined as chunk 0.
+struct RawPlan {
+    prefix: String,
+    key: String,
+    elem: usize,
+    meta: ArrayMeta,
+    attrs: Json,
+}
+
 struct EmbedPlan {
     prefix: String,
     shape: Vec<u64>,
@@ -245,10 +284,10 @@ fn link_path(group: &str, name: &str) -> String {
 
 fn visit_group<'a>(
     g: &'a Group,
-    book: &AddressBook,
-    opts: &TranslateOptions,
+    ctx: &Ctx,
     st: &mut State,
     embeds: &mut Vec<(&'a Dataset, EmbedPlan)>,
+    raws: &mut Vec<(&'a Dataset, RawPlan)>,
 ) {
     let prefix = prefix_of(&g.path);
     st.refs
@@ -260,8 +299,11 @@ fn visit_group<'a>(
             .insert_json(join(&prefix, ".zattrs"), &Json::Object(attrs));
     }
     for ds in &g.datasets {
-        match plan_dataset(ds, book, opts) {
+        match plan_dataset(ds, ctx) {
             Ok(Planned::Array(p)) => {
+                for n in &p.notes {
+                    st.warn(&ds.path, n.clone());
+                }
                 st.refs
                     .insert_json(format!("{}/.zarray", p.prefix), &p.meta.to_json());
                 st.refs
@@ -272,6 +314,7 @@ fn visit_group<'a>(
                 st.fetches.extend(p.fetches);
             }
             Ok(Planned::Embed(e)) => embeds.push((ds, e)),
+            Ok(Planned::Raw(r)) => raws.push((ds, r)),
             Ok(Planned::Skip) => {}
             Err(reason) => st.warn(&ds.path, reason),
         }
@@ -292,7 +335,7 @@ fn visit_group<'a>(
         }
     }
     for c in &g.groups {
-        visit_group(c, book, opts, st, embeds);
+        visit_group(c, ctx, st, embeds, raws);
     }
 }
 
@@ -302,11 +345,14 @@ struct ArrayPlan {
     attrs: Json,
     refs: Vec<(String, Ref)>,
     fetches: Vec<Fetch>,
+    /// Warnings about a dataset that is still translated.
+    notes: Vec<String>,
 }
 
 enum Planned {
     Array(ArrayPlan),
     Embed(EmbedPlan),
+    Raw(RawPlan),
     Skip,
 }
 
@@ -335,11 +381,8 @@ fn whole_chunks(shape: &[u64]) -> Vec<u64> {
     shape.iter().map(|d| (*d).max(1)).collect()
 }
 
-fn plan_dataset(
-    ds: &Dataset,
-    book: &AddressBook,
-    opts: &TranslateOptions,
-) -> Result<Planned, String> {
+fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
+    let opts = ctx.opts;
     if let Some(e) = &ds.error {
         return Err(format!("storage could not be indexed: {e}"));
     }
@@ -356,11 +399,11 @@ fn plan_dataset(
     let prefix = prefix_of(&ds.path);
     let shape = ds.dataspace.shape();
     let rank = shape.len();
-    let dims = array_dimensions(ds, rank, book)?;
+    let dims = resolve_dimensions(ds, rank, &ctx.book)?;
     let mut attrs = attrs_to_json(&ds.attributes);
     attrs.insert(
         "_ARRAY_DIMENSIONS".into(),
-        Json::Array(dims.into_iter().map(Json::Str).collect()),
+        Json::Array(dims.iter().map(|d| Json::Str(d.name.clone())).collect()),
     );
     let attrs = Json::Object(attrs);
     let compact = matches!(ds.layout, Layout::Compact { .. });
@@ -401,8 +444,37 @@ fn plan_dataset(
     let zd = zarr::zarr_dtype(&ds.datatype)?;
     let elem = u64::from(zd.size);
     let nbytes = ds.dataspace.num_elements().saturating_mul(elem);
+
+    if is_spacepad_string(&ds.datatype) {
+        // HDF5 converts space padding to the reader's padding (h5py: NUL),
+        // so the stored bytes are not what readers get
+        if nbytes > opts.max_reencode_bytes {
+            return Err(format!(
+                "space-padded strings ({nbytes} bytes, more than max_reencode_bytes) must be converted: HDF5 reads trailing spaces as NULs"
+            ));
+        }
+        if matches!(ds.layout, Layout::Chunked { .. }) && !codecs::can_reencode(&ds.filters) {
+            return Err("space-padded strings behind filters we cannot decode".into());
+        }
+        return Ok(Planned::Raw(RawPlan {
+            key: chunk_key(&prefix, &vec![0; rank]),
+            prefix,
+            elem: zd.size as usize,
+            meta: ArrayMeta {
+                chunks: whole_chunks(&shape),
+                shape,
+                dtype: zd.json.clone(),
+                fill_value: fill_value(ds, &zd, true),
+                filters: vec![],
+            },
+            attrs,
+        }));
+    }
     let mut refs = Vec::new();
     let mut fetches = Vec::new();
+    let mut notes = Vec::new();
+    // zarr shape: the HDF5 extent, or the netCDF dimension lengths
+    let mut zshape = shape.clone();
     let place = |key: String,
                  offset: u64,
                  length: u64,
@@ -540,7 +612,12 @@ fn plan_dataset(
                     place(key, c.address, c.size, &mut refs, &mut fetches);
                 }
             }
-            let grid: u64 = shape
+            let ext = netcdf_shape(ds, &dims, &shape, chunk_shape, &zd, ctx);
+            if let Err(n) = &ext {
+                notes.push(n.clone());
+            }
+            zshape = ext.unwrap_or_else(|_| shape.clone());
+            let grid: u64 = zshape
                 .iter()
                 .zip(chunk_shape)
                 .map(|(s, c)| s.div_ceil(*c))
@@ -559,7 +636,7 @@ fn plan_dataset(
     Ok(Planned::Array(ArrayPlan {
         prefix,
         meta: ArrayMeta {
-            shape,
+            shape: zshape,
             chunks,
             dtype: zd.json.clone(),
             fill_value,
@@ -568,7 +645,139 @@ fn plan_dataset(
         attrs,
         refs,
         fetches,
+        notes,
     }))
+}
+
+/// True for a fixed-length string type with space padding (`H5T_STR_SPACEPAD`).
+fn is_spacepad_string(dt: &Datatype) -> bool {
+    matches!(
+        dt,
+        Datatype::String {
+            padding: hdf5_lite::StringPadding::SpacePad,
+            ..
+        }
+    )
+}
+
+/// What HDF5's string conversion does when h5py reads a space-padded
+/// string as NUL-padded (`H5T__conv_s_s`): the trailing run of spaces of
+/// every `elem`-byte element becomes NULs; everything before it (embedded
+/// NULs included) is kept.
+pub fn spacepad_to_nullpad(bytes: &mut [u8], elem: usize) {
+    if elem == 0 {
+        return;
+    }
+    for e in bytes.chunks_mut(elem) {
+        for b in e.iter_mut().rev() {
+            if *b != b' ' {
+                break;
+            }
+            *b = 0;
+        }
+    }
+}
+
+/// True when the file was written by netCDF-4: `_NCProperties` on the root
+/// group, or any dataset carrying netCDF-4's hidden `_Netcdf4Dimid` /
+/// `_Netcdf4Coordinates` attributes.
+pub fn is_netcdf4_file(root: &Group) -> bool {
+    fn any_ds(g: &Group) -> bool {
+        g.datasets.iter().any(|d| {
+            d.attributes
+                .iter()
+                .any(|a| a.name == "_Netcdf4Dimid" || a.name == "_Netcdf4Coordinates")
+        }) || g.groups.iter().any(any_ds)
+    }
+    root.attributes.iter().any(|a| a.name == "_NCProperties") || any_ds(root)
+}
+
+/// Lengths of the netCDF-4 unlimited dimensions, keyed by scale path.
+///
+/// netCDF-C (`nc4_find_dim_len`) defines an unlimited dimension's length
+/// as the largest current extent along it over every variable that uses
+/// it; a variable with fewer records has that length too, its unwritten
+/// records reading as the fill value. Here: the maximum, over every
+/// dataset with an unlimited axis named by a scale (the scale itself
+/// included), of the extent along that axis. Empty for non-netCDF files.
+fn netcdf_dim_lengths(root: &Group, book: &AddressBook) -> HashMap<String, u64> {
+    fn walk(g: &Group, book: &AddressBook, out: &mut HashMap<String, u64>) {
+        for ds in &g.datasets {
+            let hdf5_lite::Dataspace::Simple { dims, max_dims } = &ds.dataspace else {
+                continue;
+            };
+            let Ok(axes) = resolve_dimensions(ds, dims.len(), book) else {
+                continue;
+            };
+            for ((len, max), axis) in dims.iter().zip(max_dims).zip(axes) {
+                if let (None, Some(scale)) = (max, axis.scale) {
+                    let e = out.entry(scale).or_insert(0);
+                    *e = (*e).max(*len);
+                }
+            }
+        }
+        for c in &g.groups {
+            walk(c, book, out);
+        }
+    }
+    let mut out = HashMap::new();
+    if is_netcdf4_file(root) {
+        walk(root, book, &mut out);
+    }
+    out
+}
+
+/// zarr shape of a chunked dataset: its HDF5 extent, except that in a
+/// netCDF-4 file an unlimited axis takes the netCDF dimension length (see
+/// [`netcdf_dim_lengths`]), so a variable with fewer records than its
+/// dimension reads like netCDF-C shows it: same length as its neighbours,
+/// unwritten records = fill value (zarr's `fill_value` for the absent
+/// chunks). `Err` (a warning; the HDF5 extent is kept) when that fill
+/// would not be exact: HDF5 fill undefined, or different from the zarr
+/// `fill_value`, or a partly used boundary chunk whose unused part HDF5
+/// did not initialise with the fill value.
+fn netcdf_shape(
+    ds: &Dataset,
+    dims: &[Dim],
+    shape: &[u64],
+    chunk_shape: &[u64],
+    zd: &ZDtype,
+    ctx: &Ctx,
+) -> Result<Vec<u64>, String> {
+    let hdf5_lite::Dataspace::Simple { max_dims, .. } = &ds.dataspace else {
+        return Ok(shape.to_vec());
+    };
+    let mut out = shape.to_vec();
+    let mut partial = false;
+    for (d, axis) in dims.iter().enumerate() {
+        if max_dims.get(d).is_some_and(Option::is_none)
+            && let Some(len) = axis.scale.as_ref().and_then(|p| ctx.dim_lengths.get(p))
+            && *len > shape[d]
+        {
+            out[d] = *len;
+            partial |= !shape[d].is_multiple_of(chunk_shape[d]);
+        }
+    }
+    if out == shape {
+        return Ok(out);
+    }
+    let why = |r: &str| {
+        Err(format!(
+            "shape kept at the HDF5 extent {shape:?}, not the netCDF dimension lengths {out:?}: {r}"
+        ))
+    };
+    if ds.fill_value.value.is_none() {
+        return why("no HDF5 fill value defined for the unwritten records");
+    }
+    if fill_value(ds, zd, false) != hdf5_fill(ds, zd) {
+        return why("the _FillValue attribute differs from the HDF5 fill value");
+    }
+    let fill_written = ds.fill_value.fill_time == 0
+        || (ds.fill_value.fill_time == 2 && ds.fill_value.user_defined);
+    if partial && !fill_written {
+        return why("a boundary chunk's unused part was not initialised with the fill value");
+    }
+    Ok(out)
 }
 
 /// Rows per piece for `split_contiguous`: the largest divisor of the first

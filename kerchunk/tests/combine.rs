@@ -103,7 +103,9 @@ struct Case {
 #[test]
 fn ofs_fmrc_views_combine_and_match_xarray_and_mzz() {
     let Some((py, make_ofs)) = python() else {
-        panic!("oracle venv python or fixtures/make_ofs.py missing: run tests/python/setup-venv.sh");
+        panic!(
+            "oracle venv python or fixtures/make_ofs.py missing: run tests/python/setup-venv.sh"
+        );
     };
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("combine-ofs");
     let _ = std::fs::remove_dir_all(&dir);

@@ -41,7 +41,8 @@ def main():
         msg = "readback"
         golden = GOLDEN / (rel + ".json")
         if ok and golden.exists():
-            code, out2 = run([PY, str(HERE / "compare_kerchunk.py"), str(ref), str(golden), "--warnings", str(warnings)])
+            code, out2 = run([PY, str(HERE / "compare_kerchunk.py"), str(ref), str(golden), "--warnings", str(warnings),
+                              "--original", str(original)])
             out += out2
             ok = code == 0
             msg = "readback+kerchunk"
