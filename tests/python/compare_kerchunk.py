@@ -350,12 +350,15 @@ def main():
                 continue
             if gb == ob:
                 continue
-            # kerchunk re-minifies inline text that parses as JSON (ujson)
-            try:
-                if same(json.loads(gb), json.loads(ob)):
-                    continue
-            except Exception:
-                pass
+            # Metadata documents are compared as JSON (kerchunk re-minifies
+            # them with ujson); data chunks must be byte-identical unless an
+            # intended-difference rule below explains them.
+            if key.rsplit("/", 1)[-1].startswith("."):
+                try:
+                    if same(json.loads(gb), json.loads(ob)):
+                        continue
+                except Exception:
+                    pass
             if ujson_minified(ob, gb):
                 note("kerchunk-ujson-minified", key, f"file bytes {ob!r}, kerchunk {gb!r}")
                 continue
