@@ -128,11 +128,16 @@ impl Header {
     pub fn data_block_size(&self, ctx: &Ctx, n: u64) -> u64 {
         let prefix = 4 + 1 + 1 + ctx.size_of_offsets as u64 + self.offset_size() as u64;
         let e = self.entry_size as u64;
+        // Saturating: hostile parameters give an absurd size that the
+        // caller's limits reject, never an overflow.
         if n > self.page_elements() {
             let pages = n / self.page_elements();
-            prefix + 4 + n * e + pages * 4
+            prefix
+                .saturating_add(4)
+                .saturating_add(n.saturating_mul(e))
+                .saturating_add(pages.saturating_mul(4))
         } else {
-            prefix + n * e + 4
+            prefix.saturating_add(n.saturating_mul(e)).saturating_add(4)
         }
     }
 }
@@ -210,14 +215,11 @@ pub fn secondary_block_size(ctx: &Ctx, h: &Header, info: &SuperBlockInfo) -> u64
     } else {
         0
     };
-    let bitmap = (info.data_blocks * pages).div_ceil(8);
-    4 + 1
-        + 1
-        + ctx.size_of_offsets as u64
-        + h.offset_size() as u64
-        + bitmap
-        + info.data_blocks * ctx.size_of_offsets as u64
-        + 4
+    let bitmap = info.data_blocks.saturating_mul(pages).div_ceil(8);
+    (6 + ctx.size_of_offsets as u64 + h.offset_size() as u64)
+        .saturating_add(bitmap)
+        .saturating_add(info.data_blocks.saturating_mul(ctx.size_of_offsets as u64))
+        .saturating_add(4)
 }
 
 pub fn parse_secondary_block(
@@ -243,7 +245,10 @@ pub fn parse_secondary_block(
         } else {
             0
         };
-        let (mut r, bitmap) = take(r, (info.data_blocks * pages).div_ceil(8) as usize)?;
+        let (mut r, bitmap) = take(
+            r,
+            info.data_blocks.saturating_mul(pages).div_ceil(8) as usize,
+        )?;
         let mut data_blocks = Vec::new();
         let mut page_init = Vec::new();
         for d in 0..info.data_blocks {

@@ -67,10 +67,17 @@ impl Header {
     /// fetched in one read.
     pub fn data_block_size(&self, ctx: &Ctx) -> u64 {
         let e = self.entry_size as u64;
+        // Saturating: a hostile entry count must produce an absurd size
+        // (rejected by the caller's limits), never an overflow.
         if self.paged() {
-            self.prefix(ctx) + 4 + self.entries.saturating_mul(e) + self.pages().saturating_mul(4)
+            self.prefix(ctx)
+                .saturating_add(4)
+                .saturating_add(self.entries.saturating_mul(e))
+                .saturating_add(self.pages().saturating_mul(4))
         } else {
-            self.prefix(ctx) + self.entries.saturating_mul(e) + 4
+            self.prefix(ctx)
+                .saturating_add(self.entries.saturating_mul(e))
+                .saturating_add(4)
         }
     }
 }

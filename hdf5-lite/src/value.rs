@@ -228,7 +228,13 @@ impl Decoder<'_> {
                     }
                     Some(obj) => {
                         let es = base.size() as usize;
-                        let mut out = Vec::with_capacity((len as usize).min(obj.len()));
+                        if es == 0 || (len as usize).saturating_mul(es) > obj.len() {
+                            return Err(format!(
+                                "vlen sequence of {len} elements of {es} bytes does not fit its {}-byte heap object",
+                                obj.len()
+                            ));
+                        }
+                        let mut out = Vec::with_capacity(len as usize);
                         for k in 0..len as usize {
                             let field = obj
                                 .get(k * es..(k + 1) * es)

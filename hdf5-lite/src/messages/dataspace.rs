@@ -40,6 +40,15 @@ pub fn dataspace<'a>(i: &'a [u8], ctx: &Ctx) -> PResult<'a, Dataspace> {
             r = rr;
         }
     }
+    // A dataspace whose element count does not fit 64 bits cannot describe
+    // stored data; reject it here rather than saturate everywhere later.
+    if dims
+        .iter()
+        .try_fold(1u64, |a, d| a.checked_mul(*d))
+        .is_none()
+    {
+        return bad(i, format!("dataspace dims {dims:?} overflow 64 bits"));
+    }
     let space = match kind {
         0 => Dataspace::Scalar,
         1 => Dataspace::Simple { dims, max_dims },

@@ -276,9 +276,15 @@ fn compound(mut r: &[u8], version: u8, n: u32, size: u32, depth: u32) -> PResult
         let (rr, mut datatype) = dt(r, depth + 1)?;
         r = rr;
         if !v1_dims.is_empty() {
-            let count: u32 = v1_dims.iter().product();
+            let count = v1_dims.iter().try_fold(1u32, |a, d| a.checked_mul(*d));
+            let Some(size) = count.and_then(|c| datatype.size().checked_mul(c)) else {
+                return bad(
+                    r,
+                    format!("compound member {name}: array dims {v1_dims:?} overflow"),
+                );
+            };
             datatype = Datatype::Array {
-                size: datatype.size().saturating_mul(count),
+                size,
                 dims: v1_dims,
                 base: Box::new(datatype),
             };
