@@ -33,6 +33,7 @@ step "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D 
 step "cargo test" cargo test --workspace --all-features
 step "h5py goldens regenerate identically" bash fixtures/check-golden.sh
 step "refs read back bit-identical; match kerchunk" "$KERCHUNK_NOS_PYTHON" tests/python/check_refs.py
+step "xarray (CF-decoded) sees what the netCDF4 engine sees" "$KERCHUNK_NOS_PYTHON" tests/python/xarray_decoded.py
 
 echo
 if [ "$failed" -gt 0 ]; then

@@ -834,7 +834,8 @@ fn hdf5_fill(ds: &Dataset, zd: &ZDtype) -> Json {
 /// | fixed-length string (`S`)                 | fill bytes or `" "` | same                         |
 /// | netCDF var / CF time, every chunk stored  | `null`              | same (no masking, ints stay ints) |
 /// | netCDF var / CF time, some chunk absent   | `null` (garbage)    | HDF5 fill value (netCDF-C stores the netCDF default fill there), so absent chunks read as netCDF returns them |
-/// | other numeric                             | HDF5 fill or 0      | same                         |
+/// | other numeric, every chunk stored         | HDF5 fill or 0 (xarray then masks real values equal to it: ROMS scalars that are 0 read as NaN) | `null` |
+/// | other numeric, some chunk absent          | HDF5 fill or 0      | same                         |
 /// | compound / opaque                         | dropped / `null`    | base64 of the HDF5 fill (or zeros) |
 pub fn fill_value(ds: &Dataset, zd: &ZDtype, complete: bool) -> Json {
     if let Some(v) = fill_value_attr(&ds.attributes)
@@ -855,8 +856,12 @@ pub fn fill_value(ds: &Dataset, zd: &ZDtype, complete: bool) -> Json {
             use base64::Engine as _;
             Json::Str(base64::engine::general_purpose::STANDARD.encode(b))
         }
+        // Every chunk is stored, so zarr never needs a fill value; `null`
+        // also keeps xarray from masking real data equal to it (kerchunk's
+        // HDF5 fill of 0 turns ROMS scalars such as `LuvSponge = 0` into NaN)
+        // and from failing on structured fills it cannot hash.
+        _ if complete => Json::Null,
         Kind::Void => hdf5_fill(ds, zd),
-        _ if is_netcdf_variable(ds) && complete => Json::Null,
         _ => hdf5_fill(ds, zd),
     }
 }

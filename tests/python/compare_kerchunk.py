@@ -27,6 +27,10 @@ INTENDED = [
     ("fill-absent-chunks", "*/.zarray:fill_value",
      "netCDF variable with absent chunks: kerchunk writes null (zarr then returns "
      "uninitialised memory); we write the HDF5 fill value."),
+    ("fill-null-complete", "*/.zarray:fill_value",
+     "every chunk stored and no _FillValue attribute: kerchunk writes the HDF5 fill "
+     "(often 0), which xarray then uses to mask real data (ROMS scalars equal to 0 "
+     "read as NaN); we write null, so nothing is masked."),
     ("zero-length-chunks", "*/.zarray:chunks",
      "zero-length dimension: kerchunk writes chunk 0 (zarr cannot read it); we write 1."),
     ("vlen-embed-filters", "*/.zarray:filters",
@@ -293,6 +297,14 @@ def main():
                 if same(g.get(field), o.get(field)):
                     continue
                 arr = array_of(key)
+                if field == "fill_value" and o.get(field) is None and g.get(field) is not None:
+                    grid = [math.ceil(s / c) if c else 0 for s, c in zip(o["shape"], o["chunks"])]
+                    n_grid = math.prod(grid)
+                    n_have = sum(1 for k in ours if array_of(k) == arr and not k.rsplit("/", 1)[-1].startswith("."))
+                    zattrs = parse_meta(ours[arr + "/.zattrs"]) if arr + "/.zattrs" in ours else {}
+                    if n_have >= n_grid and "_FillValue" not in zattrs:
+                        note("fill-null-complete", key, f"{g.get(field)!r} -> null")
+                        continue
                 if field == "fill_value" and g.get(field) is None:
                     # absent chunks in ours?
                     grid = [math.ceil(s / c) if c else 0 for s, c in zip(o["shape"], o["chunks"])]

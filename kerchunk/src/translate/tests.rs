@@ -283,10 +283,10 @@ fn netcdf_like_file() {
         t.refs.get("s/0"),
         Some(&Ref::Binary(vec![0xff, 0xff, 0xff, 0x7f]))
     );
-    // plain HDF5 dataset without fill: zeros, phony dims
+    // plain HDF5 dataset without fill, fully stored: null, phony dims
     assert_eq!(
         meta(&t, "grp/z/.zarray").get("fill_value"),
-        Some(&Json::UInt(0))
+        Some(&Json::Null)
     );
     assert_eq!(
         meta(&t, "grp/z/.zattrs").to_compact(),
@@ -506,12 +506,16 @@ fn fill_value_rules() {
     let z = zarr::zarr_dtype(&f4()).unwrap();
     let mut d = ds("/v", 1, vec![]);
     d.datatype = f4();
-    // plain HDF5, no fill defined: zeros
-    assert_eq!(fill_value(&d, &z, true), Json::Float(0.0));
-    // plain HDF5, defined fill
+    // every chunk stored, no _FillValue: null (nothing to fill, nothing
+    // for xarray to mask)
+    assert_eq!(fill_value(&d, &z, true), Json::Null);
+    // plain HDF5 with absent chunks, no fill defined: zeros (what HDF5 reads)
+    assert_eq!(fill_value(&d, &z, false), Json::Float(0.0));
+    // plain HDF5 with absent chunks, defined fill
     d.fill_value.value = Some(f32::NAN.to_le_bytes().to_vec());
     d.fill_value.user_defined = true;
-    assert_eq!(fill_value(&d, &z, true), Json::Str("NaN".into()));
+    assert_eq!(fill_value(&d, &z, false), Json::Str("NaN".into()));
+    assert_eq!(fill_value(&d, &z, true), Json::Null);
     // CF time heuristics: null when complete
     d.attributes.push(attr(
         "units",
