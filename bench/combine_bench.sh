@@ -15,7 +15,7 @@ $PY "$(dirname "$0")/../fixtures/make_ofs.py" --model dbofs --kind fields --hour
     --cycle 2023-03-30T00 --out "$OUT/gen" --scale "$SCALE" >/dev/null
 NC=$(ls "$OUT"/gen/*/*.nc)
 RES=$(COMBINE_BENCH_NC="$NC" COMBINE_BENCH_OUT="$OUT" COMBINE_BENCH_N="$N" \
-    cargo test -q --release -p kerchunk --test combine_bench -- --ignored --nocapture 2>/dev/null \
+    cargo run -q --release -p kerchunk --example combine_bench 2>/dev/null \
     | grep '^RESULT')
 echo "$RES"
 $PY - "$OUT" "$RES" <<'PYEOF'

@@ -324,9 +324,7 @@ pub fn btree_v2(data: &[u8]) {
     // The walker reads exactly node_size bytes for a node.
     let node = node.slice(..node.len().min(h.node_size as usize));
     if let Ok(n) = btree_v2::parse_node(&node, 0, &c, &h, &geo, depth, nrec) {
-        if depth == 0 {
-            assert!(n.children.is_empty(), "leaf with children");
-        }
+        assert!(depth != 0 || n.children.is_empty(), "leaf with children");
     }
 }
 

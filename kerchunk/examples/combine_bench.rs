@@ -1,7 +1,7 @@
-//! Benchmark helper for `bench/combine_bench.sh` (ignored by default):
+//! Benchmark helper for `bench/combine_bench.sh` (a benchmark, not a test):
 //!
 //!     COMBINE_BENCH_NC=file.nc COMBINE_BENCH_OUT=dir \
-//!     cargo test --release -p kerchunk --test combine_bench -- --ignored --nocapture
+//!     cargo run --release -p kerchunk --example combine_bench
 //!
 //! Translates one ROMS file, clones its references 144 times with shifted
 //! `ocean_time` values (inline, chunk 1) and per-clone URLs, writes the 144
@@ -15,9 +15,7 @@ use std::time::Instant;
 use kerchunk::combine::{CombineOptions, combine};
 use kerchunk::{Ref, RefSet, TranslateOptions};
 
-#[test]
-#[ignore]
-fn combine_144() {
+fn main() {
     let nc = PathBuf::from(std::env::var("COMBINE_BENCH_NC").expect("COMBINE_BENCH_NC"));
     let out = PathBuf::from(std::env::var("COMBINE_BENCH_OUT").expect("COMBINE_BENCH_OUT"));
     let n: usize = std::env::var("COMBINE_BENCH_N")
