@@ -31,6 +31,9 @@ export KERCHUNK_NOS_PYTHON="$ROOT/.venv/bin/python"
 step "cargo fmt" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test" cargo test --workspace --all-features
+step "S3 source against moto" bash tests/s3_source_test.sh
+step "end-to-end pipeline (moto S3/SNS/SQS, fault injection)" bash tests/e2e/run_e2e.sh
+step "static musl binary in an empty root (HTTP, S3 via moto)" bash tests/static/run.sh
 step "h5py goldens regenerate identically" bash fixtures/check-golden.sh
 step "refs read back bit-identical; match kerchunk" "$KERCHUNK_NOS_PYTHON" tests/python/check_refs.py
 step "xarray (CF-decoded) sees what the netCDF4 engine sees" "$KERCHUNK_NOS_PYTHON" tests/python/xarray_decoded.py

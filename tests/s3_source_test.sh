@@ -8,19 +8,20 @@
 # named like the public NOAA bucket, a key with spaces and `+`, and that a
 # missing key fails with a message naming the object.
 #
-# Env: KERCHUNK_NOS_BIN (default target/release/kerchunk-nos, built if
-# missing), VENV (default .venv), PORT (default: a free one).
+# Env: KERCHUNK_NOS_BIN (default target/debug/kerchunk-nos, rebuilt unless
+# KERCHUNK_NOS_BIN is set), VENV (default .venv), PORT (default: a free one).
 # Exit status: 0 when every check passed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$ROOT/.venv}
 PY=$VENV/bin/python
-BIN=${KERCHUNK_NOS_BIN:-$ROOT/target/release/kerchunk-nos}
+BIN=${KERCHUNK_NOS_BIN:-$ROOT/target/debug/kerchunk-nos}
 FIX=$ROOT/fixtures/files
 
-if [ ! -x "$BIN" ]; then
-    (cd "$ROOT" && cargo build --release -p ingest)
+if [ -z "${KERCHUNK_NOS_BIN:-}" ]; then
+    # Always (re)build: a stale binary must never be what gets tested.
+    (cd "$ROOT" && cargo build -q -p ingest --bin kerchunk-nos)
 fi
 
 PORT=${PORT:-$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}

@@ -89,7 +89,7 @@ fn sweep(path: &Path, flips: usize) -> Vec<String> {
         let mut d = data.clone();
         // Flip bytes in the first 64 KiB most of the time: that is where the
         // metadata of small files lives, so flips hit parsers, not raw data.
-        let span = if rng.next() % 4 == 0 {
+        let span = if rng.next().is_multiple_of(4) {
             d.len()
         } else {
             d.len().min(65536)

@@ -10,6 +10,20 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use hdf5_lite::source::{SourceOptions, open_url};
+use ingest::backfill;
+use ingest::config::{Config, Pipeline};
+use ingest::steps::{self, StepError};
+use ingest::store::{StoreError, StoreUrl};
+use ingest::worker::{self, Destination, WorkerOptions};
+
+fn join_prefix(a: &str, b: &str) -> String {
+    let (a, b) = (a.trim_matches('/'), b.trim_matches('/'));
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_string(),
+        (_, true) => a.to_string(),
+        _ => format!("{a}/{b}"),
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +34,67 @@ use hdf5_lite::source::{SourceOptions, open_url};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Log as JSON lines (for Kubernetes log collectors); level from RUST_LOG.
+    #[arg(long, global = true, env = "KERCHUNK_NOS_LOG_JSON")]
+    log_json: bool,
+}
+
+/// Pipeline settings shared by the pipeline verbs.
+#[derive(clap::Args, Debug)]
+struct PipelineArgs {
+    /// Source bucket that may be read (repeat or comma-separate; default
+    /// noaa-ofs-pds and noaa-nos-ofs-pds). Messages about other buckets are skipped.
+    #[arg(
+        long = "source-bucket",
+        global = true,
+        value_delimiter = ',',
+        env = "KERCHUNK_NOS_SOURCE_BUCKETS"
+    )]
+    source_buckets: Vec<String>,
+    /// Models to index and aggregate, comma-separated, or `all`.
+    #[arg(
+        long,
+        global = true,
+        default_value = "all",
+        env = "KERCHUNK_NOS_MODELS"
+    )]
+    models: String,
+    /// File kinds to index, comma-separated (fields, 2ds, regulargrid).
+    #[arg(
+        long,
+        global = true,
+        default_value = "fields",
+        env = "KERCHUNK_NOS_KINDS"
+    )]
+    kinds: String,
+    /// S3/SQS endpoint (S3-compatible servers); default AWS_ENDPOINT_URL.
+    #[arg(long, global = true)]
+    endpoint_url: Option<String>,
+    /// Read source bucket B from DIR/B instead of S3 (references still say s3://B/key).
+    #[arg(long, global = true, value_name = "DIR")]
+    source_root: Option<String>,
+    /// Model runs include nowcasts and the best series prefers the newest
+    /// cycle's nowcast (default: forecasts only, as the original pipeline).
+    #[arg(long, global = true)]
+    include_nowcasts: bool,
+    /// Per-file limit on HDF5 metadata bytes fetched.
+    #[arg(long, global = true, default_value_t = 256 * 1024 * 1024)]
+    max_metadata_bytes: u64,
+    /// Per-file limit on HDF5 object headers.
+    #[arg(long, global = true, default_value_t = 1_000_000)]
+    max_objects: usize,
+    /// Objects read/written at once within one step.
+    #[arg(long, global = true, default_value_t = 8)]
+    io_concurrency: usize,
+    /// Unsigned S3 requests: `auto` for the public NOAA buckets only,
+    /// `always`, or `never` (sign everything with the credential chain).
+    #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    anonymous: String,
+    /// Attempts per S3 request (SDK retries included).
+    #[arg(long, global = true, default_value_t = 5)]
+    max_attempts: u32,
 }
 
 #[derive(Subcommand)]
@@ -60,6 +135,85 @@ enum Command {
         /// The message body (SNS envelope, S3 event or test event JSON).
         message: String,
     },
+    /// Index the OFS files a source-bucket message names into
+    /// DEST_BUCKET/DEST_PREFIX/{basename}.zarr (as the seed's extract_single).
+    #[command(name = "extract_single", alias = "extract-single")]
+    ExtractSingle {
+        /// The message body (SNS envelope, S3 event or test event JSON).
+        message: String,
+        /// Destination bucket name (or s3://bucket, or file:///dir).
+        dest_bucket: String,
+        /// Key prefix of the references (e.g. `nos`).
+        dest_prefix: String,
+        /// Optional model list (the Argo workflow's 4th argument, e.g.
+        /// `dbofs`); overrides --models.
+        models: Option<String>,
+    },
+    /// Rebuild the model-run aggregate and best time series for the
+    /// single-file references a destination-bucket message names.
+    #[command(name = "update_model_run", alias = "update-model-run")]
+    UpdateModelRun {
+        /// The message body (SNS envelope, S3 event or test event JSON).
+        message: String,
+        /// Store to update instead of s3://{bucket of the message}.
+        #[arg(long)]
+        dest: Option<String>,
+    },
+    /// Long-running SQS worker: extract_single for --queue messages,
+    /// update_model_run for --update-queue messages.
+    Worker {
+        /// Queue of source-bucket new-object notifications.
+        #[arg(long, env = "KERCHUNK_NOS_QUEUE")]
+        queue: String,
+        /// Queue of destination-bucket notifications (model-run updates).
+        #[arg(long, env = "KERCHUNK_NOS_UPDATE_QUEUE")]
+        update_queue: Option<String>,
+        /// Where references are written: s3://bucket/prefix (or file:///dir).
+        #[arg(long, env = "KERCHUNK_NOS_DEST")]
+        dest: String,
+        /// Messages processed at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Seconds a received message stays hidden (extended while it runs).
+        #[arg(long, default_value_t = 300)]
+        visibility_timeout: i32,
+        /// Long-poll wait in seconds (0-20).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i32).range(0..=20))]
+        wait_seconds: i32,
+        /// Stop after this many messages.
+        #[arg(long)]
+        max_messages: Option<u64>,
+        /// Stop when all queues are empty and nothing is in flight.
+        #[arg(long)]
+        exit_when_idle: bool,
+    },
+    /// Index existing files of a model for a range of cycle dates, then
+    /// rebuild its model runs and best time series.
+    Backfill {
+        #[arg(long)]
+        model: String,
+        /// First cycle date, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last cycle date, YYYY-MM-DD (inclusive).
+        #[arg(long)]
+        to: String,
+        /// Source bucket to list.
+        #[arg(long, default_value = "noaa-ofs-pds")]
+        bucket: String,
+        /// Where references are written: s3://bucket/prefix (or file:///dir).
+        #[arg(long, env = "KERCHUNK_NOS_DEST")]
+        dest: String,
+        /// Key prefix under --dest when it is a directory.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Re-index files whose reference set already exists.
+        #[arg(long)]
+        overwrite: bool,
+        /// No progress on stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 /// A failure with the exit code Argo should see.
@@ -86,6 +240,7 @@ fn transient(e: impl std::fmt::Display) -> Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.log_json);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -103,6 +258,107 @@ fn main() -> ExitCode {
             eprintln!("error: {}", f.message);
             ExitCode::from(f.code)
         }
+    }
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn usage(e: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: 2,
+        message: e.to_string(),
+    }
+}
+
+fn step_failure(e: StepError) -> Failure {
+    Failure {
+        code: e.exit_code(),
+        message: e.to_string(),
+    }
+}
+
+fn store_failure(e: StoreError) -> Failure {
+    step_failure(e.into())
+}
+
+fn pipeline(a: &PipelineArgs, dest_override: Option<StoreUrl>) -> Result<Pipeline, Failure> {
+    let mut c = Config::default();
+    let buckets: Vec<String> = a
+        .source_buckets
+        .iter()
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
+        .collect();
+    if !buckets.is_empty() {
+        c.source_buckets = buckets;
+    }
+    c.models = Config::parse_models(&a.models);
+    c.kinds = Config::parse_kinds(&a.kinds).map_err(usage)?;
+    c.source_root = a.source_root.as_ref().map(std::path::PathBuf::from);
+    c.dest_override = dest_override;
+    c.include_nowcasts = a.include_nowcasts;
+    c.hdf5.max_metadata_bytes = a.max_metadata_bytes;
+    c.hdf5.max_objects = a.max_objects;
+    c.io_concurrency = a.io_concurrency.max(1);
+    c.source_options.endpoint_url = a.endpoint_url.clone();
+    c.source_options.max_attempts = a.max_attempts.max(1);
+    c.source_options.anonymous = match a.anonymous.as_str() {
+        "always" => Some(true),
+        "never" => Some(false),
+        _ => None,
+    };
+    Ok(Pipeline::new(c))
+}
+
+/// `nextgen-dmac`, `s3://nextgen-dmac[/p]` or `file:///dir` -> store URL.
+fn dest_url(s: &str) -> Result<StoreUrl, Failure> {
+    let url = if s.contains("://") || s.starts_with('/') || s.starts_with('.') {
+        s.to_string()
+    } else {
+        format!("s3://{s}")
+    };
+    StoreUrl::parse(&url).map_err(usage)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -172,6 +428,123 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Dump { message } => {
             println!("{}", ingest::message::dump(&message)?);
+        }
+        Command::ExtractSingle {
+            message,
+            dest_bucket,
+            dest_prefix,
+            models,
+        } => {
+            let mut p = pipeline(&cli.pipeline, None)?;
+            if let Some(m) = models {
+                p.config.models = Config::parse_models(&m);
+            }
+            let url = dest_url(&dest_bucket)?;
+            let prefix = join_prefix(url.prefix(), &dest_prefix);
+            let dest = p.store(&url).await.map_err(store_failure)?;
+            let out = steps::extract_single(&p, &message, &*dest, &prefix)
+                .await
+                .map_err(step_failure)?;
+            print_json(&out)?;
+        }
+        Command::UpdateModelRun { message, dest } => {
+            let dest = dest.as_deref().map(dest_url).transpose()?;
+            let p = pipeline(&cli.pipeline, dest)?;
+            let out = steps::update_model_run(&p, &message)
+                .await
+                .map_err(step_failure)?;
+            print_json(&out)?;
+        }
+        Command::Worker {
+            queue,
+            update_queue,
+            dest,
+            concurrency,
+            visibility_timeout,
+            wait_seconds,
+            max_messages,
+            exit_when_idle,
+        } => {
+            let url = dest_url(&dest)?;
+            let p = Arc::new(pipeline(&cli.pipeline, Some(url.clone()))?);
+            let store = p.store(&url).await.map_err(store_failure)?;
+            let sqs = worker::sqs_client(&p.config.source_options)
+                .await
+                .map_err(transient)?;
+            let opts = WorkerOptions {
+                queue,
+                update_queue,
+                concurrency: concurrency.max(1),
+                visibility_timeout: visibility_timeout.max(1),
+                wait_seconds,
+                max_messages,
+                exit_when_idle,
+                ..WorkerOptions::default()
+            };
+            let dest = Destination {
+                store,
+                prefix: url.prefix().to_string(),
+            };
+            tracing::info!(
+                queue = %opts.queue,
+                update_queue = ?opts.update_queue,
+                dest = %dest.store.url(),
+                prefix = %dest.prefix,
+                concurrency = opts.concurrency,
+                "worker starting"
+            );
+            let stats = worker::run(p, sqs, opts, dest, shutdown_signal()).await;
+            tracing::info!(
+                received = stats.received,
+                succeeded = stats.succeeded,
+                failed = stats.failed,
+                deleted = stats.deleted,
+                "worker stopped"
+            );
+            print_json(&stats)?;
+        }
+        Command::Backfill {
+            model,
+            from,
+            to,
+            bucket,
+            dest,
+            prefix,
+            overwrite,
+            quiet,
+        } => {
+            let parse = |s: &str| {
+                backfill::parse_date(s).ok_or_else(|| usage(format!("{s:?} is not YYYY-MM-DD")))
+            };
+            let (from, to) = (parse(&from)?, parse(&to)?);
+            if from > to {
+                return Err(usage("--from is after --to"));
+            }
+            let url = dest_url(&dest)?;
+            let mut p = pipeline(&cli.pipeline, Some(url.clone()))?;
+            if !p.config.is_source_bucket(&bucket) {
+                p.config.source_buckets.push(bucket.clone());
+            }
+            p.config.models = Some([model.clone()].into_iter().collect());
+            let store = p.store(&url).await.map_err(store_failure)?;
+            let opts = backfill::BackfillOptions {
+                model,
+                from,
+                to,
+                bucket,
+                dest: store,
+                prefix: join_prefix(url.prefix(), prefix.as_deref().unwrap_or("")),
+                overwrite,
+                progress: !quiet,
+            };
+            let report = backfill::run(&p, &opts).await.map_err(step_failure)?;
+            print_json(&report)?;
+            if report.failed > 0 {
+                return Err(Failure {
+                    code: 3,
+                    message: format!("{} files failed to index", report.failed),
+                });
+            }
         }
     }
     Ok(())

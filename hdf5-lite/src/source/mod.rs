@@ -403,9 +403,10 @@ pub(crate) fn clip(range: &Range<u64>, len: u64) -> Range<u64> {
     start..range.end.min(len).max(start)
 }
 
-/// PEM text of the compiled-in webpki roots (for the AWS SDK's trust store).
+/// PEM text of the compiled-in webpki roots, for AWS SDK clients (S3 here,
+/// SQS in ingest) in images without a CA bundle.
 #[cfg(feature = "s3")]
-pub(crate) fn webpki_roots_pem() -> String {
+pub fn webpki_roots_pem() -> String {
     use base64::Engine as _;
     let mut pem = String::new();
     for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {

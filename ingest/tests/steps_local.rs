@@ -1,0 +1,446 @@
+//! The pipeline steps against local-directory stores (no S3, no moto):
+//! extract_single, update_model_run (model run + best series), skips,
+//! poison messages, idempotence, out-of-order and concurrent deliveries,
+//! backfill.
+//!
+//! Source files come from `fixtures/make_ofs.py --scale small` run by the
+//! oracle venv (`.venv` or `$KERCHUNK_NOS_PYTHON`); without it the test
+//! fails (a skipped test is not a pass).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use ingest::config::{Config, Pipeline};
+use ingest::steps::{self, StepError};
+use ingest::store::{LocalStore, ObjectStore, StoreUrl};
+use kerchunk::{Ref, RefSet};
+
+const SRC: &str = "noaa-ofs-pds";
+const DEST: &str = "nextgen-dmac";
+const DAY: &str = "dbofs.20230323";
+
+/// (cycle, hour) of every generated file: cycle 12z f001-f003, f007 and
+/// n006; cycle 18z f001 (valid 19z, like 12z f007: the best series must
+/// take the 18z one).
+const FILES: &[(&str, &str)] = &[
+    ("12", "f001"),
+    ("12", "f002"),
+    ("12", "f003"),
+    ("12", "f007"),
+    ("12", "n006"),
+    ("18", "f001"),
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn key(cycle: &str, hour: &str) -> String {
+    format!("{DAY}/nos.dbofs.fields.{hour}.20230323.t{cycle}z.nc")
+}
+
+fn ref_key(cycle: &str, hour: &str) -> String {
+    format!("nos/nos.dbofs.fields.{hour}.20230323.t{cycle}z.nc.zarr")
+}
+
+/// Generates the source files once per test binary.
+fn sources() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let py = std::env::var_os("KERCHUNK_NOS_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join(".venv/bin/python"));
+        let make = root().join("fixtures/make_ofs.py");
+        assert!(
+            py.exists() && make.exists(),
+            "oracle venv python or fixtures/make_ofs.py missing: run tests/python/setup-venv.sh"
+        );
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ingest-steps-src");
+        let bucket = dir.join(SRC);
+        for (c, h) in FILES {
+            if bucket.join(key(c, h)).exists() {
+                continue;
+            }
+            let out = Command::new(&py)
+                .arg(&make)
+                .args(["--model", "dbofs", "--kind", "fields", "--hour", h])
+                .args(["--cycle", &format!("2023-03-23T{c}"), "--scale", "small"])
+                .arg("--out")
+                .arg(&bucket)
+                .output()
+                .expect("run make_ofs.py");
+            assert!(
+                out.status.success(),
+                "make_ofs.py failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // A corrupt "NetCDF" file and a non-output file.
+        std::fs::write(
+            bucket
+                .join(DAY)
+                .join("nos.dbofs.fields.f009.20230323.t12z.nc"),
+            b"\x89HDF\r\n\x1a\nthis is not really HDF5",
+        )
+        .unwrap();
+        std::fs::write(
+            bucket
+                .join(DAY)
+                .join("nos.dbofs.met.nowcast.20230323.t12z.nc"),
+            b"x",
+        )
+        .unwrap();
+        dir
+    })
+}
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    p: Arc<Pipeline>,
+    dest: Arc<dyn ObjectStore>,
+}
+
+fn env() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest_dir = tmp.path().join(DEST);
+    let config = Config {
+        source_root: Some(sources().clone()),
+        dest_override: Some(StoreUrl::Local {
+            dir: dest_dir.clone(),
+        }),
+        ..Config::default()
+    };
+    Env {
+        _tmp: tmp,
+        p: Arc::new(Pipeline::new(config)),
+        dest: Arc::new(LocalStore::new(&dest_dir).unwrap()),
+    }
+}
+
+/// An SNS envelope around an S3 event, key encoded as moto does
+/// (`quote_plus`: `/` -> `%2F`).
+fn message(bucket: &str, keys: &[String]) -> String {
+    let records: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|k| {
+            serde_json::json!({
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "eventTime": "2023-03-23T13:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": bucket},
+                    "object": {"key": k.replace('/', "%2F"), "size": 1}
+                }
+            })
+        })
+        .collect();
+    let inner = serde_json::json!({ "Records": records }).to_string();
+    serde_json::json!({
+        "Type": "Notification",
+        "MessageId": "m",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+        "Message": inner,
+    })
+    .to_string()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn extract(e: &Env, keys: &[String]) -> Result<steps::Outcome, StepError> {
+    steps::extract_single(&e.p, &message(SRC, keys), &*e.dest, "nos").await
+}
+
+async fn update(e: &Env, refs: &[String]) -> Result<steps::Outcome, StepError> {
+    steps::update_model_run(&e.p, &message(DEST, refs)).await
+}
+
+async fn refset(e: &Env, key: &str) -> RefSet {
+    let (b, _) = e.dest.get(key).await.unwrap();
+    RefSet::from_json(std::str::from_utf8(&b).unwrap()).unwrap()
+}
+
+/// Decoded `ocean_time` values (seconds since 2016-01-01) of an aggregate.
+fn ocean_time(r: &RefSet) -> Vec<f64> {
+    let bytes = r
+        .get("ocean_time/0")
+        .and_then(Ref::inline_bytes)
+        .expect("inline ocean_time/0");
+    bytes
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// Hours after the 12z cycle (2023-03-23T12:00Z) of each `ocean_time` value.
+fn hours_after_12z(r: &RefSet) -> Vec<i64> {
+    // 2016-01-01 -> 2023-03-23T12:00Z
+    let cycle12 = (2638 * 86400 + 12 * 3600) as f64;
+    ocean_time(r)
+        .iter()
+        .map(|t| ((t - cycle12) / 3600.0).round() as i64)
+        .collect()
+}
+
+/// The source URL of an aggregate's `zeta` chunk at time index `i`.
+fn zeta_url(r: &RefSet, i: usize) -> String {
+    match r.get(&format!("zeta/{i}.0.0")) {
+        Some(Ref::Range { url, .. }) => url.clone(),
+        other => panic!("zeta/{i}.0.0 is {other:?}"),
+    }
+}
+
+fn all_keys() -> Vec<String> {
+    FILES.iter().map(|(c, h)| key(c, h)).collect()
+}
+
+#[test]
+fn extract_single_writes_refs_with_s3_urls() {
+    let e = env();
+    rt().block_on(async {
+        let k = key("12", "f001");
+        let out = extract(&e, std::slice::from_ref(&k)).await.unwrap();
+        let want = ref_key("12", "f001");
+        assert_eq!(out.written, vec![format!("{}/{want}", e.dest.url())]);
+        let r = refset(&e, &want).await;
+        let url = format!("s3://{SRC}/{k}");
+        assert!(
+            r.refs
+                .values()
+                .any(|v| matches!(v, Ref::Range { url: u, .. } if *u == url)),
+            "references point at {url}"
+        );
+        assert!(r.get("zeta/.zarray").is_some());
+        // Duplicate delivery: same bytes.
+        let (before, _) = e.dest.get(&want).await.unwrap();
+        extract(&e, std::slice::from_ref(&k)).await.unwrap();
+        let (after, _) = e.dest.get(&want).await.unwrap();
+        assert_eq!(before, after);
+    });
+}
+
+#[test]
+fn skips_and_poison() {
+    let e = env();
+    rt().block_on(async {
+        // Test event: acknowledged.
+        let te = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"t","Bucket":"b"}"#;
+        let out = steps::extract_single(&e.p, te, &*e.dest, "nos")
+            .await
+            .unwrap();
+        assert!(out.test_event && out.written.is_empty());
+
+        // Non-output file, other bucket, unconfigured model: skipped.
+        let met = format!("{DAY}/nos.dbofs.met.nowcast.20230323.t12z.nc");
+        let out = extract(&e, &[met.clone(), "dbofs.20230323/x.log".into()])
+            .await
+            .unwrap();
+        assert_eq!(out.skipped.len(), 2, "{out:?}");
+        let other = steps::extract_single(
+            &e.p,
+            &message("elsewhere", &[key("12", "f001")]),
+            &*e.dest,
+            "nos",
+        )
+        .await
+        .unwrap();
+        assert_eq!(other.skipped.len(), 1);
+        assert!(
+            other.skipped[0]
+                .reason
+                .contains("not a configured source bucket")
+        );
+        let mut cfg = e.p.config.clone();
+        cfg.models = Config::parse_models("cbofs,tbofs");
+        let p2 = Pipeline::new(cfg);
+        let out = steps::extract_single(&p2, &message(SRC, &[key("12", "f001")]), &*e.dest, "nos")
+            .await
+            .unwrap();
+        assert!(
+            out.skipped[0]
+                .reason
+                .contains("model dbofs is not configured")
+        );
+
+        // Poison: bad JSON, missing object, corrupt HDF5 -> permanent errors.
+        let bad = steps::extract_single(&e.p, "{not json", &*e.dest, "nos").await;
+        assert!(matches!(bad, Err(StepError::Permanent(_))), "{bad:?}");
+        let missing = extract(
+            &e,
+            &[format!("{DAY}/nos.dbofs.fields.f044.20230323.t12z.nc")],
+        )
+        .await;
+        assert!(
+            matches!(&missing, Err(StepError::Permanent(m)) if m.contains("does not exist")),
+            "{missing:?}"
+        );
+        let corrupt = extract(
+            &e,
+            &[format!("{DAY}/nos.dbofs.fields.f009.20230323.t12z.nc")],
+        )
+        .await;
+        assert!(
+            matches!(corrupt, Err(StepError::Permanent(_))),
+            "{corrupt:?}"
+        );
+        // Nothing was written for them.
+        assert!(e.dest.list("").await.unwrap().is_empty());
+
+        // Hostile prefix and update messages.
+        assert!(
+            steps::extract_single(&e.p, &message(SRC, &[key("12", "f001")]), &*e.dest, "../up")
+                .await
+                .is_err()
+        );
+        let out = update(&e, &["nos/../../etc/passwd.zarr".into()]).await;
+        assert!(out.as_ref().is_ok_and(|o| o.written.is_empty()), "{out:?}");
+        let out = update(&e, &["nos/nos.dbofs.fields.best.nc.zarr".into()])
+            .await
+            .unwrap();
+        assert!(out.written.is_empty() && out.skipped[0].reason.contains("aggregate"));
+    });
+}
+
+#[test]
+fn model_run_and_best_series_any_order() {
+    let e = env();
+    rt().block_on(async {
+        // Out of order: the last hour first, aggregate, then the rest.
+        extract(&e, &[key("12", "f003")]).await.unwrap();
+        let out = update(&e, &[ref_key("12", "f003")]).await.unwrap();
+        let run = "nos/nos.dbofs.fields.20230323.t12z.nc.zarr";
+        let best = "nos/nos.dbofs.fields.best.nc.zarr";
+        assert_eq!(out.written.len(), 2, "{out:?}");
+        assert_eq!(hours_after_12z(&refset(&e, run).await), vec![3]);
+
+        let rest: Vec<String> = all_keys()
+            .into_iter()
+            .filter(|k| !k.contains("f003.20230323.t12z"))
+            .collect();
+        let out = extract(&e, &rest).await.unwrap();
+        assert_eq!(out.written.len(), rest.len());
+        // Only the nowcast is announced: forecast-only runs skip it, and it
+        // is not in the (original, forecast-only) best series.
+        let out = update(&e, &[ref_key("12", "n006")]).await.unwrap();
+        assert!(out.written.is_empty(), "{out:?}");
+        // A duplicate of the first message now sees every member.
+        update(&e, &[ref_key("12", "f003")]).await.unwrap();
+        let r = refset(&e, run).await;
+        assert_eq!(hours_after_12z(&r), vec![1, 2, 3, 7]);
+        for (i, h) in ["f001", "f002", "f003", "f007"].iter().enumerate() {
+            assert_eq!(zeta_url(&r, i), format!("s3://{SRC}/{}", key("12", h)));
+        }
+        // 18z: its own run; best takes 18z f001 for 19z, not 12z f007.
+        let out = update(&e, &[ref_key("18", "f001")]).await.unwrap();
+        assert_eq!(out.written.len(), 2, "{out:?}");
+        let b = refset(&e, best).await;
+        assert_eq!(hours_after_12z(&b), vec![1, 2, 3, 7]);
+        assert_eq!(zeta_url(&b, 3), format!("s3://{SRC}/{}", key("18", "f001")));
+        let r18 = refset(&e, "nos/nos.dbofs.fields.20230323.t18z.nc.zarr").await;
+        assert_eq!(hours_after_12z(&r18), vec![7]);
+
+        // Idempotent: every message again, in reverse, changes nothing.
+        let snapshot = e.dest.list("").await.unwrap();
+        let refs: Vec<String> = FILES.iter().rev().map(|(c, h)| ref_key(c, h)).collect();
+        for r in &refs {
+            update(&e, std::slice::from_ref(r)).await.unwrap();
+        }
+        extract(&e, &all_keys()).await.unwrap();
+        assert_eq!(e.dest.list("").await.unwrap(), snapshot);
+    });
+}
+
+#[test]
+fn concurrent_updates_lose_no_hour() {
+    let e = Arc::new(env());
+    rt().block_on(async {
+        // Every file indexed and aggregated at once, each update racing the
+        // others' writes.
+        let mut tasks = Vec::new();
+        for (c, h) in FILES {
+            let e = e.clone();
+            let (k, r) = (key(c, h), ref_key(c, h));
+            tasks.push(tokio::spawn(async move {
+                extract(&e, &[k]).await.unwrap();
+                update(&e, &[r]).await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let run = refset(&e, "nos/nos.dbofs.fields.20230323.t12z.nc.zarr").await;
+        assert_eq!(hours_after_12z(&run), vec![1, 2, 3, 7]);
+        let best = refset(&e, "nos/nos.dbofs.fields.best.nc.zarr").await;
+        assert_eq!(hours_after_12z(&best), vec![1, 2, 3, 7]);
+    });
+}
+
+#[test]
+fn include_nowcasts_policy() {
+    let e = env();
+    let mut cfg = e.p.config.clone();
+    cfg.include_nowcasts = true;
+    let p = Pipeline::new(cfg);
+    rt().block_on(async {
+        steps::extract_single(&p, &message(SRC, &all_keys()), &*e.dest, "nos")
+            .await
+            .unwrap();
+        steps::update_model_run(&p, &message(DEST, &[ref_key("12", "n006")]))
+            .await
+            .unwrap();
+        let run = refset(&e, "nos/nos.dbofs.fields.20230323.t12z.nc.zarr").await;
+        // n006 is valid at the cycle time (hour 0).
+        assert_eq!(hours_after_12z(&run), vec![0, 1, 2, 3, 7]);
+    });
+}
+
+#[test]
+fn backfill_indexes_and_aggregates() {
+    let e = env();
+    rt().block_on(async {
+        let mut cfg = e.p.config.clone();
+        cfg.models = Config::parse_models("dbofs");
+        let p = Pipeline::new(cfg);
+        let d = ingest::backfill::parse_date("2023-03-23").unwrap();
+        let o = ingest::backfill::BackfillOptions {
+            model: "dbofs".into(),
+            from: d,
+            to: d,
+            bucket: SRC.into(),
+            dest: e.dest.clone(),
+            prefix: "nos".into(),
+            overwrite: false,
+            progress: false,
+        };
+        let report = ingest::backfill::run(&p, &o).await.unwrap();
+        // The corrupt f009 fails; the 6 good files are indexed.
+        assert_eq!(report.indexed, FILES.len() as u64, "{report:?}");
+        assert_eq!(report.failed, 1, "{report:?}");
+        let keys: BTreeSet<String> = e
+            .dest
+            .list("nos/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        for (c, h) in FILES {
+            assert!(keys.contains(&ref_key(c, h)));
+        }
+        let run = refset(&e, "nos/nos.dbofs.fields.20230323.t12z.nc.zarr").await;
+        assert_eq!(hours_after_12z(&run), vec![1, 2, 3, 7]);
+        let best = refset(&e, "nos/nos.dbofs.fields.best.nc.zarr").await;
+        assert_eq!(hours_after_12z(&best), vec![1, 2, 3, 7]);
+        // Second run: everything exists already.
+        let again = ingest::backfill::run(&p, &o).await.unwrap();
+        assert_eq!(again.existing, FILES.len() as u64);
+    });
+}
