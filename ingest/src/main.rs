@@ -135,6 +135,35 @@ enum Command {
         /// The message body (SNS envelope, S3 event or test event JSON).
         message: String,
     },
+    /// Concatenate reference sets along a dimension (MultiZarrToZarr
+    /// equivalent): `combine --concat-dim ocean_time OUT.json IN1.json ...`.
+    Combine {
+        /// Dimension to concatenate along (`ocean_time` for ROMS, `time` for FVCOM).
+        #[arg(long)]
+        concat_dim: String,
+        /// Arrays taken from the first input unchanged (repeatable).
+        #[arg(long = "identical-dim")]
+        identical_dims: Vec<String>,
+        /// The original pipeline's settings for a model family (sets the
+        /// concat dimension's identical arrays): `roms` or `fvcom`.
+        #[arg(long, value_parser = ["roms", "fvcom"])]
+        preset: Option<String>,
+        /// Stack arrays without the concat dimension on it, as
+        /// MultiZarrToZarr does (default: take them once from the first input).
+        #[arg(long)]
+        stack_static: bool,
+        /// On duplicate coordinate values keep the first input (default: the later one, as MultiZarrToZarr).
+        #[arg(long)]
+        first_wins: bool,
+        /// Inline concatenated chunks smaller than this many bytes.
+        #[arg(long, default_value_t = 500)]
+        inline_threshold: u64,
+        /// Output reference set.
+        output: String,
+        /// Input reference sets (local paths), in order.
+        #[arg(required = true)]
+        inputs: Vec<String>,
+    },
     /// Index the OFS files a source-bucket message names into
     /// DEST_BUCKET/DEST_PREFIX/{basename}.zarr (as the seed's extract_single).
     #[command(name = "extract_single", alias = "extract-single")]
@@ -428,6 +457,46 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Dump { message } => {
             println!("{}", ingest::message::dump(&message)?);
+        }
+        Command::Combine {
+            concat_dim,
+            identical_dims,
+            preset,
+            stack_static,
+            first_wins,
+            inline_threshold,
+            output,
+            inputs,
+        } => {
+            use kerchunk::combine::{
+                CombineOptions, Duplicates, StaticVars, UrlFetcher, combine_fetching,
+            };
+            let mut opts = match preset.as_deref() {
+                Some("roms") => CombineOptions::roms(),
+                Some("fvcom") => CombineOptions::fvcom(),
+                _ => CombineOptions::new(concat_dim.clone()),
+            };
+            opts.concat_dim = concat_dim;
+            opts.identical_dims.extend(identical_dims);
+            opts.inline_threshold = inline_threshold;
+            if stack_static {
+                opts.static_vars = StaticVars::Stack;
+            }
+            if first_wins {
+                opts.duplicates = Duplicates::FirstWins;
+            }
+            let mut sets = Vec::with_capacity(inputs.len());
+            for path in &inputs {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {path}: {e}"))?;
+                let refs =
+                    kerchunk::RefSet::from_json(&text).map_err(|e| format!("{path}: {e}"))?;
+                sets.push((path.clone(), refs));
+            }
+            let fetcher = UrlFetcher::new(hdf5_lite::SourceOptions::default());
+            let combined = combine_fetching(&sets, &opts, &fetcher).await?;
+            std::fs::write(&output, combined.to_json())
+                .map_err(|e| format!("cannot write {output}: {e}"))?;
         }
         Command::ExtractSingle {
             message,
