@@ -7,9 +7,9 @@
 //! |---|---|
 //! | the concat coordinate (`ocean_time`, `time`) | values of every input decoded, de-duplicated, sorted, written inline as **one** uncompressed chunk (`chunks == shape == [n]`), dtype = input dtype in little-endian, `fill_value` as MZZ (`null` for ints, else the input's), attributes of the first input plus `_ARRAY_DIMENSIONS` |
 //! | `_ARRAY_DIMENSIONS` contains the concat dim | concatenated: chunk keys renumbered along that axis by the position of the input's first value in the sorted coordinate |
-//! | listed in `identical_dims` | taken from the first input that has it |
+//! | listed in `identical_dims` | taken from the first input (in time order) that has it |
 //! | a coordinate (its name appears in some `_ARRAY_DIMENSIONS` of the first input, e.g. `s_rho`) | taken from the first input (MZZ does the same) |
-//! | any other array (grid, scalars: `h`, `dt`, ...) | [`StaticVars::First`] (default): from the first input. [`StaticVars::Stack`]: MZZ's behaviour, a new leading concat axis, each input's copy at its time position |
+//! | any other array (grid, scalars: `h`, `dt`, ...) | [`StaticVars::First`] (default): from the earliest input (inputs are ordered by their first coordinate value, so the result does not depend on listing order). [`StaticVars::Stack`]: MZZ's behaviour, a new leading concat axis, each input's copy at its time position |
 //! | root and group `.zgroup`/`.zattrs` | from the first input that has them |
 //!
 //! # Checks (errors name the input and the array)
@@ -862,6 +862,7 @@ pub fn combine_with(
         .iter()
         .map(|i| coord_values(i, dim, fetched))
         .collect::<Result<_, _>>()?;
+
     let ty = coords[0].ty;
     for (i, c) in idx.iter().zip(&coords).skip(1) {
         if c.ty != ty {
@@ -874,6 +875,14 @@ pub fn combine_with(
             });
         }
     }
+    // Work in time order, so "the first input" (static arrays, attributes)
+    // is the earliest one whatever order the caller listed them in: the
+    // pipeline's aggregates must not depend on S3 listing or delivery order.
+    // The sort is stable, so inputs with equal times keep their order and
+    // `Duplicates` keeps its meaning.
+    let mut paired: Vec<(Input<'_>, CoordValues)> = idx.into_iter().zip(coords).collect();
+    paired.sort_by_key(|(_, c)| c.values.first().map(|v| v.0));
+    let (idx, coords): (Vec<Input<'_>>, Vec<CoordValues>) = paired.into_iter().unzip();
     let mut all: Vec<(i128, [u8; 8])> = coords
         .iter()
         .flat_map(|c| c.values.iter().copied())
@@ -1488,9 +1497,10 @@ mod tests {
         let z = out.get_json("zeta/.zarray").unwrap().unwrap();
         assert_eq!(z.get("shape").unwrap().to_compact(), "[3,4]");
         assert_eq!(z.get("chunks").unwrap().to_compact(), "[1,2]");
-        // static and coordinate arrays from the first input, unchanged
-        assert_eq!(url_of(&out, "h/0"), "u:c");
-        assert_eq!(url_of(&out, "y/0"), "u:c");
+        // static and coordinate arrays from the earliest input (not the
+        // first listed), unchanged
+        assert_eq!(url_of(&out, "h/0"), "u:a");
+        assert_eq!(url_of(&out, "y/0"), "u:a");
         assert_eq!(out.get("dt/0"), ins[0].1.get("dt/0"));
         assert_eq!(
             out.get("h/.zarray"),
@@ -1613,7 +1623,8 @@ mod tests {
             out.get_json("dt/.zattrs").unwrap().unwrap().to_compact(),
             r#"{"_ARRAY_DIMENSIONS":["t"],"units":"x"}"#
         );
-        assert_eq!(url_of(&out, "y/0"), "u:b");
+        // coordinates come from the earliest input, whatever the listing order
+        assert_eq!(url_of(&out, "y/0"), "u:a");
     }
 
     #[test]
