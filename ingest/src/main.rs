@@ -444,7 +444,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             for w in &t.warnings {
                 eprintln!("warning: {source}: {}: {}", w.path, w.reason);
             }
-            let text = t.refs.to_json();
+            let text = t.to_json();
             match output {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| format!("cannot write {path}: {e}"))?

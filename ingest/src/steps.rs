@@ -232,7 +232,7 @@ pub async fn index_object(
     for w in &t.warnings {
         warn!(source = %url, path = %w.path, reason = %w.reason, "translation warning");
     }
-    let json = t.refs.to_json();
+    let json = t.to_json();
     dest.put(&out_key, Bytes::from(json), PutCondition::None)
         .await?;
     let written = format!("{}/{out_key}", dest.url());

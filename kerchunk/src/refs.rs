@@ -115,6 +115,14 @@ impl RefSet {
 
     /// `{"version":1,"refs":{...}}`, compact, sorted, deterministic.
     pub fn to_json(&self) -> String {
+        self.to_json_with_warnings(&[])
+    }
+
+    /// Like [`RefSet::to_json`], plus a top-level `"warnings"` list of
+    /// `{"path", "reason"}` for the objects that could not be represented
+    /// (only when there are any). fsspec ignores unknown top-level keys, so
+    /// the set still opens everywhere; a reader sees what is missing and why.
+    pub fn to_json_with_warnings(&self, warnings: &[(String, String)]) -> String {
         let mut out = String::with_capacity(64 * self.refs.len() + 32);
         out.push_str("{\"refs\":{");
         for (i, (k, v)) in self.refs.iter().enumerate() {
@@ -125,7 +133,22 @@ impl RefSet {
             out.push(':');
             v.to_json().write(&mut out);
         }
-        out.push_str("},\"version\":1}");
+        out.push_str("},\"version\":1");
+        if !warnings.is_empty() {
+            out.push_str(",\"warnings\":[");
+            for (i, (path, reason)) in warnings.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                crate::json::object([
+                    ("path", Json::Str(path.clone())),
+                    ("reason", Json::Str(reason.clone())),
+                ])
+                .write(&mut out);
+            }
+            out.push(']');
+        }
+        out.push('}');
         out
     }
 
@@ -276,5 +299,25 @@ mod tests {
         let r = RefSet::from_json(v0).unwrap();
         assert_eq!(r.get("a"), Some(&Ref::Binary(vec![0, 1])));
         assert!(RefSet::from_json(r#"{"version":2,"refs":{}}"#).is_err());
+    }
+}
+
+#[cfg(test)]
+mod warning_tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_listed_and_ignored_when_read_back() {
+        let mut r = RefSet::new();
+        r.insert(".zgroup", Ref::Text("{\"zarr_format\":2}".into()));
+        let text = r.to_json_with_warnings(&[("/ragged".into(), "no zarr representation".into())]);
+        assert_eq!(
+            text,
+            r#"{"refs":{".zgroup":"{\"zarr_format\":2}"},"version":1,"warnings":[{"path":"/ragged","reason":"no zarr representation"}]}"#
+        );
+        let back = RefSet::from_json(&text).expect("reads back");
+        assert_eq!(back.to_json(), r.to_json());
+        // no warnings: exactly kerchunk's shape
+        assert_eq!(r.to_json_with_warnings(&[]), r.to_json());
     }
 }

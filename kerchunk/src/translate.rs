@@ -74,6 +74,18 @@ pub struct Translation {
     pub warnings: Vec<Warning>,
 }
 
+impl Translation {
+    /// The reference set as JSON, with the warnings listed in it.
+    pub fn to_json(&self) -> String {
+        let w: Vec<(String, String)> = self
+            .warnings
+            .iter()
+            .map(|w| (w.path.clone(), w.reason.clone()))
+            .collect();
+        self.refs.to_json_with_warnings(&w)
+    }
+}
+
 /// The `numcodecs.JSON()` configuration kerchunk uses for embedded values.
 pub fn json_codec() -> Json {
     object([

@@ -78,7 +78,7 @@ fn translate_all_fixtures() {
             .unwrap_or_else(|e| panic!("{rel}: {e}"));
         let target = out_dir.join(format!("{rel}.json"));
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::write(&target, t.refs.to_json()).unwrap();
+        std::fs::write(&target, t.to_json()).unwrap();
         let mut warn = String::new();
         for w in &t.warnings {
             warn.push_str(&format!("{}\t{}\n", w.path, w.reason));
