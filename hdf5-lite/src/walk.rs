@@ -24,6 +24,7 @@ use crate::messages::MaybeShared;
 use crate::messages::attribute::{AttributeMessage, attribute};
 use crate::messages::dataspace::dataspace;
 use crate::messages::datatype::datatype;
+use crate::messages::file_space;
 use crate::messages::fill_value::{fill_value, fill_value_old};
 use crate::messages::filter_pipeline::filter_pipeline;
 use crate::messages::layout::{ChunkIndex, DataLayout, layout};
@@ -454,6 +455,9 @@ struct Walker {
     requested: HashSet<(u64, u8)>,
     /// Extents of every structure parsed, for `Stats::metadata_bytes`.
     parsed: Vec<(u64, u64)>,
+    /// Paged aggregation page size, once the superblock extension says so:
+    /// metadata then sits in whole pages, so reads are widened to pages.
+    page_size: Option<u64>,
 }
 
 /// Tags for de-duplicating requests of shared resources.
@@ -566,6 +570,7 @@ impl Walker {
             shared_table: None,
             requested: HashSet::new(),
             parsed: Vec::new(),
+            page_size: None,
         };
         let so = ctx.size_of_offsets as u64;
         let sb_size = if w.sb.version >= 2 {
@@ -580,6 +585,20 @@ impl Walker {
             w.request_header(ext)?;
         }
         Ok(w)
+    }
+
+    /// Widen a range to whole pages of a paged-aggregation file (pages are
+    /// aligned to the base address), clamped to the file. In such files a
+    /// page holds related metadata, so the rest of the page is usually
+    /// needed next and costs no extra round trip now.
+    fn page_align(&self, r: Range<u64>) -> Range<u64> {
+        let Some(ps) = self.page_size else { return r };
+        let base = self.ctx.base;
+        let rel_start = r.start.saturating_sub(base);
+        let rel_end = r.end.saturating_sub(base);
+        let start = base + rel_start / ps * ps;
+        let end = (base + rel_end.div_ceil(ps).saturating_mul(ps)).min(self.size);
+        start.min(r.start)..end.max(r.end)
     }
 
     /// Record the extent of a structure that parsed.
@@ -756,7 +775,7 @@ impl Walker {
             if len > 0
                 && let Some(r) = self.cache.uncovered(j.addr, j.addr + len)
             {
-                missing.push(r);
+                missing.push(self.page_align(r));
             }
         }
         if !missing.is_empty() {
@@ -1622,6 +1641,15 @@ impl Walker {
             if let (Some(h), Some(b)) = (ai.fractal_heap, ai.name_index) {
                 self.request_fheap(h)?;
                 self.request_btree2(b)?;
+            }
+        }
+        for m in self.msgs(addr, file_space::MSG_FILE_SPACE_INFO) {
+            // Only the superblock extension carries it; a version we do not
+            // know just means no page-sized reads.
+            if let Ok(info) = crate::parse::run("file space info message", addr, &m.body, |i| {
+                file_space::file_space_info(i, &ctx)
+            }) {
+                self.page_size = info.paged();
             }
         }
         for m in self.msgs(addr, oh::MSG_SHARED_MESSAGE_TABLE) {
