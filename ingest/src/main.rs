@@ -176,7 +176,8 @@ enum Command {
         dest_prefix: String,
         /// Optional model list (the Argo workflow's 4th argument, e.g.
         /// `dbofs`); overrides --models.
-        models: Option<String>,
+        #[arg(value_name = "MODELS")]
+        models_arg: Option<String>,
     },
     /// Rebuild the model-run aggregate and best time series for the
     /// single-file references a destination-bucket message names.
@@ -502,10 +503,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             message,
             dest_bucket,
             dest_prefix,
-            models,
+            models_arg,
         } => {
             let mut p = pipeline(&cli.pipeline, None)?;
-            if let Some(m) = models {
+            if let Some(m) = models_arg {
                 p.config.models = Config::parse_models(&m);
             }
             let url = dest_url(&dest_bucket)?;

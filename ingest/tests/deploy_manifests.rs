@@ -547,8 +547,10 @@ fn the_checker_rejects_bad_command_lines() {
         }),
         ("missing positional", good[..3].to_vec()),
         ("extra positional", {
+            // MESSAGE DEST_BUCKET DEST_PREFIX [MODELS] takes at most four.
             let mut a = good.clone();
-            a.insert(4, "surplus".into());
+            a.insert(4, "dbofs".into());
+            a.insert(5, "surplus".into());
             a
         }),
         (
