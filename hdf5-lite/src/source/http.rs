@@ -19,8 +19,8 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, RANGE};
 
 use super::{
-    BoxFuture, RangeSource, SourceError, SourceOptions, backoff, clip, fetch_all,
-    parse_content_range,
+    BoxFuture, Failure, RangeSource, SourceError, SourceOptions, clip, fetch_all,
+    parse_content_range, with_retries,
 };
 
 /// A remote object read with HTTP range requests.
@@ -32,12 +32,6 @@ pub struct HttpSource {
     size: OnceLock<u64>,
     /// The whole object, when the server answered a range request with 200.
     full: OnceLock<Bytes>,
-}
-
-/// Outcome of one failed attempt.
-enum Failure {
-    Retry(String),
-    Fatal(String),
 }
 
 impl HttpSource {
@@ -98,24 +92,7 @@ impl HttpSource {
         if range.start >= range.end {
             return Ok(Bytes::new());
         }
-        let mut attempt = 1;
-        loop {
-            match self.attempt(&range).await {
-                Ok(b) => return Ok(b),
-                Err(Failure::Fatal(e)) => return Err(SourceError(e)),
-                Err(Failure::Retry(e)) => {
-                    if attempt >= self.opts.max_attempts {
-                        return Err(SourceError(format!(
-                            "{e} (gave up after {attempt} attempts)"
-                        )));
-                    }
-                    let delay = backoff(&self.opts, attempt);
-                    tracing::debug!(url = %self.url, attempt, ?delay, error = %e, "retrying range GET");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-            }
-        }
+        with_retries(&self.opts, &self.url, || self.attempt(&range)).await
     }
 
     async fn attempt(&self, r: &Range<u64>) -> Result<Bytes, Failure> {

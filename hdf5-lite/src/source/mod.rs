@@ -359,6 +359,46 @@ pub(crate) fn parse_content_range(s: &str) -> Option<ContentRange> {
     Some(ContentRange { range, total })
 }
 
+/// Outcome of one failed attempt of a remote read.
+#[cfg(any(feature = "http", feature = "s3"))]
+pub(crate) enum Failure {
+    /// Worth another attempt (5xx, throttling, timeouts, resets, short bodies).
+    Retry(String),
+    /// Retrying cannot help (4xx other than throttling, bad responses).
+    Fatal(String),
+}
+
+/// Run `attempt` until it succeeds, fails fatally, or `max_attempts` is
+/// reached, sleeping with jittered exponential backoff in between. Shared by
+/// the HTTP and S3 sources so both retry the same way.
+#[cfg(any(feature = "http", feature = "s3"))]
+pub(crate) async fn with_retries<F, Fut>(
+    opts: &SourceOptions,
+    what: &str,
+    mut attempt: F,
+) -> Result<Bytes, SourceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Bytes, Failure>>,
+{
+    let mut n = 1;
+    loop {
+        match attempt().await {
+            Ok(b) => return Ok(b),
+            Err(Failure::Fatal(e)) => return Err(SourceError(e)),
+            Err(Failure::Retry(e)) => {
+                if n >= opts.max_attempts {
+                    return Err(SourceError(format!("{e} (gave up after {n} attempts)")));
+                }
+                let delay = backoff(opts, n);
+                tracing::debug!(what, attempt = n, ?delay, error = %e, "retrying range read");
+                tokio::time::sleep(delay).await;
+                n += 1;
+            }
+        }
+    }
+}
+
 /// Delay before retry number `retry` (1 = first retry): exponential with
 /// jitter, uniform in `[d/2, d]` for `d = min(base * 2^(retry-1), max)`.
 #[cfg(any(feature = "http", feature = "s3"))]

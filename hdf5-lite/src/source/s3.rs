@@ -21,8 +21,8 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use bytes::Bytes;
 
 use super::{
-    BoxFuture, RangeSource, SourceError, SourceOptions, backoff, clip, fetch_all,
-    parse_content_range,
+    BoxFuture, Failure, RangeSource, SourceError, SourceOptions, clip, fetch_all,
+    parse_content_range, with_retries,
 };
 
 /// Buckets read without credentials unless `SourceOptions::anonymous` says
@@ -38,11 +38,6 @@ pub struct S3Source {
     client: aws_sdk_s3::Client,
     opts: SourceOptions,
     size: std::sync::Arc<OnceLock<u64>>,
-}
-
-enum Failure {
-    Retry(String),
-    Fatal(String),
 }
 
 impl S3Source {
@@ -145,24 +140,7 @@ impl S3Source {
         if range.start >= range.end {
             return Ok(Bytes::new());
         }
-        let mut attempt = 1;
-        loop {
-            match self.attempt(&range).await {
-                Ok(b) => return Ok(b),
-                Err(Failure::Fatal(e)) => return Err(SourceError(e)),
-                Err(Failure::Retry(e)) => {
-                    if attempt >= self.opts.max_attempts {
-                        return Err(SourceError(format!(
-                            "{e} (gave up after {attempt} attempts)"
-                        )));
-                    }
-                    let delay = backoff(&self.opts, attempt);
-                    tracing::debug!(object = %self.name, attempt, ?delay, error = %e, "retrying ranged GetObject");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-            }
-        }
+        with_retries(&self.opts, &self.name, || self.attempt(&range)).await
     }
 
     async fn attempt(&self, r: &Range<u64>) -> Result<Bytes, Failure> {
