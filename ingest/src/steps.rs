@@ -107,6 +107,30 @@ fn parse_message(body: &str) -> Result<S3Event, StepError> {
     message::parse(body).map_err(|e| StepError::Permanent(format!("bad message: {e}")))
 }
 
+/// The object-creation records of a message, for both steps: test events
+/// are acknowledged (`out.test_event`, no records) and other event kinds
+/// are recorded as skipped.
+fn creation_records(body: &str, out: &mut Outcome) -> Result<Vec<message::S3Record>, StepError> {
+    let event = parse_message(body)?;
+    out.test_event = event.is_test_event();
+    if out.test_event {
+        info!("s3:TestEvent acknowledged");
+        return Ok(Vec::new());
+    }
+    let mut records = Vec::new();
+    for r in event.records() {
+        if r.event_name.starts_with("ObjectCreated") {
+            records.push(r.clone());
+        } else {
+            out.skip(
+                &r.key,
+                format!("event {} is not an object creation", r.event_name),
+            );
+        }
+    }
+    Ok(records)
+}
+
 /// The error a message with several failed records reports (all records
 /// are attempted first): a transient one if any, so the exit code says
 /// "retry" whenever a retry could help.
@@ -130,24 +154,10 @@ pub async fn extract_single(
     dest_prefix: &str,
 ) -> Result<Outcome, StepError> {
     let prefix = validate_prefix(dest_prefix)?;
-    let event = parse_message(body)?;
-    let mut out = Outcome {
-        test_event: event.is_test_event(),
-        ..Outcome::default()
-    };
-    if out.test_event {
-        info!("s3:TestEvent acknowledged");
-        return Ok(out);
-    }
+    let mut out = Outcome::default();
+    let records = creation_records(body, &mut out)?;
     let mut errors = Vec::new();
-    for r in event.records() {
-        if !r.event_name.starts_with("ObjectCreated") {
-            out.skip(
-                &r.key,
-                format!("event {} is not an object creation", r.event_name),
-            );
-            continue;
-        }
+    for r in &records {
         match index_object(p, &r.bucket, &r.key, dest, &prefix).await {
             Ok(Indexed::Written(url)) => out.written.push(url),
             Ok(Indexed::Skipped(reason)) => out.skip(&r.key, reason),
@@ -253,24 +263,10 @@ pub async fn index_object(
 /// Rebuilds the aggregates affected by every single-file reference a
 /// destination-bucket message names.
 pub async fn update_model_run(p: &Pipeline, body: &str) -> Result<Outcome, StepError> {
-    let event = parse_message(body)?;
-    let mut out = Outcome {
-        test_event: event.is_test_event(),
-        ..Outcome::default()
-    };
-    if out.test_event {
-        info!("s3:TestEvent acknowledged");
-        return Ok(out);
-    }
+    let mut out = Outcome::default();
+    let records = creation_records(body, &mut out)?;
     let mut errors = Vec::new();
-    for r in event.records() {
-        if !r.event_name.starts_with("ObjectCreated") {
-            out.skip(
-                &r.key,
-                format!("event {} is not an object creation", r.event_name),
-            );
-            continue;
-        }
+    for r in &records {
         let store = p.dest_store(&r.bucket).await?;
         if store.bucket() != r.bucket {
             out.skip(
