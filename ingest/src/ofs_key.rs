@@ -1455,18 +1455,7 @@ mod tests {
         assert!(msg.len() < 400, "{}", msg.len());
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            usize::try_from(self.next() % n.max(1) as u64).unwrap_or(0)
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// Mutates real keys (delete/replace/insert/truncate) and checks that
     /// nothing panics and that whatever parses as output is self-consistent.
