@@ -19,8 +19,10 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 MAIN = os.path.dirname(ROOT)
 FILES = os.path.join(MAIN, "fixtures", "files")
 CORPUS = os.path.join(ROOT, "corpus")
-SNS_DOC = "/work/shared/reference/seed-README.md"
-OFS_DOC = "/work/shared/ofs/README.md"
+# The seed's SNS messages, committed with the static-binary test.
+MESSAGES = os.path.join(MAIN, "tests", "static", "messages")
+# Key examples from the shared OFS field guide, when it is beside the repo.
+OFS_DOC = os.path.join(os.path.dirname(MAIN), "shared", "ofs", "README.md")
 SLICE = 4096
 MAX_PER_TARGET = 3000
 
@@ -270,8 +272,8 @@ def structures(path, b):
 
 
 def sns():
-    text = open(SNS_DOC, encoding="utf-8").read()
-    bodies = re.findall(r"'(\{\"Type\".*?\})'", text)
+    bodies = [open(os.path.join(MESSAGES, n), encoding="utf-8").read().strip()
+              for n in sorted(os.listdir(MESSAGES))]
     for body in bodies:
         put("sns_message", body.encode())
         put("sns_message", ("\ufeff" + body).encode())
@@ -292,7 +294,7 @@ def sns():
 
 
 def keys():
-    text = open(OFS_DOC, encoding="utf-8").read()
+    text = open(OFS_DOC, encoding="utf-8").read() if os.path.exists(OFS_DOC) else ""
     for k in set(re.findall(r"[A-Za-z0-9_./{}|-]+\.(?:nc|zarr|nc\.zarr)\b", text)):
         put("ofs_key", k.encode())
     for k in ("nos/nos.dbofs.fields.f030.20230323.t12z.nc.zarr", "dbofs.20230323/nos.dbofs.met.f030.20230323.t12z.nc",
