@@ -18,7 +18,8 @@ cargo +stable fuzz build -s none --target-dir smoke/target >smoke/logs/build.log
 passed=0 failed=0
 for t in "${TARGETS[@]}"; do
   mkdir -p "smoke/artifacts/$t"
-  if cargo +stable fuzz run -s none --target-dir smoke/target "$t" "corpus/$t" "regressions/$t" -- \
+  dirs=("corpus/$t"); [ -d "regressions/$t" ] && dirs+=("regressions/$t")
+  if cargo +stable fuzz run -s none --target-dir smoke/target "$t" "${dirs[@]}" -- \
        -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
        -artifact_prefix="smoke/artifacts/$t/" >"smoke/logs/$t.log" 2>&1; then
     passed=$((passed + 1)); echo "ok    $t ($(grep -oE '^#[0-9]+' "smoke/logs/$t.log" | tail -1 | tr -d '#') execs)"

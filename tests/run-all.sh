@@ -35,6 +35,7 @@ step "CLI refs + combine vs xr.concat" bash tests/cli_combine.sh
 step "S3 source against moto" bash tests/s3_source_test.sh
 step "end-to-end pipeline (moto S3/SNS/SQS, fault injection)" bash tests/e2e/run_e2e.sh
 step "static musl binary in an empty root (HTTP, S3 via moto)" bash tests/static/run.sh
+step "fuzz smoke (every target, 20 s)" bash fuzz/smoke.sh 20
 step "h5py goldens regenerate identically" bash fixtures/check-golden.sh
 # The Python checks read our refs of every fixture (target/kerchunk-ours);
 # write them here so they do not depend on what ran before.

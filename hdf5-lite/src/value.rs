@@ -134,6 +134,11 @@ impl Decoder<'_> {
     }
 
     fn value_inner(&mut self, dt: &Datatype, b: &[u8]) -> Result<Value, String> {
+        // Every element is exactly its datatype's size: a hostile enum or
+        // compound may claim a size that disagrees with its base types.
+        let b = b
+            .get(..dt.size() as usize)
+            .ok_or_else(|| format!("{} bytes for an element of {} bytes", b.len(), dt.size()))?;
         Ok(match dt {
             Datatype::FixedPoint { order, signed, .. } => int_value(b, order, *signed),
             Datatype::Bitfield { order, .. } => int_value(b, order, false),
