@@ -110,14 +110,6 @@ def run_ours(binary: str, url: str, local: str) -> tuple[float, dict]:
     return wall, stats
 
 
-def peak_rss_kib(cmd: list[str]) -> int:
-    """Peak resident memory of one run of `cmd`, from its own rusage."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_maxrss
-
-
 def run_kerchunk(url: str, readahead: bool) -> float:
     import warnings
 
@@ -197,9 +189,6 @@ def main():
                 s = server_stats(base, log=(i == 0))
                 log = log or s.pop("log", None)
                 srvs.append(s)
-            # Peak memory from a separate run, outside the counted window.
-            st["peak_rss_kib"] = peak_rss_kib([a.bin, "inspect", url])
-            server_stats(base)
             row["ours"] = dict(srvs[0], wall=statistics.median(walls), engine=st)
             row["ours_waves_detail"] = waves_breakdown(log or [])
             for key, ra in (("kc_default", False), ("kc_50mib", True)):

@@ -412,6 +412,23 @@ async fn open(
     }
 }
 
+/// `--stats` output: the engine's counters plus this process's peak
+/// resident memory (Linux `VmHWM`), the figure the memory target is about.
+fn stats_json(st: &hdf5_lite::Stats) -> String {
+    let mut v = serde_json::to_value(st).unwrap_or_default();
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+    if let (Some(obj), Some(kib)) = (v.as_object_mut(), peak) {
+        obj.insert("peak_rss_kib".into(), kib.into());
+    }
+    v.to_string()
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Inspect {
@@ -425,7 +442,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 serde_json::to_string_pretty(&ingest::inspect::inspect_json(&f))?
             );
             if stats {
-                eprintln!("{}", serde_json::to_string(&st)?);
+                eprintln!("{}", stats_json(&st));
             }
         }
         Command::Refs {
@@ -453,7 +470,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 None => println!("{text}"),
             }
             if stats {
-                eprintln!("{}", serde_json::to_string(&st)?);
+                eprintln!("{}", stats_json(&st));
             }
         }
         Command::Dump { message } => {
