@@ -32,6 +32,7 @@ step "cargo fmt" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test" cargo test --workspace --all-features --no-fail-fast
 step "CLI refs + combine vs xr.concat" bash tests/cli_combine.sh
+step "README demo: pipeline offline on a bundled cycle" env DEMO_DIR="$ROOT/target/demo-test" bash examples/demo.sh
 step "S3 source against moto" bash tests/s3_source_test.sh
 step "end-to-end pipeline (moto S3/SNS/SQS, fault injection)" bash tests/e2e/run_e2e.sh
 step "static musl binary in an empty root (HTTP, S3 via moto)" bash tests/static/run.sh
