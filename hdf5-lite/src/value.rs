@@ -125,6 +125,28 @@ impl Decoder<'_> {
         v
     }
 
+    /// `n` consecutive elements of `base` from `b`, after checking they fit
+    /// (a zero-size base would otherwise let a hostile count run unbounded).
+    fn elements(
+        &mut self,
+        base: &Datatype,
+        n: u64,
+        b: &[u8],
+        what: &str,
+    ) -> Result<Vec<Value>, String> {
+        let es = base.size() as usize;
+        if es == 0 || n.saturating_mul(es as u64) > b.len() as u64 {
+            return Err(format!(
+                "{what} of {n} elements of {es} bytes does not fit {} bytes",
+                b.len()
+            ));
+        }
+        b.chunks_exact(es)
+            .take(n as usize)
+            .map(|field| self.value(base, field))
+            .collect()
+    }
+
     fn global_id(&self, b: &[u8]) -> Option<(u32, GlobalId)> {
         let so = self.ctx.size_of_offsets as usize;
         let len = u32::from_le_bytes(b.get(0..4)?.try_into().ok()?);
@@ -190,21 +212,7 @@ impl Decoder<'_> {
             }
             Datatype::Array { dims, base, .. } => {
                 let n: u64 = dims.iter().fold(1u64, |a, d| a.saturating_mul(*d as u64));
-                let es = base.size() as usize;
-                if es == 0 || n.saturating_mul(es as u64) > b.len() as u64 {
-                    return Err(format!(
-                        "array of {n} elements of {es} bytes does not fit {} bytes",
-                        b.len()
-                    ));
-                }
-                let mut out = Vec::with_capacity(n as usize);
-                for k in 0..n as usize {
-                    let field = b
-                        .get(k * es..(k + 1) * es)
-                        .ok_or("array element overruns")?;
-                    out.push(self.value(base, field)?);
-                }
-                Value::Array(out)
+                Value::Array(self.elements(base, n, b, "array")?)
             }
             Datatype::VlenString { .. } => match self.global_id(b) {
                 // A zero-length string has no heap object (its id is zero).
@@ -232,21 +240,7 @@ impl Decoder<'_> {
                         Value::Null
                     }
                     Some(obj) => {
-                        let es = base.size() as usize;
-                        if es == 0 || (len as usize).saturating_mul(es) > obj.len() {
-                            return Err(format!(
-                                "vlen sequence of {len} elements of {es} bytes does not fit its {}-byte heap object",
-                                obj.len()
-                            ));
-                        }
-                        let mut out = Vec::with_capacity(len as usize);
-                        for k in 0..len as usize {
-                            let field = obj
-                                .get(k * es..(k + 1) * es)
-                                .ok_or("vlen sequence overruns its heap object")?;
-                            out.push(self.value(base, field)?);
-                        }
-                        Value::Vlen(out)
+                        Value::Vlen(self.elements(base, len as u64, &obj, "vlen sequence")?)
                     }
                 },
             },
