@@ -78,6 +78,34 @@ pub fn lookup3(data: &[u8]) -> u32 {
     c
 }
 
+/// HDF5's `H5_checksum_fletcher32` (big-endian 16-bit words, odd trailing
+/// byte as the high byte), stored little-endian after the data.
+pub fn fletcher32(data: &[u8]) -> u32 {
+    let mut sum1: u32 = 0;
+    let mut sum2: u32 = 0;
+    let mut words = data.chunks_exact(2);
+    let mut left = data.len() / 2;
+    while left > 0 {
+        let t = left.min(360);
+        left -= t;
+        for w in words.by_ref().take(t) {
+            sum1 += (u32::from(w[0]) << 8) | u32::from(w[1]);
+            sum2 += sum1;
+        }
+        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    }
+    if let [last] = words.remainder() {
+        sum1 += u32::from(*last) << 8;
+        sum2 += sum1;
+        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    }
+    sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+    sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    (sum2 << 16) | sum1
+}
+
 #[cfg(test)]
 mod tests {
     use super::lookup3;

@@ -66,15 +66,23 @@ pub fn unfilter(
                     .client_data
                     .first()
                     .map(|v| *v as usize)
-                    .unwrap_or(element_size)
-                    .max(1);
+                    .unwrap_or(element_size);
                 unshuffle(&data, es)
             }
             FILTER_FLETCHER32 => {
-                if data.len() < 4 {
+                let Some(split) = data.len().checked_sub(4) else {
                     return Err("fletcher32 chunk shorter than its checksum".into());
+                };
+                let stored = u32::from_le_bytes([
+                    data[split],
+                    data[split + 1],
+                    data[split + 2],
+                    data[split + 3],
+                ]);
+                if stored != crate::checksum::fletcher32(&data[..split]) {
+                    return Err("fletcher32 checksum mismatch".into());
                 }
-                data.truncate(data.len() - 4);
+                data.truncate(split);
                 data
             }
             id => {
@@ -88,7 +96,12 @@ pub fn unfilter(
     Ok(data)
 }
 
-fn unshuffle(data: &[u8], es: usize) -> Vec<u8> {
+/// Undo HDF5's byte shuffle of `es`-byte elements; a trailing partial
+/// element is kept as is.
+pub fn unshuffle(data: &[u8], es: usize) -> Vec<u8> {
+    if es <= 1 {
+        return data.to_vec();
+    }
     let n = data.len() / es;
     let mut out = data.to_vec();
     for (i, b) in data[..n * es].iter().enumerate() {

@@ -30,8 +30,9 @@
 //! skipped filters. (kerchunk ignores masks, silently producing chunks that
 //! fail to decode.)
 
-use std::io::{Read, Write};
+use std::io::Write;
 
+use hdf5_lite::checksum::fletcher32;
 use hdf5_lite::{FILTER_DEFLATE, FILTER_FLETCHER32, FILTER_SHUFFLE, Filter};
 
 use crate::json::{Json, object};
@@ -139,20 +140,8 @@ pub fn reencode(
     stored: &[u8],
     elem_size: u32,
 ) -> Result<Vec<u8>, String> {
-    let applied = |i: usize| i >= 32 || mask & (1 << i) == 0;
-    // undo the filters that were applied, last first
-    let mut data = stored.to_vec();
-    for (i, f) in filters.iter().enumerate().rev() {
-        if !applied(i) {
-            continue;
-        }
-        data = match f.id {
-            FILTER_DEFLATE => inflate(&data)?,
-            FILTER_SHUFFLE => unshuffle(&data, elem_size as usize),
-            FILTER_FLETCHER32 => strip_fletcher32(&data)?,
-            id => return Err(format!("cannot decode filter {id}")),
-        };
-    }
+    // undo the filters that were applied (shared with hdf5-lite's reader)
+    let mut data = hdf5_lite::data::unfilter(stored.to_vec(), filters, mask, elem_size as usize)?;
     // apply the whole pipeline
     for f in filters {
         data = match f.id {
@@ -168,14 +157,6 @@ pub fn reencode(
         };
     }
     Ok(data)
-}
-
-fn inflate(data: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    flate2::read::ZlibDecoder::new(data)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("inflate failed: {e}"))?;
-    Ok(out)
 }
 
 fn deflate(data: &[u8], level: u32) -> Result<Vec<u8>, String> {
@@ -201,64 +182,10 @@ pub fn shuffle(data: &[u8], elem: usize) -> Vec<u8> {
     out
 }
 
-pub fn unshuffle(data: &[u8], elem: usize) -> Vec<u8> {
-    if elem <= 1 {
-        return data.to_vec();
-    }
-    let n = data.len() / elem;
-    let mut out = vec![0u8; data.len()];
-    for i in 0..n {
-        for b in 0..elem {
-            out[i * elem + b] = data[b * n + i];
-        }
-    }
-    out[n * elem..].copy_from_slice(&data[n * elem..]);
-    out
-}
-
-/// HDF5's `H5_checksum_fletcher32` (big-endian 16-bit words, odd trailing
-/// byte as the high byte), stored little-endian after the data.
-pub fn fletcher32(data: &[u8]) -> u32 {
-    let mut sum1: u32 = 0;
-    let mut sum2: u32 = 0;
-    let mut words = data.chunks_exact(2);
-    let mut left = data.len() / 2;
-    while left > 0 {
-        let t = left.min(360);
-        left -= t;
-        for w in words.by_ref().take(t) {
-            sum1 += (u32::from(w[0]) << 8) | u32::from(w[1]);
-            sum2 += sum1;
-        }
-        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
-        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
-    }
-    if let [last] = words.remainder() {
-        sum1 += u32::from(*last) << 8;
-        sum2 += sum1;
-        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
-        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
-    }
-    sum1 = (sum1 & 0xffff) + (sum1 >> 16);
-    sum2 = (sum2 & 0xffff) + (sum2 >> 16);
-    (sum2 << 16) | sum1
-}
-
-fn strip_fletcher32(data: &[u8]) -> Result<Vec<u8>, String> {
-    let Some(split) = data.len().checked_sub(4) else {
-        return Err("chunk shorter than its fletcher32 checksum".into());
-    };
-    let (body, sum) = data.split_at(split);
-    let stored = u32::from_le_bytes([sum[0], sum[1], sum[2], sum[3]]);
-    if stored != fletcher32(body) {
-        return Err("fletcher32 checksum mismatch".into());
-    }
-    Ok(body.to_vec())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hdf5_lite::data::unshuffle;
 
     fn f(id: u16, cd: &[u32]) -> Filter {
         Filter {
@@ -347,8 +274,10 @@ mod tests {
         stored.extend_from_slice(&sum.to_le_bytes());
         let fixed = reencode(&pipe, 0b010, &stored, 4).unwrap();
         // decoding the fixed chunk through the full pipeline gives raw back
-        let body = strip_fletcher32(&fixed).unwrap();
-        assert_eq!(unshuffle(&inflate(&body).unwrap(), 4), raw);
+        assert_eq!(
+            hdf5_lite::data::unfilter(fixed.clone(), &pipe, 0, 4).unwrap(),
+            raw
+        );
         assert_eq!(fixed, full);
         // everything skipped
         let fixed = reencode(&pipe, 0b111, &raw, 4).unwrap();

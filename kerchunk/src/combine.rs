@@ -660,7 +660,7 @@ fn decode_codecs(arr: &ArrayIn<'_>, mut data: Vec<u8>, elem: usize) -> Result<Ve
                     .and_then(Json::as_u64)
                     .map(|x| x as usize)
                     .unwrap_or(elem);
-                crate::codecs::unshuffle(&data, es)
+                hdf5_lite::data::unshuffle(&data, es)
             }
             _ => return Err(format!("codec {} is not supported", c.to_compact())),
         };
