@@ -1,6 +1,7 @@
 //! The cloud edge of kerchunk-nos.
 pub mod backfill;
 pub mod config;
+pub mod dead_letter;
 pub mod inspect;
 pub mod message;
 pub mod ofs_key;

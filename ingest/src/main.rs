@@ -217,6 +217,16 @@ enum Command {
         #[arg(long)]
         exit_when_idle: bool,
     },
+    /// Send MESSAGE unchanged to the dead-letter queue at --queue (the Argo
+    /// workflows' exit handler, when a workflow did not succeed).
+    #[command(name = "dead-letter", alias = "dead_letter")]
+    DeadLetter {
+        /// URL of the dead-letter queue.
+        #[arg(long)]
+        queue: String,
+        /// The message body, sent byte for byte.
+        message: String,
+    },
     /// Index existing files of a model for a range of cycle dates, then
     /// rebuild its model runs and best time series.
     Backfill {
@@ -589,6 +599,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 "worker stopped"
             );
             print_json(&stats)?;
+        }
+        Command::DeadLetter { queue, message } => {
+            let p = pipeline(&cli.pipeline, None)?;
+            let sqs = worker::sqs_client(&p.config.source_options)
+                .await
+                .map_err(transient)?;
+            let sent = ingest::dead_letter::send(&sqs, &queue, &message)
+                .await
+                .map_err(|e| Failure {
+                    code: e.exit_code(),
+                    message: e.to_string(),
+                })?;
+            tracing::info!(queue = %sent.queue, message_id = %sent.message_id, "dead-lettered");
+            print_json(&sent)?;
         }
         Command::Backfill {
             model,

@@ -7,7 +7,24 @@
 //!   passes only parameters that template declares, and routes the SQS body
 //!   (`dataKey: body`) into its `message` parameter. Both seed queues are
 //!   consumed. WorkflowTemplates take the image as a parameter, retry only
-//!   on exit code 3, and set resource requests and limits.
+//!   transient failures (exit 3, OOM kill, eviction, ...; the retry
+//!   expression is evaluated on the cases), and set resource requests and
+//!   limits.
+//! * Nothing is lost (issue 19): every WorkflowTemplate has an `onExit`
+//!   handler that, when `{{workflow.status}} != Succeeded`, runs exactly
+//!   `kerchunk-nos dead-letter --queue {{workflow.parameters.dead-letter-queue}}
+//!   {{workflow.parameters.message}}`, the queue being the `-dlq` of the
+//!   queue its Sensor's events come from. (tests/dead_letter_test.sh runs
+//!   that handler against moto.)
+//! * Pod Security "restricted" for every pod spec (WorkflowTemplates incl.
+//!   exit handlers, the worker Deployment, the EventSource and Sensor pods,
+//!   Argo's executor containers via deploy/argo-controller/).
+//! * Memory limits sit above the CLI's own guards: limit >= 1.25 x (32 MiB
+//!   + 10 x --max-metadata-bytes x concurrency) (deploy/README.md).
+//! * Every kerchunk-nos image is pinned to `kerchunk-nos --version`.
+//! * Retry timing: the worst-case retry window fits in backoff.maxDuration,
+//!   which fits in the workflow's activeDeadlineSeconds, and deploy/README.md
+//!   states those numbers.
 //! * Every container running the kerchunk-nos image has `command:
 //!   ["/kerchunk-nos"]` (the image is FROM scratch) and its `args`, with
 //!   Argo `{{...}}` parameters substituted (template defaults, the Sensor's
@@ -60,6 +77,9 @@ fn message_for(verb: &str) -> String {
     match verb {
         "extract_single" | "extract-single" => seed_message("new-ofs-object-tbofs.json"),
         "update_model_run" | "update-model-run" => seed_message("zarr-updated-dbofs.json"),
+        // The exit handler forwards whichever body its workflow got; it
+        // does not parse it, so any real body stands for both.
+        "dead-letter" | "dead_letter" => seed_message("new-ofs-object-tbofs.json"),
         other => panic!("no representative message for verb {other:?}"),
     }
 }
@@ -503,7 +523,12 @@ fn every_manifest_command_line_is_accepted_by_the_cli() {
     let invocations = collect_invocations(&docs).unwrap_or_else(|e| panic!("{}", e.join("\n")));
     let scratch = tempfile::tempdir().unwrap();
     let verbs: BTreeSet<&str> = invocations.iter().map(|i| i.args[0].as_str()).collect();
-    for want in ["extract_single", "update_model_run", "worker"] {
+    for want in [
+        "extract_single",
+        "update_model_run",
+        "worker",
+        "dead-letter",
+    ] {
         assert!(
             verbs.contains(want),
             "no manifest runs `{want}` (verbs: {verbs:?})"
@@ -638,10 +663,7 @@ fn argo_wiring_is_consistent() {
             );
             let rs = &tpl["retryStrategy"];
             let expr = rs["expression"].as_str().unwrap_or("");
-            assert!(
-                expr.contains(r#"lastRetry.exitCode == "3""#),
-                "{name}: retryStrategy.expression must retry exit code 3 only, got {expr:?}"
-            );
+            check_retry_expression(expr).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(
                 rs["limit"].is_string() || rs["limit"].is_number(),
                 "{name}: retryStrategy without limit"
@@ -759,4 +781,744 @@ fn worker_deployment_runs_the_worker() {
             "worker: no resources.{k}.memory"
         );
     }
+}
+
+// ---------------------------------------------------------------- retries
+
+/// One `||` term of a retry expression, in the subset the manifests use.
+enum RetryTerm {
+    ExitCode(String),
+    Status(String),
+    /// `lastRetry.message matches "(?i)a|b|c"`: case-insensitive
+    /// alternation of literal words (no other regex syntax is accepted).
+    MessageMatches(Vec<String>),
+}
+
+fn parse_retry_expression(expr: &str) -> Result<Vec<RetryTerm>, String> {
+    let quoted = |s: &str| -> Option<String> {
+        let s = s.trim();
+        (s.len() >= 2 && s.starts_with('"') && s.ends_with('"')).then(|| s[1..s.len() - 1].into())
+    };
+    let mut terms = Vec::new();
+    for t in expr.split("||") {
+        let t = t.trim();
+        let term = if let Some(v) = t.strip_prefix("lastRetry.exitCode ==").and_then(quoted) {
+            RetryTerm::ExitCode(v)
+        } else if let Some(v) = t.strip_prefix("lastRetry.status ==").and_then(quoted) {
+            RetryTerm::Status(v)
+        } else if let Some(v) = t.strip_prefix("lastRetry.message matches").and_then(quoted) {
+            let re = v
+                .strip_prefix("(?i)")
+                .ok_or_else(|| format!("message regex must be (?i)...: {v:?}"))?;
+            if re
+                .chars()
+                .any(|c| !(c.is_ascii_alphanumeric() || c == ' ' || c == '|'))
+            {
+                return Err(format!("message regex beyond literal alternation: {v:?}"));
+            }
+            RetryTerm::MessageMatches(re.split('|').map(|w| w.to_lowercase()).collect())
+        } else {
+            return Err(format!("retry expression term not understood: {t:?}"));
+        };
+        terms.push(term);
+    }
+    Ok(terms)
+}
+
+fn retry_decision(terms: &[RetryTerm], exit_code: &str, status: &str, message: &str) -> bool {
+    let message = message.to_lowercase();
+    terms.iter().any(|t| match t {
+        RetryTerm::ExitCode(c) => c == exit_code,
+        RetryTerm::Status(s) => s == status,
+        RetryTerm::MessageMatches(words) => words.iter().any(|w| message.contains(w.as_str())),
+    })
+}
+
+/// What Argo reports for each kind of end of an attempt (`lastRetry.*`:
+/// exit code, node phase, message; Argo's inferFailedReason) and whether
+/// it must be retried.
+const RETRY_CASES: &[(&str, &str, &str, &str, bool)] = &[
+    ("permanent", "1", "Failed", "Error (exit code 1)", false),
+    ("usage", "2", "Failed", "Error (exit code 2)", false),
+    ("transient", "3", "Failed", "Error (exit code 3)", true),
+    (
+        "OOM kill",
+        "137",
+        "Failed",
+        "OOMKilled (exit code 137)",
+        true,
+    ),
+    (
+        "eviction",
+        "-1",
+        "Failed",
+        "The node was low on resource: memory. Threshold quantity: 100Mi, available: 20Mi.",
+        true,
+    ),
+    (
+        "node shutdown",
+        "-1",
+        "Failed",
+        "Pod was terminated in response to imminent node shutdown.",
+        true,
+    ),
+    ("pod deleted", "-1", "Error", "pod deleted", true),
+    (
+        "attempt deadline",
+        "-1",
+        "Failed",
+        "Pod was active on the node longer than the specified deadline",
+        true,
+    ),
+    (
+        "failed before start",
+        "-1",
+        "Error",
+        "Pod failed before main container starts due to ErrImagePull",
+        true,
+    ),
+];
+
+fn check_retry_expression(expr: &str) -> Result<(), String> {
+    let terms = parse_retry_expression(expr)?;
+    for (what, code, status, message, want) in RETRY_CASES {
+        if retry_decision(&terms, code, status, message) != *want {
+            return Err(format!(
+                "retry expression {expr:?}: {what} (exit {code}, {status}, {message:?}) \
+                 should {}be retried",
+                if *want { "" } else { "not " }
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_retry_checker_rejects_wrong_expressions() {
+    for bad in [
+        r#"lastRetry.exitCode == "3""#,     // OOM not retried
+        r#"asInt(lastRetry.exitCode) > 0"#, // not understood
+        r#"lastRetry.exitCode == "3" || lastRetry.status == "Failed""#, // retries exit 1
+        r#"lastRetry.exitCode == "3" || lastRetry.exitCode == "137" || lastRetry.status == "Error" || lastRetry.message matches "(?i)exit code""#,
+    ] {
+        assert!(check_retry_expression(bad).is_err(), "{bad} was accepted");
+    }
+}
+
+/// Seconds of an Argo duration string: `30`, `30s`, `5m`, `1h`.
+fn argo_seconds(v: &Value) -> u64 {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => panic!("not a duration: {other}"),
+    };
+    let (num, mult) = match s.chars().last() {
+        Some('s') => (&s[..s.len() - 1], 1),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('h') => (&s[..s.len() - 1], 3600),
+        _ => (s.as_str(), 1),
+    };
+    num.parse::<u64>()
+        .unwrap_or_else(|e| panic!("duration {s:?}: {e}"))
+        * mult
+}
+
+fn int_value(v: &Value, what: &str) -> u64 {
+    match v {
+        Value::String(s) => s.parse().unwrap_or_else(|e| panic!("{what} {s:?}: {e}")),
+        Value::Number(n) => n.as_u64().unwrap_or_else(|| panic!("{what}: {n}")),
+        other => panic!("{what}: not an integer: {other}"),
+    }
+}
+
+/// Time a pod may take to be scheduled and started before its
+/// activeDeadlineSeconds clock runs (image cached: the image is one file).
+const POD_START_SECONDS: u64 = 30;
+
+#[test]
+fn retry_windows_fit_the_deadlines_and_the_readme() {
+    let docs = load_docs();
+    let readme = std::fs::read_to_string(repo().join("deploy/README.md")).unwrap();
+    let mut checked = 0;
+    for t in docs.iter().filter(|d| d.kind() == "WorkflowTemplate") {
+        let wf_deadline = int_value(
+            &t.value["spec"]["activeDeadlineSeconds"],
+            "spec.activeDeadlineSeconds",
+        );
+        for tpl in t.value["spec"]["templates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let rs = &tpl["retryStrategy"];
+            if rs.is_null() || tpl["name"] != t.value["spec"]["entrypoint"] {
+                continue;
+            }
+            let name = format!("{} {}", t.label(), tpl["name"]);
+            let limit = int_value(&rs["limit"], "limit");
+            let attempt = int_value(&tpl["activeDeadlineSeconds"], "activeDeadlineSeconds");
+            let b = &rs["backoff"];
+            let base = argo_seconds(&b["duration"]);
+            let factor = int_value(&b["factor"], "factor");
+            let max_duration = argo_seconds(&b["maxDuration"]);
+            // Argo waits duration x factor^(n-1) after the n-th failed attempt.
+            let waits: u64 = (0..limit).map(|i| base * factor.pow(i as u32)).sum();
+            let worst = (limit + 1) * (attempt + POD_START_SECONDS) + waits;
+            eprintln!(
+                "{name}: {} attempts x ({attempt} + {POD_START_SECONDS}) s + waits {waits} s = \
+                 {worst} s; maxDuration {max_duration} s; workflow deadline {wf_deadline} s",
+                limit + 1
+            );
+            assert!(
+                worst <= max_duration,
+                "{name}: worst-case retry window {worst} s exceeds backoff.maxDuration \
+                 {max_duration} s (the last retries would never run)"
+            );
+            assert!(
+                max_duration < wf_deadline,
+                "{name}: maxDuration {max_duration} s must be under the workflow's \
+                 activeDeadlineSeconds {wf_deadline} s"
+            );
+            for fact in [
+                format!("{worst} s"),
+                format!("activeDeadlineSeconds: {wf_deadline}"),
+                format!("maxDuration: {}", b["maxDuration"].as_str().unwrap_or("")),
+                format!("{} retries", limit),
+                format!("{attempt} s per attempt"),
+            ] {
+                assert!(
+                    readme.contains(&fact),
+                    "deploy/README.md does not state {fact:?} ({name})"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "expected two retrying entrypoints, checked {checked}"
+    );
+}
+
+// ---------------------------------------------------------------- exit handler
+
+const DEAD_LETTER_ARGS: &[&str] = &[
+    "dead-letter",
+    "--queue",
+    "{{workflow.parameters.dead-letter-queue}}",
+    "{{workflow.parameters.message}}",
+    "--log-json",
+];
+
+#[test]
+fn failed_workflows_dead_letter_their_message() {
+    let docs = load_docs();
+    // queue of each WorkflowTemplate, through Sensor -> EventSource.
+    let mut event_queue = BTreeMap::new();
+    for d in docs.iter().filter(|d| d.kind() == "EventSource") {
+        for (ename, e) in d.value["spec"]["sqs"].as_object().into_iter().flatten() {
+            event_queue.insert(
+                (d.name().to_string(), ename.clone()),
+                e["queue"].as_str().unwrap_or("").to_string(),
+            );
+        }
+    }
+    let mut template_queue = BTreeMap::new();
+    for s in docs.iter().filter(|d| d.kind() == "Sensor") {
+        let dep = &s.value["spec"]["dependencies"][0];
+        let key = (
+            dep["eventSourceName"].as_str().unwrap_or("").to_string(),
+            dep["eventName"].as_str().unwrap_or("").to_string(),
+        );
+        for t in s.value["spec"]["triggers"].as_array().into_iter().flatten() {
+            let tname =
+                t["template"]["argoWorkflow"]["source"]["resource"]["spec"]["workflowTemplateRef"]
+                    ["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+            template_queue.insert(tname, event_queue.get(&key).cloned().unwrap_or_default());
+        }
+    }
+    let mut checked = 0;
+    for t in docs.iter().filter(|d| d.kind() == "WorkflowTemplate") {
+        let name = t.label();
+        let templates: BTreeMap<&str, &Value> = t.value["spec"]["templates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| (x["name"].as_str().unwrap_or(""), x))
+            .collect();
+        let entry = templates[t.value["spec"]["entrypoint"].as_str().unwrap_or("")];
+        assert_eq!(
+            entry["container"]["args"][1], "{{workflow.parameters.message}}",
+            "{name}: the entrypoint's message argument"
+        );
+        let on_exit = t.value["spec"]["onExit"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no spec.onExit exit handler"));
+        let handler = templates
+            .get(on_exit)
+            .unwrap_or_else(|| panic!("{name}: onExit names unknown template {on_exit:?}"));
+        let steps: Vec<&Value> = handler["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g.as_array().into_iter().flatten())
+            .collect();
+        assert_eq!(
+            steps.len(),
+            1,
+            "{name}: the exit handler should have one step"
+        );
+        assert_eq!(
+            steps[0]["when"], "{{workflow.status}} != Succeeded",
+            "{name}: the dead-letter step must run exactly when the workflow did not succeed"
+        );
+        let dl = templates
+            .get(steps[0]["template"].as_str().unwrap_or(""))
+            .unwrap_or_else(|| panic!("{name}: exit-handler step names an unknown template"));
+        let args = string_list(&dl["container"]["args"], "dead-letter args");
+        assert_eq!(
+            args, DEAD_LETTER_ARGS,
+            "{name}: the exit handler must run exactly `kerchunk-nos dead-letter --queue \
+             DLQ MESSAGE` (what tests/dead_letter_test.sh runs)"
+        );
+        assert_eq!(dl["container"]["image"], entry["container"]["image"]);
+        check_retry_expression(dl["retryStrategy"]["expression"].as_str().unwrap_or(""))
+            .unwrap_or_else(|e| panic!("{name}: dead-letter: {e}"));
+        let dlq = params(&t.value["spec"]["arguments"]["parameters"])
+            .into_iter()
+            .find(|(n, _)| n == "dead-letter-queue")
+            .and_then(|(_, v)| v)
+            .unwrap_or_else(|| panic!("{name}: no dead-letter-queue default"));
+        let queue = template_queue
+            .get(t.name())
+            .unwrap_or_else(|| panic!("{name}: not triggered by a Sensor"));
+        assert!(
+            dlq.starts_with("https://sqs.") && dlq.ends_with(&format!("/{queue}-dlq")),
+            "{name}: dead-letter-queue {dlq:?} should be the URL of {queue}-dlq \
+             (the queue's own dead-letter queue, so a redrive reprocesses it)"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "expected two WorkflowTemplates");
+}
+
+// ---------------------------------------------------------------- pod security
+
+/// One pod spec: pod-level securityContext and its containers.
+struct Pod {
+    origin: String,
+    pod_sc: Value,
+    spec: Value,
+    containers: Vec<(String, Value)>,
+    /// Containers running kerchunk-nos (also need a read-only root).
+    ours: bool,
+}
+
+fn pods(docs: &[Doc]) -> Vec<Pod> {
+    let mut out = Vec::new();
+    for d in docs {
+        let v = &d.value;
+        match d.kind() {
+            "WorkflowTemplate" | "Workflow" => {
+                for tpl in v["spec"]["templates"].as_array().into_iter().flatten() {
+                    let Some(c) = tpl.get("container").or_else(|| tpl.get("script")) else {
+                        continue;
+                    };
+                    let pod_sc = if tpl["securityContext"].is_null() {
+                        v["spec"]["securityContext"].clone()
+                    } else {
+                        tpl["securityContext"].clone()
+                    };
+                    out.push(Pod {
+                        origin: format!("{} template {}", d.label(), tpl["name"]),
+                        pod_sc,
+                        spec: v["spec"].clone(),
+                        containers: vec![("main".into(), c.clone())],
+                        ours: true,
+                    });
+                }
+            }
+            "Deployment" => {
+                let spec = &v["spec"]["template"]["spec"];
+                let mut containers = Vec::new();
+                for key in ["initContainers", "containers"] {
+                    for c in spec[key].as_array().into_iter().flatten() {
+                        containers.push((c["name"].as_str().unwrap_or("").into(), c.clone()));
+                    }
+                }
+                out.push(Pod {
+                    origin: d.label(),
+                    pod_sc: spec["securityContext"].clone(),
+                    spec: spec.clone(),
+                    containers,
+                    ours: true,
+                });
+            }
+            "EventSource" | "Sensor" => {
+                let t = &v["spec"]["template"];
+                out.push(Pod {
+                    origin: d.label(),
+                    pod_sc: t["securityContext"].clone(),
+                    spec: t.clone(),
+                    containers: vec![("main".into(), t["container"].clone())],
+                    ours: false,
+                });
+            }
+            "ConfigMap" if d.name() == "workflow-controller-configmap" => {
+                // Argo's init/wait containers in every workflow pod.
+                let exec = v["data"]["executor"].as_str().unwrap_or("");
+                let exec: Value = serde_norway::from_str(exec)
+                    .unwrap_or_else(|e| panic!("{}: data.executor: {e}", d.label()));
+                let sc = exec["securityContext"].clone();
+                out.push(Pod {
+                    origin: format!("{} (Argo executor init/wait)", d.label()),
+                    // The pod level is the WorkflowTemplate's; the executor
+                    // repeats runAsNonRoot/seccomp at container level.
+                    pod_sc: sc.clone(),
+                    spec: Value::Null,
+                    containers: vec![("init/wait".into(), exec)],
+                    ours: false,
+                });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Violations of the Pod Security Standards "restricted" profile (v1.25+).
+fn restricted_violations(p: &Pod) -> Vec<String> {
+    let mut v = Vec::new();
+    for k in ["hostNetwork", "hostPID", "hostIPC"] {
+        if p.spec[k] == Value::Bool(true) {
+            v.push(format!("{k}: true"));
+        }
+    }
+    for vol in p.spec["volumes"].as_array().into_iter().flatten() {
+        let allowed = [
+            "name",
+            "configMap",
+            "csi",
+            "downwardAPI",
+            "emptyDir",
+            "ephemeral",
+            "persistentVolumeClaim",
+            "projected",
+            "secret",
+        ];
+        for k in vol.as_object().into_iter().flatten().map(|(k, _)| k) {
+            if !allowed.contains(&k.as_str()) {
+                v.push(format!("volume type {k}"));
+            }
+        }
+    }
+    let pod_non_root = p.pod_sc["runAsNonRoot"] == Value::Bool(true);
+    let pod_seccomp = p.pod_sc["seccompProfile"]["type"].as_str();
+    if p.pod_sc["runAsUser"] == 0 {
+        v.push("pod runAsUser 0".into());
+    }
+    if p.containers.is_empty() {
+        v.push("no containers found".into());
+    }
+    for (name, c) in &p.containers {
+        let sc = &c["securityContext"];
+        if sc["privileged"] == Value::Bool(true) {
+            v.push(format!("{name}: privileged"));
+        }
+        if sc["allowPrivilegeEscalation"] != Value::Bool(false) {
+            v.push(format!("{name}: allowPrivilegeEscalation must be false"));
+        }
+        let drop = string_list(&sc["capabilities"]["drop"], "capabilities.drop");
+        if !drop.iter().any(|d| d == "ALL") {
+            v.push(format!("{name}: capabilities.drop must contain ALL"));
+        }
+        for add in string_list(&sc["capabilities"]["add"], "capabilities.add") {
+            if add != "NET_BIND_SERVICE" {
+                v.push(format!("{name}: capabilities.add {add}"));
+            }
+        }
+        if !(pod_non_root || sc["runAsNonRoot"] == Value::Bool(true))
+            || sc["runAsNonRoot"] == Value::Bool(false)
+        {
+            v.push(format!("{name}: runAsNonRoot must be true"));
+        }
+        if sc["runAsUser"] == 0 {
+            v.push(format!("{name}: runAsUser 0"));
+        }
+        let seccomp = sc["seccompProfile"]["type"].as_str().or(pod_seccomp);
+        if !matches!(seccomp, Some("RuntimeDefault" | "Localhost")) {
+            v.push(format!(
+                "{name}: seccompProfile must be RuntimeDefault (got {seccomp:?})"
+            ));
+        }
+        if p.ours && sc["readOnlyRootFilesystem"] != Value::Bool(true) {
+            v.push(format!("{name}: readOnlyRootFilesystem must be true"));
+        }
+        if !c["ports"].is_null()
+            && c["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| !p["hostPort"].is_null())
+        {
+            v.push(format!("{name}: hostPort"));
+        }
+    }
+    v
+}
+
+#[test]
+fn every_pod_meets_pod_security_restricted() {
+    let docs = load_docs();
+    let pods = pods(&docs);
+    let kinds: BTreeSet<&str> = docs.iter().map(|d| d.kind()).collect();
+    for want in [
+        "WorkflowTemplate",
+        "Deployment",
+        "EventSource",
+        "Sensor",
+        "ConfigMap",
+    ] {
+        assert!(kinds.contains(want), "no {want} under deploy/");
+    }
+    // 2 WorkflowTemplates x (entrypoint + dead-letter), the Deployment,
+    // the EventSource, 2 Sensors, the executor.
+    assert!(pods.len() >= 9, "found only {} pod specs", pods.len());
+    let mut failures = Vec::new();
+    for p in &pods {
+        let v = restricted_violations(p);
+        if v.is_empty() {
+            eprintln!("ok: {}", p.origin);
+        } else {
+            failures.push(format!("{}: {}", p.origin, v.join("; ")));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "not restricted:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_restricted_checker_rejects_the_old_workflow_pods() {
+    // The WorkflowTemplates before issue 19: container-level settings only,
+    // no pod-level seccompProfile.
+    let c: Value = serde_json::json!({"securityContext": {
+        "runAsNonRoot": true, "runAsUser": 65534, "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}}});
+    let old = Pod {
+        origin: "old".into(),
+        pod_sc: Value::Null,
+        spec: Value::Null,
+        containers: vec![("main".into(), c.clone())],
+        ours: true,
+    };
+    let v = restricted_violations(&old);
+    assert!(v.iter().any(|m| m.contains("seccompProfile")), "{v:?}");
+    let mut escalating = c;
+    escalating["securityContext"]["allowPrivilegeEscalation"] = Value::Bool(true);
+    let bad = Pod {
+        origin: "bad".into(),
+        pod_sc: serde_json::json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+        spec: serde_json::json!({"hostNetwork": true, "volumes": [{"name": "h", "hostPath": {"path": "/"}}]}),
+        containers: vec![("main".into(), escalating)],
+        ours: true,
+    };
+    let v = restricted_violations(&bad);
+    for want in ["hostNetwork", "hostPath", "allowPrivilegeEscalation"] {
+        assert!(
+            v.iter().any(|m| m.contains(want)),
+            "{want} not reported: {v:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- memory
+
+/// Peak RSS of an indexing process with nothing to index (measured 12-13 MiB
+/// on real-scale OFS files, 20 MiB debug build; deploy/README.md).
+const BASELINE_MIB: f64 = 32.0;
+/// Peak bytes per metadata byte fetched (measured 9.4 on a 200,000-chunk
+/// v1 B-tree file, the worst case: every chunk becomes a reference).
+const BYTES_PER_METADATA_BYTE: f64 = 10.0;
+const MARGIN: f64 = 1.25;
+/// Peak RSS allowed for `update_model_run`, which reads reference sets, not
+/// HDF5: combining 144 sets of 38 KB (a model run) peaked at 50 MiB (debug
+/// build); the best series spans more cycles, so 2.5x that.
+const UPDATE_PEAK_MIB: f64 = 128.0;
+
+fn quantity_bytes(q: &str) -> f64 {
+    let units = [
+        ("Ki", 1024.0),
+        ("Mi", 1024.0 * 1024.0),
+        ("Gi", 1024.0 * 1024.0 * 1024.0),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+    ];
+    for (u, m) in units {
+        if let Some(n) = q.strip_suffix(u) {
+            return n.parse::<f64>().unwrap_or_else(|e| panic!("{q}: {e}")) * m;
+        }
+    }
+    q.parse().unwrap_or_else(|e| panic!("{q}: {e}"))
+}
+
+/// The `[default: N]` clap prints for `--flag` in `kerchunk-nos VERB --help`.
+fn cli_default(verb: &str, flag: &str) -> f64 {
+    let out = Command::new(BIN)
+        .args([verb, "--help"])
+        .output()
+        .expect("run --help");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let after = text
+        .split_once(&format!("{flag} <"))
+        .unwrap_or_else(|| panic!("`{verb} --help` has no {flag}"))
+        .1;
+    let d = after
+        .split_once("[default: ")
+        .and_then(|(_, r)| r.split_once(']'))
+        .unwrap_or_else(|| panic!("{flag}: no default"))
+        .0;
+    d.parse()
+        .unwrap_or_else(|e| panic!("{flag} default {d:?}: {e}"))
+}
+
+fn flag_value(args: &[String], flag: &str) -> Option<f64> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().unwrap_or_else(|e| panic!("{flag} {v}: {e}")))
+}
+
+/// Bytes the rule asks for: MARGIN x (baseline + amplification x guard x concurrency).
+fn memory_needed(verb: &str, args: &[String]) -> f64 {
+    let mib = 1024.0 * 1024.0;
+    let indexes = matches!(verb, "extract_single" | "worker" | "backfill");
+    let guard = flag_value(args, "--max-metadata-bytes")
+        .unwrap_or_else(|| cli_default(verb, "--max-metadata-bytes"));
+    let concurrency = if verb == "worker" {
+        flag_value(args, "--concurrency").unwrap_or_else(|| cli_default(verb, "--concurrency"))
+    } else {
+        1.0
+    };
+    let per_job = if indexes {
+        BYTES_PER_METADATA_BYTE * guard
+    } else {
+        0.0
+    };
+    let base = if matches!(verb, "update_model_run" | "update-model-run") {
+        UPDATE_PEAK_MIB
+    } else {
+        BASELINE_MIB
+    };
+    MARGIN * (base * mib + per_job * concurrency)
+}
+
+#[test]
+fn memory_limits_exceed_the_cli_guards() {
+    let docs = load_docs();
+    let mut checked = 0;
+    for d in &docs {
+        let mut containers = Vec::new();
+        find_containers(&d.value, "", &[], &mut containers);
+        for c in containers {
+            let image = c.value["image"].as_str().unwrap_or("");
+            if !is_kerchunk_image(image) {
+                continue;
+            }
+            let origin = format!("{} ({})", d.label(), c.path);
+            let args = string_list(&c.value["args"], "args");
+            let limit = c.value["resources"]["limits"]["memory"]
+                .as_str()
+                .map(quantity_bytes)
+                .unwrap_or_else(|| panic!("{origin}: no memory limit"));
+            let request = c.value["resources"]["requests"]["memory"]
+                .as_str()
+                .map(quantity_bytes)
+                .unwrap_or_else(|| panic!("{origin}: no memory request"));
+            assert!(request <= limit, "{origin}: request above limit");
+            let need = memory_needed(&args[0], &args);
+            eprintln!(
+                "{origin}: {} limit {:.0} MiB >= needed {:.0} MiB",
+                args[0],
+                limit / 1048576.0,
+                need / 1048576.0
+            );
+            assert!(
+                limit >= need,
+                "{origin}: memory limit {:.0} MiB is under {MARGIN} x ({BASELINE_MIB} MiB + \
+                 {BYTES_PER_METADATA_BYTE} x --max-metadata-bytes x concurrency) = {:.0} MiB: \
+                 large metadata would be OOM-killed before the guard fails cleanly",
+                limit / 1048576.0,
+                need / 1048576.0
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "checked only {checked} containers");
+    // The configuration of issue 19 (256 MiB guard = 256 MiB limit) fails.
+    let old = memory_needed("extract_single", &["extract_single".to_string()]);
+    assert!(
+        old > quantity_bytes("256Mi"),
+        "the rule would accept the old limits"
+    );
+}
+
+// ---------------------------------------------------------------- images
+
+#[test]
+fn every_image_is_pinned_to_the_cli_version() {
+    let version = env!("CARGO_PKG_VERSION");
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("kerchunk-nos {version}"),
+        "`kerchunk-nos --version` is not the crate version"
+    );
+    let docs = load_docs();
+    let mut images = Vec::new();
+    for d in &docs {
+        let mut containers = Vec::new();
+        find_containers(&d.value, "", &[], &mut containers);
+        for c in containers {
+            images.push((
+                d.label(),
+                c.value["image"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+        for (n, v) in params(&d.value["spec"]["arguments"]["parameters"]) {
+            if n == "image" {
+                images.push((
+                    format!("{} parameter image", d.label()),
+                    v.unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    let mut pinned = 0;
+    for (origin, image) in &images {
+        if image == "{{workflow.parameters.image}}" {
+            continue; // checked as the parameter's value
+        }
+        assert!(
+            !image.ends_with(":latest"),
+            "{origin}: {image} uses :latest"
+        );
+        if image.contains("kerchunk-nos") {
+            assert!(
+                image.ends_with(&format!("/kerchunk-nos:{version}")),
+                "{origin}: {image} is not pinned to {version} (kerchunk-nos --version)"
+            );
+            pinned += 1;
+        }
+    }
+    assert!(
+        pinned >= 3,
+        "found only {pinned} kerchunk-nos image references"
+    );
 }
