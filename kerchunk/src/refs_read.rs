@@ -168,11 +168,15 @@ impl<'de> Visitor<'de> for RefsVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RefsMap, A::Error> {
-        let mut out = BTreeMap::new();
+        // Collected, then built in bulk: writers emit sorted keys, and
+        // `BTreeMap::from_iter` (a stable sort, then a bulk build keeping
+        // the last of equal keys, as inserting would) is cheaper than
+        // one insertion per key.
+        let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0));
         while let Some((k, v)) = map.next_entry::<String, RefVal>()? {
-            out.insert(k, v.0);
+            pairs.push((k, v.0));
         }
-        Ok(RefsMap(out))
+        Ok(RefsMap(pairs.into_iter().collect()))
     }
 }
 
@@ -241,6 +245,7 @@ mod tests {
             r#"{"version":1,"templates":{"u":"s3://b","v":"x"},"refs":{"a/0":["{{u}}/f.nc",1,2],"w":["{{v}}{{u}}"]}}"#,
             r#"{".zgroup":"{}","a":"base64:AAE=","r":["u",0,4],"o":{"z":null}}"#,
             r#"{"refs":{},"version":1}"#,
+            r#"{"version":1,"refs":{"b":"1","a":"2","b":"3","c":["u",1,2],"a":"4"}}"#,
         ];
         for d in docs {
             let fast = from_json(d).expect(d);

@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures_util::stream::{self, StreamExt as _};
+use futures_util::future::join_all;
 use hdf5_lite::source::BoxFuture;
 
 use super::{CombineError, CombineOptions, combine_with, coordinate_ranges};
@@ -151,41 +151,55 @@ pub async fn fetch_all(
             (u, r)
         })
         .collect();
-    let mut results = stream::iter(&jobs)
-        .map(|(url, ranges)| async move { (url, ranges, fetcher.fetch(url, ranges).await) })
-        .buffered(CONCURRENT_URLS);
     let mut out = Fetched::new();
-    while let Some((url, ranges, res)) = results.next().await {
-        let fail = |msg: String| CombineError::Fetch {
-            url: url.clone(),
-            msg,
-        };
-        let data = res.map_err(fail)?;
-        if data.len() != ranges.len() {
-            return Err(fail(format!(
-                "{} results for {} ranges",
-                data.len(),
-                ranges.len()
-            )));
-        }
-        for (r, b) in ranges.iter().zip(data) {
-            let want = r.end - r.start;
-            if (b.len() as u64) < want {
-                return Err(fail(format!(
-                    "short read at {}: wanted {want} bytes, got {}",
-                    r.start,
-                    b.len()
-                )));
-            }
-            out.insert(
-                FetchRange {
-                    url: url.clone(),
-                    offset: r.start,
-                    length: want,
-                },
-                b,
-            );
+    // Batches rather than a sliding window (`buffered`): a stream adaptor
+    // holding a closure over `fetcher` makes the future lose `Send` (a
+    // higher-ranked lifetime limitation of rustc), and callers spawn it.
+    for batch in jobs.chunks(CONCURRENT_URLS) {
+        let results = join_all(batch.iter().map(|(url, ranges)| fetcher.fetch(url, ranges))).await;
+        for ((url, ranges), res) in batch.iter().zip(results) {
+            store(&mut out, url, ranges, res)?;
         }
     }
     Ok(out)
+}
+
+/// Check one URL's results and file them under their ranges.
+fn store(
+    out: &mut Fetched,
+    url: &str,
+    ranges: &[Range<u64>],
+    res: Result<Vec<Bytes>, String>,
+) -> Result<(), CombineError> {
+    let fail = |msg: String| CombineError::Fetch {
+        url: url.to_string(),
+        msg,
+    };
+    let data = res.map_err(fail)?;
+    if data.len() != ranges.len() {
+        return Err(fail(format!(
+            "{} results for {} ranges",
+            data.len(),
+            ranges.len()
+        )));
+    }
+    for (r, b) in ranges.iter().zip(data) {
+        let want = r.end - r.start;
+        if (b.len() as u64) < want {
+            return Err(fail(format!(
+                "short read at {}: wanted {want} bytes, got {}",
+                r.start,
+                b.len()
+            )));
+        }
+        out.insert(
+            FetchRange {
+                url: url.to_string(),
+                offset: r.start,
+                length: want,
+            },
+            b,
+        );
+    }
+    Ok(())
 }

@@ -4,7 +4,7 @@
 //!
 //! Inputs of one model run carry the same metadata documents over and over
 //! (every hourly file has the same `.zarray` and `.zattrs` per variable), so
-//! each distinct document text is parsed once per [`Memo`] and shared.
+//! a document equal to the previous input's is not parsed again ([`Memo`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,9 +14,12 @@ use crate::json::Json;
 use crate::refs::{Ref, RefSet};
 use crate::zarr::ZArray;
 
+/// `_ARRAY_DIMENSIONS`, shared between inputs.
+pub(super) type Dims = Option<Arc<Vec<String>>>;
+
 pub(super) struct ArrayIn<'a> {
     pub meta: Arc<ZArray>,
-    pub dims: Option<Arc<Vec<String>>>,
+    pub dims: Dims,
     /// Chunk indices, `rank` numbers per chunk, in `chunk_refs` order.
     chunk_idx: Vec<u64>,
     /// `(key, ref)` per chunk.
@@ -55,11 +58,14 @@ pub(super) struct Input<'a> {
     pub group_meta: Vec<(&'a str, &'a str, &'a Ref)>,
 }
 
-/// Parsed metadata documents by their text, shared between inputs.
+/// The last parsed metadata documents per array name, shared between
+/// inputs: a document whose text equals the previous input's is not parsed
+/// again (keyed by the short name, compared by text: hashing every long
+/// `.zattrs` text cost more than the comparison).
 #[derive(Default)]
 pub(super) struct Memo<'a> {
-    zarray: HashMap<&'a str, Arc<ZArray>>,
-    dims: HashMap<&'a str, Option<Arc<Vec<String>>>>,
+    zarray: HashMap<&'a str, (&'a str, Arc<ZArray>)>,
+    dims: HashMap<&'a str, (&'a str, Dims)>,
 }
 
 pub(super) fn parse_err(input: &str, key: &str, msg: impl Into<String>) -> CombineError {
@@ -93,11 +99,7 @@ fn parse_zarray(name: &str, key: &str, r: &Ref) -> Result<ZArray, CombineError> 
 }
 
 /// `_ARRAY_DIMENSIONS` of a `.zattrs` document, if it has them.
-fn parse_dims(
-    name: &str,
-    key: &str,
-    set: &RefSet,
-) -> Result<Option<Arc<Vec<String>>>, CombineError> {
+fn parse_dims(name: &str, key: &str, set: &RefSet) -> Result<Dims, CombineError> {
     let bad = || parse_err(name, key, "bad _ARRAY_DIMENSIONS");
     let attrs = match set.get_json(key) {
         None => return Ok(None),
@@ -131,15 +133,13 @@ pub(super) fn index_input<'a>(
         if prefix.is_empty() {
             return Err(parse_err(name, key, "a root-level array is not supported"));
         }
-        let meta = match r {
-            Ref::Text(t) => match memo.zarray.get(t.as_str()) {
-                Some(m) => m.clone(),
-                None => {
-                    let m = Arc::new(parse_zarray(name, key, r)?);
-                    memo.zarray.insert(t.as_str(), m.clone());
-                    m
-                }
-            },
+        let meta = match (r, memo.zarray.get(prefix)) {
+            (Ref::Text(t), Some((seen, m))) if *seen == t.as_str() => m.clone(),
+            (Ref::Text(t), _) => {
+                let m = Arc::new(parse_zarray(name, key, r)?);
+                memo.zarray.insert(prefix, (t.as_str(), m.clone()));
+                m
+            }
             _ => Arc::new(parse_zarray(name, key, r)?),
         };
         zattrs_key.clear();
@@ -147,11 +147,11 @@ pub(super) fn index_input<'a>(
         zattrs_key.push_str("/.zattrs");
         let dims = match set.refs.get_key_value(zattrs_key.as_str()) {
             None => None,
-            Some((k, Ref::Text(t))) => match memo.dims.get(t.as_str()) {
-                Some(d) => d.clone(),
-                None => {
+            Some((k, Ref::Text(t))) => match memo.dims.get(prefix) {
+                Some((seen, d)) if *seen == t.as_str() => d.clone(),
+                _ => {
                     let d = parse_dims(name, k, set)?;
-                    memo.dims.insert(t.as_str(), d.clone());
+                    memo.dims.insert(prefix, (t.as_str(), d.clone()));
                     d
                 }
             },
