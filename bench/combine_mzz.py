@@ -43,10 +43,11 @@ same_keys = set(ours_stack) == set(m["refs"])
 rows = [
     ("parse JSON", float(r["parse_s"]), parse),
     ("combine (parsed inputs)", float(r["combine_s"]), comb),
+    ("combine, --stack-static (MZZ's output)", float(r["stack_combine_s"]), comb),
     ("parse + combine + write", float(r["parse_combine_write_s"]), full),
 ]
 print()
-print(f"{r['inputs']} inputs x {r['vars']} variables, {r['input_keys']} keys, "
+print(f"load average {open('/proc/loadavg').read().split()[0]}; {r['inputs']} inputs x {r['vars']} variables, {r['input_keys']} keys, "
       f"{r['in_mb']} MB of JSON in; out {r['out_keys']} keys ({r['out_mb']} MB); "
       f"ours on {r['threads']} threads (parse on one thread: {float(r['parse_1thread_s']):.4f} s)")
 print()
