@@ -172,11 +172,17 @@ pub fn coordinate_ranges(
         let raw = !meta.has_codecs();
         for j in 0..n.div_ceil(c) {
             let key = format!("{}/{j}", opts.concat_dim);
-            if let Some(Ref::Range {
+            let r = match set.get(&key) {
+                Some(r) => r,
+                // the combine stops at the first missing chunk too; going
+                // on would loop over a hostile shape's every chunk key
+                None => break,
+            };
+            if let Ref::Range {
                 url,
                 offset,
                 length,
-            }) = set.get(&key)
+            } = r
             {
                 let need = if raw && elem > 0 {
                     (*length).min(c.min(n - j * c).saturating_mul(elem))

@@ -446,3 +446,16 @@ fn linear_time_144_inputs() {
     assert_eq!(times_of(&out).len(), 144);
     assert_eq!(url_of(&out, "zeta/143.1"), "u:143");
 }
+
+#[test]
+fn hostile_coordinate_shape_does_not_hang() {
+    // 2^64-1 one-value chunks declared, none present: an error, at once
+    let mut s = input("u:a", &[1.0]);
+    s.insert("t/.zarray", zarray(&[u64::MAX], &[1], "<f8", "null"));
+    s.refs.remove("t/0");
+    let ins = named(vec![("a", s)]);
+    let o = CombineOptions::new("t");
+    assert!(coordinate_ranges(&ins, &o).unwrap().is_empty());
+    let e = combine(&ins, &o).unwrap_err().to_string();
+    assert!(e.contains("chunk t/0 is missing"), "{e}");
+}
