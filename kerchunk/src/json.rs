@@ -550,6 +550,99 @@ mod tests {
         assert_eq!(Json::parse("[1,]"), Json::parse_tolerant("[1,]"));
     }
 
+    /// Random documents (xorshift, fixed seed): both parsers give the same
+    /// value, and what one rejects the other rejects.
+    #[test]
+    fn fast_and_tolerant_parsers_agree_on_random_documents() {
+        struct Rng(u64);
+        impl Rng {
+            fn next(&mut self) -> u64 {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                self.0
+            }
+            fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+                xs[(self.next() % xs.len() as u64) as usize]
+            }
+        }
+        fn doc_gen(r: &mut Rng, depth: u32, out: &mut String) {
+            const ATOMS: &[&str] = &[
+                "0",
+                "-0",
+                "1",
+                "-1",
+                "007",
+                "1.5",
+                "-2.5e-3",
+                "1e37",
+                "9.969209968386869e36",
+                "18446744073709551615",
+                "18446744073709551616",
+                "-9223372036854775809",
+                "1E400",
+                "true",
+                "false",
+                "null",
+                "NaN",
+                "Infinity",
+                "-Infinity",
+                "\"\"",
+                "\"a\\\"b\"",
+                "\"\\u00e9\\ud83d\\ude00\"",
+                "\"\\ud800\"",
+                "\"tab\\t\"",
+                "\"raw\u{1}\"",
+                "1.",
+                "+1",
+                "--1",
+                "\"\\x\"",
+            ];
+            match (depth, r.next() % 4) {
+                (0, _) | (_, 0) => out.push_str(r.pick(ATOMS)),
+                (_, 1) => {
+                    out.push('[');
+                    for i in 0..r.next() % 4 {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        doc_gen(r, depth - 1, out);
+                    }
+                    out.push(']');
+                }
+                _ => {
+                    out.push('{');
+                    for i in 0..r.next() % 4 {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(r.pick(&["\"a\"", "\"b\"", "\"a\"", "\"\\u0041\""]));
+                        out.push(':');
+                        doc_gen(r, depth - 1, out);
+                    }
+                    out.push('}');
+                }
+            }
+        }
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut accepted = 0;
+        for _ in 0..5000 {
+            let mut doc = String::new();
+            doc_gen(&mut r, 4, &mut doc);
+            let fast = Json::parse(&doc);
+            let slow = Json::parse_tolerant(&doc);
+            match (&fast, &slow) {
+                (Ok(a), Ok(b)) => {
+                    accepted += 1;
+                    assert_eq!(format!("{a:?}"), format!("{b:?}"), "{doc}");
+                }
+                (Err(_), Err(_)) => {}
+                _ => panic!("{doc}: {fast:?} vs {slow:?}"),
+            }
+        }
+        assert!(accepted > 1000, "{accepted}");
+    }
+
     #[test]
     fn string_writer_matches_char_by_char_escaping() {
         for s in [
