@@ -224,6 +224,8 @@ pub fn combine_with(
         return Err(CombineError::NoInputs);
     }
     let dim = opts.concat_dim.as_str();
+    // Sequential: indexing on scoped threads (one memo per share) was
+    // measured slower here (allocation-bound, and the memo is shared).
     let mut memo = Memo::default();
     let idx: Vec<Input<'_>> = inputs
         .iter()
