@@ -497,7 +497,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             inputs,
         } => {
             use kerchunk::combine::{
-                CombineOptions, Duplicates, StaticVars, UrlFetcher, combine_fetching,
+                CombineOptions, Duplicates, StaticVars, UrlFetcher, combine_fetching, read_inputs,
             };
             let mut opts = match preset.as_deref() {
                 Some("roms") => CombineOptions::roms(),
@@ -513,14 +513,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if first_wins {
                 opts.duplicates = Duplicates::FirstWins;
             }
-            let mut sets = Vec::with_capacity(inputs.len());
-            for path in &inputs {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read {path}: {e}"))?;
-                let refs =
-                    kerchunk::RefSet::from_json(&text).map_err(|e| format!("{path}: {e}"))?;
-                sets.push((path.clone(), refs));
-            }
+            // read, then parse on every core
+            let sets = read_inputs(&inputs)?;
             let fetcher = UrlFetcher::new(hdf5_lite::SourceOptions::default());
             let combined = combine_fetching(&sets, &opts, &fetcher).await?;
             std::fs::write(&output, combined.to_json())

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fmrc;
 pub mod json;
 pub mod refs;
+mod refs_read;
 pub mod translate;
 pub mod zarr;
 

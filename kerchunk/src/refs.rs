@@ -52,6 +52,35 @@ impl Ref {
         }
     }
 
+    /// Write the reference's JSON form (what [`Ref::to_json`] builds)
+    /// directly, without building a value tree first.
+    fn write_json(&self, out: &mut String) {
+        match self {
+            Ref::Text(s) => crate::json::write_str(s, out),
+            Ref::Binary(b) => {
+                out.push_str("\"base64:");
+                B64.encode_string(b, out);
+                out.push('"');
+            }
+            Ref::Range {
+                url,
+                offset,
+                length,
+            } => {
+                use std::fmt::Write as _;
+                out.push('[');
+                crate::json::write_str(url, out);
+                let _ = write!(out, ",{offset},{length}]");
+            }
+            Ref::Url(url) => {
+                out.push('[');
+                crate::json::write_str(url, out);
+                out.push(']');
+            }
+        }
+    }
+
+    #[cfg(test)]
     fn to_json(&self) -> Json {
         match self {
             Ref::Text(s) => Json::Str(s.clone()),
@@ -129,9 +158,9 @@ impl RefSet {
             if i > 0 {
                 out.push(',');
             }
-            Json::Str(k.clone()).write(&mut out);
+            crate::json::write_str(k, &mut out);
             out.push(':');
-            v.to_json().write(&mut out);
+            v.write_json(&mut out);
         }
         out.push_str("},\"version\":1");
         if !warnings.is_empty() {
@@ -157,7 +186,20 @@ impl RefSet {
     /// JSON objects rather than strings is accepted and stored as text.
     /// `gen` (generated keys) is not supported.
     pub fn from_json(text: &str) -> Result<RefSet, Error> {
-        let doc = Json::parse(text).map_err(Error::Parse)?;
+        // Strict JSON in the usual shape is read in one serde_json pass
+        // straight into references, no intermediate tree; anything else
+        // (bare NaN in an object-valued metadata document, unusual shapes,
+        // every error) takes the tolerant path, which gives the same set or
+        // the error message.
+        if let Some(set) = crate::refs_read::from_json(text) {
+            return Ok(set);
+        }
+        Self::from_json_tolerant(text)
+    }
+
+    /// [`RefSet::from_json`] through [`Json::parse_tolerant`] only.
+    pub fn from_json_tolerant(text: &str) -> Result<RefSet, Error> {
+        let doc = Json::parse_tolerant(text).map_err(Error::Parse)?;
         let Json::Object(top) = doc else {
             return Err(Error::Parse("reference set is not a JSON object".into()));
         };
@@ -280,6 +322,24 @@ mod tests {
             r#"{"refs":{".zgroup":"{\"zarr_format\":2}","w":["file:///x"],"x/0":"base64:/wEC","z/0.0":["s3://b/k.nc",10,20]},"version":1}"#
         );
         assert_eq!(RefSet::from_json(&text).unwrap(), a);
+    }
+
+    #[test]
+    fn direct_writer_matches_the_value_tree() {
+        for r in [
+            Ref::Text("a\"b\u{1}é".into()),
+            Ref::Binary(vec![0xff, 0, 1]),
+            Ref::Range {
+                url: "s3://b/\"k\".nc".into(),
+                offset: 0,
+                length: u64::MAX,
+            },
+            Ref::Url("file:///x".into()),
+        ] {
+            let mut direct = String::new();
+            r.write_json(&mut direct);
+            assert_eq!(direct, r.to_json().to_compact());
+        }
     }
 
     #[test]

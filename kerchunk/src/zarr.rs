@@ -7,6 +7,9 @@ use hdf5_lite::{ByteOrder, Datatype};
 
 use crate::json::{Json, object};
 
+mod zarray;
+pub use zarray::{ZArray, ZArrayError};
+
 /// numpy dtype kind of a zarr dtype (drives `fill_value` encoding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

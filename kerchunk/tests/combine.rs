@@ -38,13 +38,14 @@ fn python() -> Option<(PathBuf, PathBuf)> {
     (py.exists() && make.exists()).then_some((py, make))
 }
 
+/// Days since 1970-01-01, by the `time` crate (already in the lock file
+/// through aws-config), so the test does not carry its own calendar code.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
+    let month = time::Month::try_from(u8::try_from(m).unwrap()).unwrap();
+    let date =
+        time::Date::from_calendar_date(i32::try_from(y).unwrap(), month, u8::try_from(d).unwrap())
+            .unwrap();
+    i64::from(date.to_julian_day()) - 2_440_588
 }
 
 /// `nos.{ofs}.fields.{n|f}HHH.YYYYMMDD.tCCz.nc` -> member (test-local

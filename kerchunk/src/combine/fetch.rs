@@ -1,0 +1,205 @@
+//! The I/O of combining: reading the byte ranges the algorithm asks for
+//! (remote coordinate chunks, small chunks to inline) through a [`Fetcher`].
+//! The algorithm itself ([`super::combine_with`]) never does I/O.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use hdf5_lite::source::BoxFuture;
+
+use super::{CombineError, CombineOptions, combine_with, coordinate_ranges};
+use crate::refs::{Ref, RefSet};
+
+/// URLs fetched from at once.
+const CONCURRENT_URLS: usize = 32;
+
+/// One byte range to fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FetchRange {
+    pub url: String,
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// Bytes fetched for [`FetchRange`]s.
+pub type Fetched = HashMap<FetchRange, Bytes>;
+
+/// Reads byte ranges of the objects chunk references point to.
+pub trait Fetcher: Send + Sync {
+    /// Read `ranges` of `url`; one result per range, in order. A short
+    /// result is treated as an error by the caller.
+    fn fetch<'a>(
+        &'a self,
+        url: &'a str,
+        ranges: &'a [Range<u64>],
+    ) -> BoxFuture<'a, Result<Vec<Bytes>, String>>;
+}
+
+/// A [`Fetcher`] over `hdf5_lite::open_url` (local paths, `file://`, and
+/// `http(s)://`/`s3://` when hdf5-lite is built with those features), one
+/// source per URL, kept open for the life of the fetcher.
+#[derive(Default)]
+pub struct UrlFetcher {
+    pub options: hdf5_lite::SourceOptions,
+    sources: Mutex<HashMap<String, Arc<dyn hdf5_lite::RangeSource>>>,
+}
+
+impl UrlFetcher {
+    pub fn new(options: hdf5_lite::SourceOptions) -> Self {
+        UrlFetcher {
+            options,
+            sources: Mutex::default(),
+        }
+    }
+
+    /// Use `source` for `url` instead of opening it.
+    pub fn insert(&self, url: impl Into<String>, source: Arc<dyn hdf5_lite::RangeSource>) {
+        if let Ok(mut m) = self.sources.lock() {
+            m.insert(url.into(), source);
+        }
+    }
+}
+
+impl Fetcher for UrlFetcher {
+    fn fetch<'a>(
+        &'a self,
+        url: &'a str,
+        ranges: &'a [Range<u64>],
+    ) -> BoxFuture<'a, Result<Vec<Bytes>, String>> {
+        Box::pin(async move {
+            let cached = self
+                .sources
+                .lock()
+                .map_err(|e| e.to_string())?
+                .get(url)
+                .cloned();
+            let src = match cached {
+                Some(s) => s,
+                None => {
+                    let s = hdf5_lite::open_url(url, &self.options)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    self.insert(url, s.clone());
+                    s
+                }
+            };
+            src.get_ranges(ranges).await.map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Combine, fetching remote coordinate chunks (and inlining small remote
+/// chunks) through `fetcher`. One `fetch` call per URL, up to 32 at once.
+pub async fn combine_fetching(
+    inputs: &[(String, RefSet)],
+    opts: &CombineOptions,
+    fetcher: &dyn Fetcher,
+) -> Result<RefSet, CombineError> {
+    let wanted = coordinate_ranges(inputs, opts)?;
+    let fetched = fetch_all(fetcher, wanted).await?;
+    let mut out = combine_with(inputs, opts, &fetched)?;
+    if out.inline_candidates.is_empty() {
+        return Ok(out.refs);
+    }
+    let range_of = |r: Option<&Ref>| match r {
+        Some(Ref::Range {
+            url,
+            offset,
+            length,
+        }) => Some(FetchRange {
+            url: url.clone(),
+            offset: *offset,
+            length: *length,
+        }),
+        _ => None,
+    };
+    let wanted = out
+        .inline_candidates
+        .iter()
+        .filter_map(|k| range_of(out.refs.get(k)))
+        .collect();
+    let small = fetch_all(fetcher, wanted).await?;
+    for k in std::mem::take(&mut out.inline_candidates) {
+        if let Some(b) = range_of(out.refs.get(&k)).and_then(|fr| small.get(&fr)) {
+            out.refs.insert(k, Ref::inline(b));
+        }
+    }
+    Ok(out.refs)
+}
+
+/// Fetch every range (grouped per URL, sorted and de-duplicated, up to 32
+/// URLs concurrently). The first failing URL in URL order is the error.
+pub async fn fetch_all(
+    fetcher: &dyn Fetcher,
+    wanted: Vec<FetchRange>,
+) -> Result<Fetched, CombineError> {
+    let mut per_url: BTreeMap<String, Vec<Range<u64>>> = BTreeMap::new();
+    for w in wanted {
+        per_url
+            .entry(w.url)
+            .or_default()
+            .push(w.offset..w.offset.saturating_add(w.length));
+    }
+    let jobs: Vec<(String, Vec<Range<u64>>)> = per_url
+        .into_iter()
+        .map(|(u, mut r)| {
+            r.sort_by_key(|x| (x.start, x.end));
+            r.dedup();
+            (u, r)
+        })
+        .collect();
+    let mut out = Fetched::new();
+    // Batches rather than a sliding window (`buffered`): a stream adaptor
+    // holding a closure over `fetcher` makes the future lose `Send` (a
+    // higher-ranked lifetime limitation of rustc), and callers spawn it.
+    for batch in jobs.chunks(CONCURRENT_URLS) {
+        let results = join_all(batch.iter().map(|(url, ranges)| fetcher.fetch(url, ranges))).await;
+        for ((url, ranges), res) in batch.iter().zip(results) {
+            store(&mut out, url, ranges, res)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Check one URL's results and file them under their ranges.
+fn store(
+    out: &mut Fetched,
+    url: &str,
+    ranges: &[Range<u64>],
+    res: Result<Vec<Bytes>, String>,
+) -> Result<(), CombineError> {
+    let fail = |msg: String| CombineError::Fetch {
+        url: url.to_string(),
+        msg,
+    };
+    let data = res.map_err(fail)?;
+    if data.len() != ranges.len() {
+        return Err(fail(format!(
+            "{} results for {} ranges",
+            data.len(),
+            ranges.len()
+        )));
+    }
+    for (r, b) in ranges.iter().zip(data) {
+        let want = r.end - r.start;
+        if (b.len() as u64) < want {
+            return Err(fail(format!(
+                "short read at {}: wanted {want} bytes, got {}",
+                r.start,
+                b.len()
+            )));
+        }
+        out.insert(
+            FetchRange {
+                url: url.to_string(),
+                offset: r.start,
+                length: want,
+            },
+            b,
+        );
+    }
+    Ok(())
+}
