@@ -13,11 +13,13 @@ pub mod dims;
 pub mod error;
 pub mod fmrc;
 pub mod json;
+pub mod netcdf3;
 pub mod refs;
 pub mod translate;
 pub mod zarr;
 
 pub use error::Error;
 pub use json::Json;
+pub use netcdf3::translate_opened;
 pub use refs::{Ref, RefSet};
 pub use translate::{TranslateOptions, Translation, Warning, translate};
