@@ -159,8 +159,14 @@ pub const STREAMING: u64 = u64::MAX;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderError {
     /// The slice ended early: at least `need` bytes from offset 0 are
-    /// needed, the first missing one belonging to `field`.
-    Short { need: u64, field: String },
+    /// needed, the first missing one belonging to `field`. `estimate` is
+    /// the header length extrapolated from the variables parsed so far
+    /// (at least `need`), so the caller can fetch the rest in one request.
+    Short {
+        need: u64,
+        estimate: u64,
+        field: String,
+    },
     /// The bytes are not a valid header.
     Bad {
         offset: u64,
@@ -172,7 +178,7 @@ pub enum HeaderError {
 impl std::fmt::Display for HeaderError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HeaderError::Short { need, field } => {
+            HeaderError::Short { need, field, .. } => {
                 write!(f, "short: need {need} bytes (reading {field})")
             }
             HeaderError::Bad {
@@ -199,6 +205,7 @@ pub fn parse(bytes: &[u8]) -> Result<Header, HeaderError> {
         all: bytes,
         pos: 0,
         format: Format::Classic,
+        progress: None,
     };
     let magic = r.take(4, "magic number")?;
     r.format = match magic {
@@ -239,7 +246,9 @@ pub fn parse(bytes: &[u8]) -> Result<Header, HeaderError> {
 
     let n = r.list_header(NC_VARIABLE, "variable list")?;
     let mut variables = Vec::new();
+    let list_start = r.pos as u64;
     for k in 0..n {
+        r.progress = Some((list_start, k, n));
         let name = r.name(&format!("variable #{k}"))?;
         let field = format!("variable '{name}'");
         let rank = r.count(&format!("{field} rank"))?;
@@ -287,14 +296,27 @@ struct Reader<'a> {
     all: &'a [u8],
     pos: usize,
     format: Format,
+    /// In the variable list: (its offset, variables done, variables in all).
+    progress: Option<(u64, u64, u64)>,
 }
 
 type NomErr<'a> = nom::Err<nom::error::Error<&'a [u8]>>;
 
 impl<'a> Reader<'a> {
     fn short(&self, n: u64, field: &str) -> HeaderError {
+        let need = (self.pos as u64).saturating_add(n);
+        // the variables still to come, at the average size of those read
+        // (plus a quarter: attributes vary); before any, twice what we have
+        let estimate = match self.progress {
+            Some((start, done, total)) if done > 0 => {
+                let per = (self.pos as u64 - start) / done;
+                start.saturating_add(per.saturating_mul(total).saturating_mul(5) / 4)
+            }
+            _ => need.saturating_mul(2),
+        };
         HeaderError::Short {
-            need: (self.pos as u64).saturating_add(n),
+            need,
+            estimate: estimate.max(need),
             field: field.to_string(),
         }
     }

@@ -196,7 +196,7 @@ pub fn layouts(h: &Header, max_records: u64) -> Result<Vec<Layout>, HeaderError>
 
 fn format_error(file: &str, e: HeaderError, had: u64) -> Error {
     let error = match e {
-        HeaderError::Short { need, field } => FormatError::new(
+        HeaderError::Short { need, field, .. } => FormatError::new(
             STRUCTURE,
             0,
             format!("truncated in {field}: needs {need} bytes, file has {had}"),
@@ -215,9 +215,10 @@ fn format_error(file: &str, e: HeaderError, had: u64) -> Error {
 
 /// Read the header given the speculative head already fetched from offset
 /// 0 (and counted in `stats`): parse it, and when it is longer than the
-/// head fetch the rest in one more request (at least 4x what we have, so a
-/// badly underestimated header still takes few waves), then compute the
-/// layouts.
+/// head fetch the rest in one more request, sized by the parser's estimate
+/// (the variables still to come at the average size of those read, plus a
+/// quarter) and at least doubling what we have, so even a bad estimate
+/// costs few waves; then compute the layouts.
 pub async fn read(
     source: &dyn RangeSource,
     head: Bytes,
@@ -230,16 +231,12 @@ pub async fn read(
     let header = loop {
         match header::parse(&buf) {
             Ok(h) => break h,
-            Err(HeaderError::Short { need, field }) => {
+            Err(e @ HeaderError::Short { need, estimate, .. }) => {
                 let have = buf.len() as u64;
                 if have >= size || need > size {
-                    return Err(format_error(
-                        &name,
-                        HeaderError::Short { need, field },
-                        size,
-                    ));
+                    return Err(format_error(&name, e, size));
                 }
-                let want = need.max(have.saturating_mul(4)).min(size);
+                let want = estimate.max(have.saturating_mul(2)).min(size);
                 if want > options.max_metadata_bytes {
                     return Err(Error::Limit {
                         file: name,
@@ -268,11 +265,7 @@ pub async fn read(
                 stats.waves += 1;
                 stats.bytes_fetched += more.len() as u64;
                 if more.is_empty() {
-                    return Err(format_error(
-                        &name,
-                        HeaderError::Short { need, field },
-                        have,
-                    ));
+                    return Err(format_error(&name, e, have));
                 }
                 buf.extend_from_slice(&more);
             }
@@ -282,6 +275,28 @@ pub async fn read(
     stats.metadata_bytes = header.length;
     let layouts = layouts(&header, options.max_chunks_per_dataset)
         .map_err(|e| format_error(&name, e, size))?;
+    // Records that start past the end of the file are not there at all (a
+    // truncated file, or a hostile numrecs): refuse rather than index them.
+    for (l, v) in layouts.iter().zip(&header.variables) {
+        if l.record && l.chunks() > 0 {
+            let last = l.chunk_offset(l.chunks() - 1);
+            if last >= size {
+                return Err(format_error(
+                    &name,
+                    bad(
+                        "numrecs",
+                        format!(
+                            "{} records, but record {} of variable '{}' would start at byte {last}, past the end of the file ({size} bytes)",
+                            header.numrecs,
+                            l.chunks() - 1,
+                            v.name
+                        ),
+                    ),
+                    size,
+                ));
+            }
+        }
+    }
     Ok(File {
         source: name,
         size,
