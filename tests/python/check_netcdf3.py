@@ -20,7 +20,9 @@ with the default inline threshold and with inlining off, then
    key for key (inlining off on both sides); metadata differences are
    printed and must be the documented ones (kerchunk README, NetCDF-3
    table): kerchunk writes attributes as str() and uses missing_value as
-   the fill value.
+   the fill value;
+4. three NetCDF-3 files of one ROMS-like run: `kerchunk-nos combine` of
+   their refs equals xarray's concat of the files.
 
 Ends with "check_netcdf3: N passed, N failed"; exit 1 on any failure.
 """
@@ -292,6 +294,45 @@ def check_kerchunk(py, path, ours, problems, notes):
                 problems.append(f"kerchunk {name}.{a}: {ka.get(a)!r} != ours {oa.get(a)!r}")
 
 
+def check_combine(bin_, problems):
+    """Three NetCDF-3 files of a ROMS-like run (record dimension
+    ocean_time): `kerchunk-nos combine` of their refs equals xr.concat."""
+    d = OUT / "combine"
+    d.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k, fmt in enumerate(["NETCDF3_CLASSIC", "NETCDF3_64BIT_OFFSET", "NETCDF3_64BIT_OFFSET"]):
+        p = d / f"run_{k}.nc"
+        with netCDF4.Dataset(p, "w", format=fmt) as nc:
+            nc.createDimension("ocean_time", None)
+            nc.createDimension("eta", 4)
+            nc.createDimension("xi", 5)
+            t = nc.createVariable("ocean_time", "f8", ("ocean_time",))
+            t.units = "seconds since 2024-01-01"
+            z = nc.createVariable("zeta", "f4", ("ocean_time", "eta", "xi"), fill_value=np.float32(1e37))
+            h = nc.createVariable("h", "f8", ("eta", "xi"))
+            h[:] = np.arange(20).reshape(4, 5)
+            s = nc.createVariable("flag", "i2", ("ocean_time",))
+            for i in range(2):
+                t[i] = (2 * k + i) * 3600.0
+                z[i] = np.full((4, 5), k * 10 + i, "f4")
+                s[i] = k
+            z[1, 0, 0] = 1e37
+        subprocess.run([bin_, "refs", str(p), "-o", f"{p}.json"], check=True, capture_output=True)
+        files.append(p)
+    out = d / "combined.json"
+    subprocess.run([bin_, "combine", "--concat-dim", "ocean_time", str(out)] + [f"{p}.json" for p in files],
+                   check=True, capture_output=True)
+    ours = xr.open_dataset(mapper(json.loads(out.read_text())), engine="zarr", consolidated=False).load()
+    ref = xr.concat([xr.open_dataset(p).load() for p in files], dim="ocean_time",
+                    data_vars="minimal", coords="minimal", compat="override")
+    if set(ours.variables) != set(ref.variables):
+        problems.append(f"combine: variables {sorted(ours.variables)} != {sorted(ref.variables)}")
+    for v in set(ours.variables) & set(ref.variables):
+        a, b = ours[v], ref[v]
+        if a.dims != b.dims or a.dtype != b.dtype or not np.array_equal(a.values, b.values, equal_nan=True):
+            problems.append(f"combine: {v} differs: {a.dims} {a.dtype} {a.values.ravel()[:4]} != {b.dims} {b.dtype} {b.values.ravel()[:4]}")
+
+
 def main():
     bin_ = binary()
     files = sorted(FIX.glob("*.nc"))
@@ -320,6 +361,19 @@ def main():
             print(f"ok    {path.name}")
         for n in sorted(set(notes))[:6]:
             print(f"      kerchunk differs: {n}")
+    problems = []
+    try:
+        check_combine(bin_, problems)
+    except Exception as e:  # noqa: BLE001
+        problems.append(f"{type(e).__name__}: {e}")
+    if problems:
+        failed += 1
+        print("FAIL  combine of three NetCDF-3 files vs xr.concat")
+        for p in problems[:25]:
+            print(f"      {p}")
+    else:
+        passed += 1
+        print("ok    combine of three NetCDF-3 files vs xr.concat")
     print(f"check_netcdf3: {passed} passed, {failed} failed")
     return 1 if failed else 0
 
