@@ -154,6 +154,11 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('/') && !name.starts_with('.')
 }
 
+/// Inlined chunks closer than this are fetched in one request.
+const INLINE_GAP: u64 = 2048;
+/// ... up to requests of this size.
+const INLINE_MAX_REQUEST: u64 = 8 * 1024 * 1024;
+
 struct Fetch {
     key: String,
     range: Range<u64>,
@@ -247,18 +252,32 @@ pub async fn translate_netcdf3(
         refs.insert_json(format!("{prefix}/.zattrs"), &Json::Object(attrs));
     }
     if !fetches.is_empty() {
-        let ranges: Vec<Range<u64>> = fetches.iter().map(|f| f.range.clone()).collect();
+        // Small variables sit next to each other in a NetCDF-3 file:
+        // merge nearby ranges (as the HDF5 walker does) so a remote source
+        // gets a few requests instead of one per inlined chunk.
+        let merged = hdf5_lite::walk::coalesce(
+            fetches.iter().map(|f| f.range.clone()).collect(),
+            INLINE_GAP,
+            INLINE_MAX_REQUEST,
+        );
         let got = source
-            .get_ranges(&ranges)
+            .get_ranges(&merged)
             .await
             .map_err(|error| Error::Source {
                 file: source.name().to_string(),
                 error,
             })?;
-        let mut got = got.into_iter();
         for fe in fetches {
-            let bytes = got.next().unwrap_or_default();
             let wanted = fe.range.end - fe.range.start;
+            let bytes = merged
+                .iter()
+                .zip(&got)
+                .find(|(m, _)| m.start <= fe.range.start && fe.range.end <= m.end)
+                .and_then(|(m, b)| {
+                    let s = usize::try_from(fe.range.start - m.start).ok()?;
+                    b.get(s..s.checked_add(usize::try_from(wanted).ok()?)?)
+                })
+                .unwrap_or_default();
             if bytes.len() as u64 != wanted {
                 return Err(Error::ShortRead {
                     file: source.name().to_string(),
