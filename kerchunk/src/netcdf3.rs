@@ -287,7 +287,7 @@ pub async fn translate_netcdf3(
                     got: bytes.len() as u64,
                 });
             }
-            refs.insert(fe.key, Ref::inline(&bytes));
+            refs.insert(fe.key, Ref::inline(bytes));
         }
     }
     Ok(Translation { refs, warnings })
