@@ -231,7 +231,7 @@ import json, sys, warnings
 warnings.simplefilter("ignore")
 from kerchunk.netCDF3 import NetCDF3ToZarr
 try:
-    r = NetCDF3ToZarr(sys.argv[1], inline_threshold=0).translate()
+    r = NetCDF3ToZarr(sys.argv[1], inline_threshold=int(sys.argv[2])).translate()
     print(json.dumps({"ok": r}))
 except Exception as e:
     print(json.dumps({"error": f"{type(e).__name__}: {e}"}))
@@ -242,7 +242,11 @@ META = (".zarray", ".zattrs", ".zgroup")
 
 def check_kerchunk(py, path, ours, problems, notes):
     """Data references equal kerchunk's; metadata differences classified."""
-    r = subprocess.run([py, "-c", KERCHUNK_CHILD, str(path)], capture_output=True, text=True)
+    r = subprocess.run([py, "-c", KERCHUNK_CHILD, str(path), "500"], capture_output=True, text=True)
+    doc = json.loads(r.stdout or '{"error": "no output"}')
+    if "error" in doc:
+        notes.append(f"kerchunk with inline_threshold=500 fails: {doc['error'][:90]}")
+    r = subprocess.run([py, "-c", KERCHUNK_CHILD, str(path), "0"], capture_output=True, text=True)
     doc = json.loads(r.stdout or '{"error": "no output"}')
     if "error" in doc:
         notes.append(f"kerchunk cannot read it ({doc['error'][:90]})")
