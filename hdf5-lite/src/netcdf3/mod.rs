@@ -529,3 +529,74 @@ impl File {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::header::{Attribute, Dimension, Header, Variable};
+    use super::*;
+
+    fn var(name: &str, dimids: &[u64], t: NcType, begin: u64) -> Variable {
+        Variable {
+            name: name.into(),
+            dimids: dimids.to_vec(),
+            attributes: Vec::<Attribute>::new(),
+            nc_type: t,
+            vsize: 0,
+            begin,
+        }
+    }
+
+    fn header(vars: Vec<Variable>) -> Header {
+        Header {
+            format: Format::Classic,
+            numrecs: 4,
+            dimensions: vec![
+                Dimension {
+                    name: "t".into(),
+                    length: 0,
+                },
+                Dimension {
+                    name: "n".into(),
+                    length: 3,
+                },
+            ],
+            attributes: vec![],
+            variables: vars,
+            length: 100,
+        }
+    }
+
+    #[test]
+    fn record_slabs_are_padded_and_interleaved() {
+        let h = header(vec![
+            var("fixed", &[1], NcType::Short, 100),
+            var("a", &[0, 1], NcType::Byte, 108),
+            var("b", &[0], NcType::Short, 112),
+        ]);
+        let l = layouts(&h, 100).unwrap();
+        assert_eq!((l[0].record, l[0].slab, l[0].chunks()), (false, 6, 1));
+        // a: 3 bytes padded to 4; b: 2 bytes padded to 4
+        assert_eq!(
+            (l[1].slab, l[1].stride, l[1].shape.clone()),
+            (3, 8, vec![4, 3])
+        );
+        assert_eq!((l[2].slab, l[2].stride), (2, 8));
+        assert_eq!(l[2].chunk_offset(3), 112 + 24);
+        assert_eq!(l[1].end(), 108 + 24 + 3);
+    }
+
+    #[test]
+    fn a_single_record_variable_is_packed() {
+        let h = header(vec![var("a", &[0, 1], NcType::Byte, 100)]);
+        let l = layouts(&h, 100).unwrap();
+        assert_eq!((l[0].slab, l[0].stride), (3, 3));
+        assert!(layouts(&h, 3).is_err(), "4 records over a limit of 3");
+    }
+
+    #[test]
+    fn record_dimension_must_come_first() {
+        let h = header(vec![var("a", &[1, 0], NcType::Byte, 100)]);
+        let e = layouts(&h, 100).unwrap_err().to_string();
+        assert!(e.contains("not its first dimension"), "{e}");
+    }
+}
