@@ -3,7 +3,8 @@
 
 For every file of fixtures/netcdf3/ (written by fixtures/netcdf3_fixtures.py):
 run `kerchunk-nos refs` (the CLI, so the format dispatch is what is tested)
-with the default inline threshold and with inlining off, then
+with the default inline threshold, with inlining off, and with
+`--split-contiguous 600` (zarr read-back only), then
 
 1. read every variable back through fsspec's reference filesystem + zarr 2
    and compare with netCDF4-python (auto mask/scale and chartostring off):
@@ -56,12 +57,13 @@ def binary():
     return str(ROOT / "target" / "debug" / "kerchunk-nos")
 
 
-def our_refs(bin_, path, threshold):
-    out = OUT / f"{path.name}.t{threshold}.json"
+def our_refs(bin_, path, threshold, split=None):
+    out = OUT / f"{path.name}.t{threshold}{f'.s{split}' if split else ''}.json"
     OUT.mkdir(parents=True, exist_ok=True)
+    extra = ["--split-contiguous", str(split)] if split else []
     subprocess.run(
         [bin_, "refs", str(path), "-o", str(out), "--url", str(path),
-         "--inline-threshold", str(threshold)],
+         "--inline-threshold", str(threshold)] + extra,
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.read_text())
@@ -348,6 +350,9 @@ def main():
     for path in files:
         problems, notes = [], []
         try:
+            # fixed variables split into row blocks of <= 600 bytes
+            split = our_refs(bin_, path, 0, 600)
+            check_zarr(path, split, problems)
             for thr in (500, 0):
                 refs = our_refs(bin_, path, thr)
                 check_zarr(path, refs, problems)
