@@ -303,7 +303,18 @@ def keys():
         put("ofs_key", k.encode())
 
 
+def netcdf3():
+    """NetCDF-3 fixtures (fixtures/netcdf3/): whole files, and their first
+    4 KiB (headers cut short)."""
+    d = os.path.join(MAIN, "fixtures", "netcdf3")
+    for n in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        b = open(os.path.join(d, n), "rb").read()
+        put("netcdf3", b)
+        put("netcdf3", b[:SLICE])
+
+
 def main():
+    netcdf3()
     for dirpath, _, names in os.walk(FILES):
         for n in sorted(names):
             path = os.path.join(dirpath, n)

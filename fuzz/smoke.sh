@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 SECS=${1:-20}
-TARGETS=(open_file superblock object_header messages btree_v1 btree_v2 fractal_heap arrays global_heap value_decode sns_message ofs_key)
+TARGETS=(open_file superblock object_header messages btree_v1 btree_v2 fractal_heap arrays global_heap value_decode sns_message ofs_key netcdf3)
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz@0.13.2 >/dev/null 2>&1 || { echo "fuzz-smoke: cannot install cargo-fuzz" >&2; exit 2; }
 fi

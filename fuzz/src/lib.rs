@@ -23,3 +23,6 @@ pub mod ingest_api {
 
 #[path = "../harness/ingest.rs"]
 pub mod ingest;
+
+#[path = "../harness/netcdf3.rs"]
+pub mod netcdf3;

@@ -406,7 +406,7 @@ async fn open(
     source: &str,
 ) -> Result<
     (
-        hdf5_lite::File,
+        hdf5_lite::Opened,
         hdf5_lite::Stats,
         Arc<dyn hdf5_lite::RangeSource>,
     ),
@@ -415,7 +415,7 @@ async fn open(
     let src = open_url(source, &SourceOptions::default())
         .await
         .map_err(transient)?;
-    match hdf5_lite::open(src.clone(), &hdf5_lite::Options::default()).await {
+    match hdf5_lite::open_any(src.clone(), &hdf5_lite::Options::default()).await {
         Ok((f, st)) => Ok((f, st, src)),
         Err(e @ hdf5_lite::Error::Source { .. }) => Err(transient(e)),
         Err(e) => Err(e.into()),
@@ -447,10 +447,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             stats,
         } => {
             let (f, st, _) = open(&file).await?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&ingest::inspect::inspect_json(&f))?
-            );
+            let mut j = ingest::inspect::inspect_json(&f.model());
+            if let Some(o) = j.as_object_mut() {
+                o.insert("format".into(), f.format_name().into());
+            }
+            println!("{}", serde_json::to_string_pretty(&j)?);
             if stats {
                 eprintln!("{}", stats_json(&st));
             }
@@ -468,7 +469,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 kerchunk::translate::TranslateOptions::new(url.unwrap_or_else(|| source.clone()));
             opts.inline_threshold = inline_threshold;
             opts.split_contiguous = split_contiguous;
-            let t = kerchunk::translate::translate(&f, &*src, &opts).await?;
+            let t = kerchunk::translate_opened(&f, &*src, &opts).await?;
             for w in &t.warnings {
                 eprintln!("warning: {source}: {}: {}", w.path, w.reason);
             }

@@ -224,16 +224,15 @@ pub async fn index_object(
         )));
     }
     let src = source.range_source(key)?;
-    let (file, stats) =
-        hdf5_lite::open(src.clone(), &p.config.hdf5)
-            .await
-            .map_err(|e| match e {
-                hdf5_lite::Error::Source { .. } => StepError::Transient(format!("{url}: {e}")),
-                other => StepError::Permanent(format!("{url}: {other}")),
-            })?;
+    let (file, stats) = hdf5_lite::open_any(src.clone(), &p.config.hdf5)
+        .await
+        .map_err(|e| match e {
+            hdf5_lite::Error::Source { .. } => StepError::Transient(format!("{url}: {e}")),
+            other => StepError::Permanent(format!("{url}: {other}")),
+        })?;
     let mut opts = kerchunk::TranslateOptions::new(url.clone());
     opts.inline_threshold = p.config.inline_threshold;
-    let t = kerchunk::translate(&file, &*src, &opts)
+    let t = kerchunk::translate_opened(&file, &*src, &opts)
         .await
         .map_err(|e| match e {
             kerchunk::Error::Parse(_) => StepError::Permanent(format!("{url}: {e}")),

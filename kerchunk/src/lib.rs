@@ -13,6 +13,7 @@ pub mod dims;
 pub mod error;
 pub mod fmrc;
 pub mod json;
+pub mod netcdf3;
 pub mod refs;
 mod refs_read;
 pub mod translate;
@@ -20,5 +21,6 @@ pub mod zarr;
 
 pub use error::Error;
 pub use json::Json;
+pub use netcdf3::translate_opened;
 pub use refs::{Ref, RefSet};
 pub use translate::{TranslateOptions, Translation, Warning, translate};
