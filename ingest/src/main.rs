@@ -114,9 +114,13 @@ enum Command {
     Refs {
         /// Local path, file://, http(s):// or s3://bucket/key.
         source: String,
-        /// Output file (default: stdout).
+        /// Output file (default: stdout). A name ending in `.parq` or
+        /// `.parquet` is a directory of kerchunk's Parquet references.
         #[arg(short, long)]
         output: Option<String>,
+        /// References per Parquet record file (`.parq` output).
+        #[arg(long, default_value = "100000")]
+        record_size: std::num::NonZeroUsize,
         /// URL written into the references (default: the source).
         #[arg(long)]
         url: Option<String>,
@@ -158,7 +162,11 @@ enum Command {
         /// Inline concatenated chunks smaller than this many bytes.
         #[arg(long, default_value_t = 500)]
         inline_threshold: u64,
-        /// Output reference set.
+        /// References per Parquet record file (`.parq` output).
+        #[arg(long, default_value = "100000")]
+        record_size: std::num::NonZeroUsize,
+        /// Output reference set (`.parq`/`.parquet`: kerchunk's Parquet
+        /// reference directory, otherwise JSON).
         output: String,
         /// Input reference sets (local paths), in order.
         #[arg(required = true)]
@@ -362,6 +370,19 @@ fn dest_url(s: &str) -> Result<StoreUrl, Failure> {
     StoreUrl::parse(&url).map_err(usage)
 }
 
+/// The Parquet form of `refs` at `path` (all or nothing; exit 1 when the
+/// path is a file or a foreign directory).
+fn write_parquet(
+    refs: &kerchunk::RefSet,
+    path: &str,
+    record_size: usize,
+    warnings: &[(String, String)],
+) -> Result<(), Failure> {
+    let dir = std::path::Path::new(path.trim_end_matches('/'));
+    kerchunk::parquet::write_dir(refs, dir, record_size, warnings)?;
+    Ok(())
+}
+
 fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
@@ -451,6 +472,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             url,
             inline_threshold,
             split_contiguous,
+            record_size,
             stats,
         } => {
             let (f, st, src) = open(&source).await?;
@@ -462,12 +484,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             for w in &t.warnings {
                 eprintln!("warning: {source}: {}: {}", w.path, w.reason);
             }
-            let text = t.to_json();
             match output {
-                Some(path) => {
-                    std::fs::write(&path, text).map_err(|e| format!("cannot write {path}: {e}"))?
+                Some(path) if kerchunk::parquet::is_parquet_path(&path) => {
+                    let w: Vec<(String, String)> = t
+                        .warnings
+                        .iter()
+                        .map(|w| (w.path.clone(), w.reason.clone()))
+                        .collect();
+                    write_parquet(&t.refs, &path, record_size.get(), &w)?
                 }
-                None => println!("{text}"),
+                Some(path) => std::fs::write(&path, t.to_json())
+                    .map_err(|e| format!("cannot write {path}: {e}"))?,
+                None => println!("{}", t.to_json()),
             }
             if stats {
                 eprintln!("{}", stats_json(&st));
@@ -483,6 +511,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             stack_static,
             first_wins,
             inline_threshold,
+            record_size,
             output,
             inputs,
         } => {
@@ -513,8 +542,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             let fetcher = UrlFetcher::new(hdf5_lite::SourceOptions::default());
             let combined = combine_fetching(&sets, &opts, &fetcher).await?;
-            std::fs::write(&output, combined.to_json())
-                .map_err(|e| format!("cannot write {output}: {e}"))?;
+            if kerchunk::parquet::is_parquet_path(&output) {
+                write_parquet(&combined, &output, record_size.get(), &[])?;
+            } else {
+                std::fs::write(&output, combined.to_json())
+                    .map_err(|e| format!("cannot write {output}: {e}"))?;
+            }
         }
         Command::ExtractSingle {
             message,

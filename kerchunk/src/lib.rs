@@ -13,6 +13,7 @@ pub mod dims;
 pub mod error;
 pub mod fmrc;
 pub mod json;
+pub mod parquet;
 pub mod refs;
 pub mod translate;
 pub mod zarr;
