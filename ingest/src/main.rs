@@ -378,9 +378,12 @@ fn write_parquet(
     record_size: usize,
     warnings: &[(String, String)],
 ) -> Result<(), Failure> {
-    let dir = std::path::Path::new(path.trim_end_matches('/'));
-    kerchunk::parquet::write_dir(refs, dir, record_size, warnings)?;
+    kerchunk::parquet::write_dir(refs, parquet_dir(path), record_size, warnings)?;
     Ok(())
+}
+
+fn parquet_dir(path: &str) -> &std::path::Path {
+    std::path::Path::new(path.trim_end_matches('/'))
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
@@ -475,6 +478,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             record_size,
             stats,
         } => {
+            if let Some(path) = output
+                .as_deref()
+                .filter(|p| kerchunk::parquet::is_parquet_path(p))
+            {
+                kerchunk::parquet::check_target(parquet_dir(path))?;
+            }
             let (f, st, src) = open(&source).await?;
             let mut opts =
                 kerchunk::translate::TranslateOptions::new(url.unwrap_or_else(|| source.clone()));
@@ -531,6 +540,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             if first_wins {
                 opts.duplicates = Duplicates::FirstWins;
+            }
+            if kerchunk::parquet::is_parquet_path(&output) {
+                kerchunk::parquet::check_target(parquet_dir(&output))?;
             }
             let mut sets = Vec::with_capacity(inputs.len());
             for path in &inputs {

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
@@ -330,6 +331,20 @@ fn shared<'a>(urls: &mut BTreeMap<&'a str, Bytes>, u: &'a str) -> ByteArray {
     )
 }
 
+/// The pandas schema fastparquet writes for kerchunk's record files. Without
+/// it fastparquet (fsspec's default engine) reads the int64 columns as
+/// float64 and fsspec then asks for float byte ranges.
+const PANDAS_METADATA: &str = concat!(
+    r#"{"column_indexes": [{"field_name": null, "metadata": null, "name": null, "numpy_type": "str", "pandas_type": "mixed-integer"}], "#,
+    r#""columns": [{"field_name": "path", "metadata": null, "name": "path", "numpy_type": "object", "pandas_type": "unicode"}, "#,
+    r#"{"field_name": "offset", "metadata": null, "name": "offset", "numpy_type": "int64", "pandas_type": "int64"}, "#,
+    r#"{"field_name": "size", "metadata": null, "name": "size", "numpy_type": "int64", "pandas_type": "int64"}, "#,
+    r#"{"field_name": "raw", "metadata": null, "name": "raw", "numpy_type": "object", "pandas_type": "bytes"}], "#,
+    r#""creator": {"library": "kerchunk-nos", "version": ""#,
+    env!("CARGO_PKG_VERSION"),
+    r#""}, "index_columns": [], "pandas_version": "2.2.3", "partition_columns": []}"#
+);
+
 /// One record file of `n` rows; `entries` are (row, reference), rows
 /// ascending.
 fn encode_record<'a>(
@@ -402,6 +417,10 @@ fn encode_record<'a>(
         .set_column_dictionary_enabled(ColumnPath::from("raw"), false)
         .set_column_dictionary_enabled(ColumnPath::from("offset"), false)
         .set_column_dictionary_enabled(ColumnPath::from("size"), false)
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            "pandas".to_string(),
+            PANDAS_METADATA.to_string(),
+        )]))
         .set_created_by(concat!("kerchunk-nos ", env!("CARGO_PKG_VERSION")).to_string())
         .build();
     let mut buf = Vec::new();
@@ -442,6 +461,30 @@ fn is_ref_set(dir: &Path) -> bool {
         })
 }
 
+/// Whether `dir` may receive a Parquet reference set: `Ok(true)` when it
+/// holds a previous one (to be replaced), `Ok(false)` when it is missing or
+/// empty; an error for a file or a directory holding anything else. Callers
+/// check before expensive work so that a bad path fails fast.
+pub fn check_target(dir: &Path) -> Result<bool, ParquetError> {
+    let shown = dir.display().to_string();
+    let io = |error| ParquetError::Io {
+        path: shown.clone(),
+        error,
+    };
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => {
+            let empty = std::fs::read_dir(dir).map_err(io)?.next().is_none();
+            if !empty && !is_ref_set(dir) {
+                return Err(ParquetError::NotARefSet(shown));
+            }
+            Ok(!empty)
+        }
+        Ok(_) => Err(ParquetError::ExistsNotDir(shown)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io(e)),
+    }
+}
+
 /// Writes the Parquet form of `refs` to the directory `dir`, all or
 /// nothing: into a temporary sibling directory, then renamed into place. An
 /// existing empty directory or previous Parquet reference set is replaced;
@@ -453,25 +496,11 @@ pub fn write_dir(
     record_size: usize,
     warnings: &[(String, String)],
 ) -> Result<(), ParquetError> {
+    let existing = check_target(dir)?;
     let shown = dir.display().to_string();
     let io = |p: &Path, error| ParquetError::Io {
         path: p.display().to_string(),
         error,
-    };
-    let existing = match std::fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => {
-            let empty = std::fs::read_dir(dir)
-                .map_err(|e| io(dir, e))?
-                .next()
-                .is_none();
-            if !empty && !is_ref_set(dir) {
-                return Err(ParquetError::NotARefSet(shown));
-            }
-            !empty
-        }
-        Ok(_) => return Err(ParquetError::ExistsNotDir(shown)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return Err(io(dir, e)),
     };
     let files = to_parquet_files(refs, record_size, warnings)?;
     let name = dir

@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Parquet references (`kerchunk-nos refs|combine ... OUT.parq`) against
+independent readers.
+
+    check_parquet.py BIN
+
+For every fixture file (fixtures/files, same set as check_refs.py):
+  1. `BIN refs FILE -o x.json` and `BIN refs FILE -o x.parq`.
+  2. Every key of the JSON set, read through fsspec's reference filesystem
+     opened on the Parquet directory (LazyReferenceMapper, fastparquet
+     engine: what `fsspec.filesystem("reference", fo="x.parq")` does), gives
+     the same bytes as through the JSON set (metadata: the same parsed
+     document); every chunk key of the grid absent from the JSON set is absent
+     from the Parquet set too (zarr reads the fill value).
+  3. Format oracle: kerchunk 0.2.7's own `kerchunk.df.refs_to_dataframe` on the
+     same JSON; its `.zmetadata` parses equal to ours, we write the same
+     record files, and each of our record files (decoded with pyarrow, a
+     second Parquet reader) has kerchunk's rows (kerchunk pads the last record
+     with null rows up to record_size; we do not: the padding must be null).
+  4. Where xarray opens the JSON set, xarray on the Parquet set gives the same
+     values for every variable.
+Combined model run (three forecast hours of a dbofs cycle, fixtures/make_ofs.py,
+as tests/cli_combine.sh) with a small --record-size so arrays span several
+record files: xarray on combine's run.parq equals xr.concat of the NetCDF
+files and the JSON aggregate's read-back.
+Bad input: a .parq path that exists as a file, a non-empty directory that is
+not a Parquet reference set: exit 1, a message naming the path, nothing
+changed or left behind; a previous Parquet set is replaced.
+Prints "parquet: N passed, N failed"; exits 1 on any failure.
+"""
+import glob
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import fsspec
+import numpy as np
+import pyarrow.parquet as pq
+import xarray as xr
+from fsspec.implementations.reference import LazyReferenceMapper
+from kerchunk.df import refs_to_dataframe
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FILES = ROOT / "fixtures" / "files"
+PY = sys.executable
+
+passed = failed = 0
+
+
+def check(ok, what):
+    global passed, failed
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL ", what)
+    return ok
+
+
+def run(args):
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True)
+
+
+def is_meta(k):
+    return k.startswith(".z") or "/.z" in k
+
+
+def grid(zarray):
+    g = [-(-s // c) for s, c in zip(zarray["shape"], zarray["chunks"])]
+    return g or [1]
+
+
+def all_keys(field, g):
+    for ind in np.ndindex(*g):
+        yield field + "/" + ".".join(str(i) for i in ind)
+
+
+def ref_fs(fo):
+    return fsspec.filesystem("reference", fo=str(fo), remote_protocol="file")
+
+
+def keys_equal(name, js, pq_dir):
+    """Step 2."""
+    refs = json.loads(pathlib.Path(js).read_text())["refs"]
+    fj, fp = ref_fs(js), ref_fs(pq_dir)
+    bad = []
+    for k in sorted(refs):
+        try:
+            a, b = fj.cat(k), fp.cat(k)
+        except Exception as e:  # noqa: BLE001 - reported
+            bad.append(f"{k}: {type(e).__name__} {e}")
+            continue
+        if is_meta(k):
+            same = json.loads(a) == json.loads(b) or (a == b)
+        else:
+            same = a == b
+        if not same:
+            bad.append(k)
+    for k in refs:
+        if k.endswith("/.zarray"):
+            field = k[: -len("/.zarray")]
+            g = grid(json.loads(refs[k]))
+            if np.prod(g) > 100_000:
+                continue
+            for key in all_keys(field, g):
+                if key not in refs and fp.exists(key):
+                    bad.append(f"{key}: absent from JSON, present in Parquet")
+    check(not bad, f"{name}: keys differ: {bad[:5]}")
+
+
+def rows(path):
+    t = pq.read_table(path)
+    return [tuple(r.get(c) for c in ("path", "offset", "size", "raw")) for r in t.to_pylist()]
+
+
+def format_equal(name, js, pq_dir, work):
+    """Step 3."""
+    theirs = work / "kerchunk.parq"
+    refs_to_dataframe(str(js), str(theirs), record_size=int(json.loads((pq_dir / ".zmetadata").read_text())["record_size"]))
+    zo = json.loads((pq_dir / ".zmetadata").read_text())
+    zt = json.loads((theirs / ".zmetadata").read_text())
+    zo.pop("warnings", None)
+    check(zo == zt, f"{name}: .zmetadata differs from kerchunk's")
+    ours = sorted(p.relative_to(pq_dir).as_posix() for p in pq_dir.rglob("*.parq"))
+    kers = sorted(p.relative_to(theirs).as_posix() for p in theirs.rglob("*.parq"))
+    if not check(ours == kers, f"{name}: record files {ours[:4]} vs kerchunk's {kers[:4]}"):
+        return
+    for rel in ours:
+        a, b = rows(pq_dir / rel), rows(theirs / rel)
+        ok = len(a) <= len(b) and a == b[: len(a)] and all(r == (None, 0, 0, None) for r in b[len(a):])
+        check(ok, f"{name}: {rel} rows differ from kerchunk's")
+
+
+def open_xr(fo):
+    fs = ref_fs(fo)
+    return xr.open_dataset(fs.get_mapper(""), engine="zarr", consolidated=False,
+                           decode_times=False, mask_and_scale=False)
+
+
+def values(ds, v):
+    try:
+        return ds[v].values, None
+    except Exception as e:  # noqa: BLE001 - compared below
+        return None, type(e).__name__
+
+
+def same_dataset(name, a, b):
+    """Same variables, dims and values; a variable the JSON side cannot read
+    (too big for memory, undecodable) must fail the same way from Parquet."""
+    bad = []
+    for v in a.variables:
+        if v not in b.variables or a[v].dims != b[v].dims:
+            bad.append(v)
+            continue
+        (x, ex), (y, ey) = values(a, v), values(b, v)
+        if ex or ey:
+            ok = ex == ey
+        else:
+            ok = np.array_equal(x, y, equal_nan=x.dtype.kind in "fc")
+        if not ok:
+            bad.append(v)
+    check(not bad, f"{name}: variables differ: {bad[:5]}")
+
+
+def fixture(bin_, f, work):
+    name = f.relative_to(FILES).as_posix()
+    js, pq_dir = work / "x.json", work / "x.parq"
+    r1, r2 = run([bin_, "refs", f, "-o", js]), run([bin_, "refs", f, "-o", pq_dir, "--record-size", "50"])
+    if not check(r1.returncode == 0 and r2.returncode == 0, f"{name}: refs failed: {r1.stderr}{r2.stderr}"):
+        return
+    keys_equal(name, js, pq_dir)
+    format_equal(name, js, pq_dir, work)
+    try:
+        a = open_xr(js)
+    except Exception:  # noqa: BLE001 - xarray cannot open this file's JSON refs either
+        return
+    same_dataset(name, a, open_xr(pq_dir))
+
+
+def combined(bin_, work):
+    src = work / "src"
+    for h in ("f001", "f002", "f003"):
+        subprocess.run([PY, ROOT / "fixtures" / "make_ofs.py", "--model", "dbofs", "--kind", "fields",
+                        "--hour", h, "--cycle", "2023-03-23T12", "--out", src], check=True, capture_output=True)
+    ncs = sorted(glob.glob(f"{src}/*/*.nc"))
+    singles = []
+    for nc in ncs:
+        out = work / (os.path.basename(nc) + ".zarr")
+        check(run([bin_, "refs", nc, "-o", out]).returncode == 0, f"refs {nc}")
+        singles.append(out)
+    base = [bin_, "combine", "--concat-dim", "ocean_time", "--preset", "roms"]
+    r1 = run(base + [work / "run.json"] + singles)
+    r2 = run(base + ["--record-size", "2", work / "run.parq"] + singles)
+    if not check(r1.returncode == 0 and r2.returncode == 0, f"combine failed: {r1.stderr}{r2.stderr}"):
+        return singles
+    recs = list((work / "run.parq").rglob("refs.1.parq"))
+    check(recs, "combined: no array spans two record files (record_size 2)")
+    keys_equal("combined", work / "run.json", work / "run.parq")
+    format_equal("combined", work / "run.json", work / "run.parq", work)
+    ds = open_xr(work / "run.parq")
+    same_dataset("combined vs JSON", open_xr(work / "run.json"), ds)
+    orig = xr.concat([xr.open_dataset(p, decode_times=False, mask_and_scale=False) for p in ncs],
+                     dim="ocean_time", data_vars="minimal", coords="minimal", compat="override")
+    bad = [v for v in orig.data_vars
+           if v not in ds or not np.array_equal(ds[v].values, orig[v].values, equal_nan=True)]
+    check(not bad, f"combined vs xr.concat: {bad[:5]}")
+    check(list(ds.ocean_time.values) == list(orig.ocean_time.values), "combined ocean_time")
+    # the lazy mapper really is in use
+    check(isinstance(ref_fs(work / "run.parq").references, LazyReferenceMapper), "not lazy")
+    return singles
+
+
+def listing(d):
+    return sorted(p.relative_to(d).as_posix() for p in d.rglob("*"))
+
+
+def bad_input(bin_, work, singles):
+    f = next(FILES.rglob("*.nc"))
+    (work / "bad").mkdir()
+    d = work / "bad"
+    (d / "file.parq").write_bytes(b"keep")
+    (d / "foreign.parq").mkdir()
+    (d / "foreign.parq" / "data.txt").write_bytes(b"keep")
+    before = listing(d)
+    for target in ("file.parq", "foreign.parq"):
+        for args in ([bin_, "refs", f, "-o", d / target],
+                     [bin_, "combine", "--concat-dim", "ocean_time", d / target] + singles):
+            r = run(args)
+            check(r.returncode == 1 and target in r.stderr, f"{args[1]} -> {target}: exit {r.returncode} {r.stderr!r}")
+    check(listing(d) == before, f"bad input changed {d}: {listing(d)}")
+    check((d / "file.parq").read_bytes() == b"keep", "file.parq changed")
+    # a previous Parquet set (and an empty directory) is replaced
+    (d / "empty.parq").mkdir()
+    r = run([bin_, "refs", f, "-o", d / "empty.parq"])
+    check(r.returncode == 0 and (d / "empty.parq" / ".zmetadata").is_file(), f"empty dir: {r.stderr}")
+    r = run([bin_, "refs", f, "-o", d / "empty.parq", "--record-size", "1"])
+    check(r.returncode == 0 and json.loads((d / "empty.parq" / ".zmetadata").read_text())["record_size"] == 1,
+          f"replace: {r.stderr}")
+    want = sorted(before + ["empty.parq"] + ["empty.parq/" + p for p in listing(d / "empty.parq")])
+    check(listing(d) == want, f"temporary directories left behind: {listing(d)}")
+
+
+def main():
+    bin_ = pathlib.Path(sys.argv[1]).resolve()
+    files = sorted(p for p in FILES.rglob("*") if p.is_file() and p.suffix in (".h5", ".nc"))
+    if len(files) < 20:
+        sys.exit(f"only {len(files)} fixture files under {FILES}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        for i, f in enumerate(files):
+            work = tmp / f"f{i}"
+            work.mkdir()
+            before = failed
+            fixture(bin_, f, work)
+            print(("ok    " if failed == before else "FAIL  ") + f.relative_to(FILES).as_posix())
+        (tmp / "c").mkdir()
+        singles = combined(bin_, tmp / "c")
+        bad_input(bin_, tmp / "f0", singles)
+    print(f"parquet: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
