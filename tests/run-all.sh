@@ -43,6 +43,7 @@ step "h5py goldens regenerate identically" bash fixtures/check-golden.sh
 step "translate every fixture" cargo test -q -p kerchunk --test fixtures
 step "refs read back bit-identical; match kerchunk" "$KERCHUNK_NOS_PYTHON" tests/python/check_refs.py
 step "xarray (CF-decoded) sees what the netCDF4 engine sees" "$KERCHUNK_NOS_PYTHON" tests/python/xarray_decoded.py
+step "Parquet refs: fsspec/fastparquet/pyarrow/xarray vs JSON, kerchunk, xr.concat" "$KERCHUNK_NOS_PYTHON" -W ignore::DeprecationWarning tests/python/check_parquet.py
 
 echo
 if [ "$failed" -gt 0 ]; then

@@ -17,9 +17,11 @@
 //! `ceil(shape / chunks)` of `var/.zarray` (`[1]` for a scalar). A row is
 //! `path, offset, size` for a byte range, `path, 0, 0` for a whole object,
 //! `raw` for inline data, and all null (0, 0) for a missing chunk (zarr reads
-//! the fill value). As kerchunk, only records holding at least one reference
-//! are written; unlike kerchunk the last record of an array is not padded to
-//! N rows (the reader indexes rows, it never counts them).
+//! the fill value). Unlike kerchunk, every record of every array is written
+//! (kerchunk skips records without a reference: rewriting a set in an object
+//! store must not leave an older record file in place), and the last record
+//! of an array is not padded to N rows (the reader indexes rows, it never
+//! counts them).
 //!
 //! Compression is snappy (kerchunk uses zstd; every Parquet reader takes
 //! either, and snappy is pure Rust). The URL column is dictionary-encoded,
@@ -243,31 +245,32 @@ pub fn to_parquet_files(
         chunks.entry(field).or_default().insert(i, r);
     }
 
-    let mut rows = 0u64;
-    let mut out = Vec::new();
-    for (field, by_index) in &chunks {
-        let Some(grid) = grids.get(field) else {
-            continue;
-        };
-        let mut records: BTreeMap<u64, Vec<(u64, &Ref)>> = BTreeMap::new();
-        for (i, r) in by_index {
-            records
-                .entry(i / record_size)
-                .or_default()
-                .push((i % record_size, *r));
-        }
-        for (rec, entries) in records {
+    // Every record of every array is written, even one holding no
+    // reference (all null rows): rewriting a set in an object store (which
+    // this module never deletes from) then leaves no stale record file that
+    // the new `.zmetadata` could point into.
+    let total_rows = grids
+        .values()
+        .try_fold(0u64, |a, g| a.checked_add(g.total))
+        .filter(|n| *n <= MAX_ROWS)
+        .ok_or_else(|| ParquetError::Unrepresentable {
+            key: ".zmetadata".into(),
+            reason: format!("the arrays' chunk grids have more than {MAX_ROWS} cells"),
+        })?;
+    let mut out = Vec::with_capacity(usize::try_from(total_rows / record_size).unwrap_or(0) + 1);
+    let empty = BTreeMap::new();
+    for (field, grid) in &grids {
+        let by_index = chunks.get(field).unwrap_or(&empty);
+        let mut entries = by_index.iter().peekable();
+        for rec in 0..grid.total.div_ceil(record_size) {
             let start = rec * record_size;
-            let n = record_size.min(grid.total - start);
-            rows += n;
-            if rows > MAX_ROWS {
-                return Err(ParquetError::Unrepresentable {
-                    key: format!("{field}/.zarray"),
-                    reason: format!("more than {MAX_ROWS} reference rows"),
-                });
+            let end = start + record_size.min(grid.total - start);
+            let mut rows = Vec::new();
+            while let Some((i, r)) = entries.next_if(|(i, _)| **i < end) {
+                rows.push((i - start, *r));
             }
             let path = format!("{field}/refs.{rec}.parq");
-            let bytes = encode_record(&path, n, &entries)?;
+            let bytes = encode_record(&path, end - start, &rows)?;
             out.push(ParquetFile { path, bytes });
         }
     }
@@ -712,6 +715,7 @@ mod tests {
         // a previous set is replaced
         let mut r = set();
         r.refs.remove("s/0");
+        r.refs.remove("s/.zarray");
         write_dir(&r, &out, 10, &[]).expect("replace");
         assert!(!out.join("s/refs.0.parq").exists());
         // a file, a foreign directory: errors, untouched
