@@ -4,6 +4,7 @@ pub mod config;
 pub mod inspect;
 pub mod message;
 pub mod ofs_key;
+pub mod outputs;
 pub mod steps;
 pub mod store;
 pub mod worker;

@@ -92,6 +92,17 @@ struct PipelineArgs {
     /// `always`, or `never` (sign everything with the credential chain).
     #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "always", "never"])]
     anonymous: String,
+    /// Formats of the aggregates (update_model_run, worker, backfill):
+    /// `json` (the original keys), `parquet` (kerchunk's Parquet references
+    /// under KEY.parq/); comma-separate or repeat for several.
+    #[arg(
+        long = "output-format",
+        global = true,
+        value_delimiter = ',',
+        default_value = "json",
+        env = "KERCHUNK_NOS_OUTPUT_FORMAT"
+    )]
+    output_formats: Vec<String>,
     /// Attempts per S3 request (SDK retries included).
     #[arg(long, global = true, default_value_t = 5)]
     max_attempts: u32,
@@ -347,6 +358,8 @@ fn pipeline(a: &PipelineArgs, dest_override: Option<StoreUrl>) -> Result<Pipelin
     c.source_root = a.source_root.as_ref().map(std::path::PathBuf::from);
     c.dest_override = dest_override;
     c.include_nowcasts = a.include_nowcasts;
+    c.output_formats =
+        ingest::outputs::OutputFormat::parse_list(&a.output_formats).map_err(usage)?;
     c.hdf5.max_metadata_bytes = a.max_metadata_bytes;
     c.hdf5.max_objects = a.max_objects;
     c.io_concurrency = a.io_concurrency.max(1);

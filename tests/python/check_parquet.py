@@ -23,11 +23,16 @@ Combined model run (three forecast hours of a dbofs cycle, fixtures/make_ofs.py,
 as tests/cli_combine.sh) with a small --record-size so arrays span several
 record files: xarray on combine's run.parq equals xr.concat of the NetCDF
 files and the JSON aggregate's read-back.
+Pipeline: extract_single + update_model_run on a local stand-in bucket;
+the aggregate's Parquet form (KEY.parq/, --output-format json,parquet) holds
+exactly the JSON aggregate's references; parquet alone writes no JSON;
+default json writes no Parquet; an unknown format is a usage error (exit 2).
 Bad input: a .parq path that exists as a file, a non-empty directory that is
 not a Parquet reference set: exit 1, a message naming the path, nothing
 changed or left behind; a previous Parquet set is replaced.
 Prints "parquet: N passed, N failed"; exits 1 on any failure.
 """
+import base64
 import glob
 import json
 import os
@@ -219,6 +224,72 @@ def combined(bin_, work):
     return singles
 
 
+def sns(bucket, key):
+    inner = {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                          "eventTime": "2023-03-23T13:05:00.000Z",
+                          "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1}}}]}
+    return json.dumps({"Type": "Notification", "Message": json.dumps(inner)})
+
+
+def same_refs(name, js, pq_dir):
+    """Every reference of the JSON aggregate, as the lazy Parquet mapper
+    returns it; no chunk key more."""
+    refs = json.loads(pathlib.Path(js).read_text())["refs"]
+    lazy = LazyReferenceMapper(str(pq_dir))
+    bad = []
+    for k, v in refs.items():
+        try:
+            got = lazy[k]
+        except KeyError:
+            bad.append(f"{k}: missing")
+            continue
+        if is_meta(k):
+            ok = json.loads(got) == json.loads(v)
+        elif isinstance(v, list):
+            ok = list(got) == v
+        else:
+            want = base64.b64decode(v[7:]) if v.startswith("base64:") else v.encode()
+            ok = bytes(got) == want
+        if not ok:
+            bad.append(k)
+    for k in refs:
+        if k.endswith("/.zarray"):
+            for key in all_keys(k[: -len("/.zarray")], grid(json.loads(refs[k]))):
+                if key not in refs and key in lazy:
+                    bad.append(f"{key}: absent from JSON, present in Parquet")
+    check(not bad, f"{name}: references differ: {bad[:5]}")
+
+
+def pipeline(bin_, work):
+    """update_model_run --output-format: Parquet beside the JSON aggregate."""
+    buckets = work / "buckets"
+    for h in ("f001", "f002", "f003"):
+        subprocess.run([PY, ROOT / "fixtures" / "make_ofs.py", "--model", "dbofs", "--kind", "fields",
+                        "--hour", h, "--cycle", "2023-03-23T12", "--out", buckets / "noaa-ofs-pds"],
+                       check=True, capture_output=True)
+        key = f"dbofs.20230323/nos.dbofs.fields.{h}.20230323.t12z.nc"
+        r = run([bin_, "extract_single", sns("noaa-ofs-pds", key), f"file://{buckets}/nextgen-dmac", "nos",
+                 "--source-root", buckets])
+        check(r.returncode == 0, f"extract_single {key}: {r.stderr}")
+    dest = buckets / "nextgen-dmac"
+    agg = dest / "nos" / "nos.dbofs.fields.20230323.t12z.nc.zarr"
+    msg = sns("nextgen-dmac", "nos/nos.dbofs.fields.f003.20230323.t12z.nc.zarr")
+    update = [bin_, "update_model_run", msg, "--dest", f"file://{dest}", "--source-root", buckets]
+    r = run(update)
+    check(r.returncode == 0 and agg.is_file() and not list(dest.rglob("*.parq")),
+          f"default: JSON only: {r.stderr} {list(dest.rglob('*.parq'))[:3]}")
+    r = run(update + ["--output-format", "json,parquet"])
+    pq_dir = pathlib.Path(str(agg) + ".parq")
+    if check(r.returncode == 0 and (pq_dir / ".zmetadata").is_file(), f"json,parquet: {r.stderr}"):
+        same_refs("pipeline aggregate", agg, pq_dir)
+    agg.unlink()
+    r = run(update + ["--output-format", "parquet"])
+    check(r.returncode == 0 and not agg.exists() and (pq_dir / ".zmetadata").is_file(),
+          f"parquet only: {r.returncode} {r.stderr}")
+    r = run(update + ["--output-format", "json,icechunk"])
+    check(r.returncode == 2 and "icechunk" in r.stderr, f"unknown format: {r.returncode} {r.stderr}")
+
+
 def listing(d):
     return sorted(p.relative_to(d).as_posix() for p in d.rglob("*"))
 
@@ -268,6 +339,8 @@ def main():
             print(("ok    " if failed == before else "FAIL  ") + f.relative_to(FILES).as_posix())
         (tmp / "c").mkdir()
         singles = combined(bin_, tmp / "c")
+        (tmp / "p").mkdir()
+        pipeline(bin_, tmp / "p")
         bad_input(bin_, tmp / "f0", singles)
     print(f"parquet: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
