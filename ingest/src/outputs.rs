@@ -94,7 +94,9 @@ pub async fn write_formats(
             OutputFormat::Parquet => {
                 let prefix = parquet_prefix(key);
                 write_parquet(store, &prefix, refs, concurrency).await?;
-                written.push(format!("{}/{prefix}", store.url()));
+                let url = format!("{}/{prefix}", store.url());
+                tracing::info!(output = %url, "parquet references written");
+                written.push(url);
             }
         }
     }
