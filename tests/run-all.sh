@@ -47,6 +47,7 @@ step "refs read back bit-identical; match kerchunk" "$KERCHUNK_NOS_PYTHON" tests
 step "xarray (CF-decoded) sees what the netCDF4 engine sees" "$KERCHUNK_NOS_PYTHON" tests/python/xarray_decoded.py
 step "NetCDF-3 fixtures regenerate identically" bash -c 'd=$(mktemp -d) && "$KERCHUNK_NOS_PYTHON" fixtures/netcdf3_fixtures.py "$d" >/dev/null && diff -r fixtures/netcdf3 "$d"; r=$?; rm -rf "$d"; exit $r'
 step "NetCDF-3 refs vs netCDF4-python, xarray, kerchunk NetCDF3ToZarr" "$KERCHUNK_NOS_PYTHON" tests/python/check_netcdf3.py
+step "Parquet refs: fsspec/fastparquet/pyarrow/xarray vs JSON, kerchunk, xr.concat" "$KERCHUNK_NOS_PYTHON" -W ignore::DeprecationWarning tests/python/check_parquet.py
 
 echo
 if [ "$failed" -gt 0 ]; then

@@ -45,6 +45,9 @@ pub struct Config {
     /// Times an aggregate is rebuilt when its member set changed while it
     /// was being written.
     pub max_rebuilds: usize,
+    /// Formats the aggregates are written in (default JSON only); see
+    /// [`crate::outputs`].
+    pub output_formats: Vec<crate::outputs::OutputFormat>,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             include_nowcasts: false,
             io_concurrency: 8,
             max_rebuilds: 8,
+            output_formats: vec![crate::outputs::OutputFormat::Json],
         }
     }
 }

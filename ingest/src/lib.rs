@@ -5,6 +5,7 @@ pub mod dead_letter;
 pub mod inspect;
 pub mod message;
 pub mod ofs_key;
+pub mod outputs;
 pub mod steps;
 pub mod store;
 pub mod worker;

@@ -92,6 +92,17 @@ struct PipelineArgs {
     /// `always`, or `never` (sign everything with the credential chain).
     #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "always", "never"])]
     anonymous: String,
+    /// Formats of the aggregates (update_model_run, worker, backfill):
+    /// `json` (the original keys), `parquet` (kerchunk's Parquet references
+    /// under KEY.parq/); comma-separate or repeat for several.
+    #[arg(
+        long = "output-format",
+        global = true,
+        value_delimiter = ',',
+        default_value = "json",
+        env = "KERCHUNK_NOS_OUTPUT_FORMAT"
+    )]
+    output_formats: Vec<String>,
     /// Attempts per S3 request (SDK retries included).
     #[arg(long, global = true, default_value_t = 5)]
     max_attempts: u32,
@@ -114,9 +125,13 @@ enum Command {
     Refs {
         /// Local path, file://, http(s):// or s3://bucket/key.
         source: String,
-        /// Output file (default: stdout).
+        /// Output file (default: stdout). A name ending in `.parq` or
+        /// `.parquet` is a directory of kerchunk's Parquet references.
         #[arg(short, long)]
         output: Option<String>,
+        /// References per Parquet record file (`.parq` output).
+        #[arg(long, default_value = "100000")]
+        record_size: std::num::NonZeroUsize,
         /// URL written into the references (default: the source).
         #[arg(long)]
         url: Option<String>,
@@ -158,7 +173,11 @@ enum Command {
         /// Inline concatenated chunks smaller than this many bytes.
         #[arg(long, default_value_t = 500)]
         inline_threshold: u64,
-        /// Output reference set.
+        /// References per Parquet record file (`.parq` output).
+        #[arg(long, default_value = "100000")]
+        record_size: std::num::NonZeroUsize,
+        /// Output reference set (`.parq`/`.parquet`: kerchunk's Parquet
+        /// reference directory, otherwise JSON).
         output: String,
         /// Input reference sets (local paths), in order.
         #[arg(required = true)]
@@ -349,6 +368,8 @@ fn pipeline(a: &PipelineArgs, dest_override: Option<StoreUrl>) -> Result<Pipelin
     c.source_root = a.source_root.as_ref().map(std::path::PathBuf::from);
     c.dest_override = dest_override;
     c.include_nowcasts = a.include_nowcasts;
+    c.output_formats =
+        ingest::outputs::OutputFormat::parse_list(&a.output_formats).map_err(usage)?;
     c.hdf5.max_metadata_bytes = a.max_metadata_bytes;
     c.hdf5.max_objects = a.max_objects;
     c.io_concurrency = a.io_concurrency.max(1);
@@ -370,6 +391,22 @@ fn dest_url(s: &str) -> Result<StoreUrl, Failure> {
         format!("s3://{s}")
     };
     StoreUrl::parse(&url).map_err(usage)
+}
+
+/// The Parquet form of `refs` at `path` (all or nothing; exit 1 when the
+/// path is a file or a foreign directory).
+fn write_parquet(
+    refs: &kerchunk::RefSet,
+    path: &str,
+    record_size: usize,
+    warnings: &[(String, String)],
+) -> Result<(), Failure> {
+    kerchunk::parquet::write_dir(refs, parquet_dir(path), record_size, warnings)?;
+    Ok(())
+}
+
+fn parquet_dir(path: &str) -> &std::path::Path {
+    std::path::Path::new(path.trim_end_matches('/'))
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
@@ -462,8 +499,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             url,
             inline_threshold,
             split_contiguous,
+            record_size,
             stats,
         } => {
+            if let Some(path) = output
+                .as_deref()
+                .filter(|p| kerchunk::parquet::is_parquet_path(p))
+            {
+                kerchunk::parquet::check_target(parquet_dir(path))?;
+            }
             let (f, st, src) = open(&source).await?;
             let mut opts =
                 kerchunk::translate::TranslateOptions::new(url.unwrap_or_else(|| source.clone()));
@@ -473,12 +517,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             for w in &t.warnings {
                 eprintln!("warning: {source}: {}: {}", w.path, w.reason);
             }
-            let text = t.to_json();
             match output {
-                Some(path) => {
-                    std::fs::write(&path, text).map_err(|e| format!("cannot write {path}: {e}"))?
+                Some(path) if kerchunk::parquet::is_parquet_path(&path) => {
+                    let w: Vec<(String, String)> = t
+                        .warnings
+                        .iter()
+                        .map(|w| (w.path.clone(), w.reason.clone()))
+                        .collect();
+                    write_parquet(&t.refs, &path, record_size.get(), &w)?
                 }
-                None => println!("{text}"),
+                Some(path) => std::fs::write(&path, t.to_json())
+                    .map_err(|e| format!("cannot write {path}: {e}"))?,
+                None => println!("{}", t.to_json()),
             }
             if stats {
                 eprintln!("{}", stats_json(&st));
@@ -494,6 +544,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             stack_static,
             first_wins,
             inline_threshold,
+            record_size,
             output,
             inputs,
         } => {
@@ -514,12 +565,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if first_wins {
                 opts.duplicates = Duplicates::FirstWins;
             }
+            if kerchunk::parquet::is_parquet_path(&output) {
+                kerchunk::parquet::check_target(parquet_dir(&output))?;
+            }
             // read, then parse on every core
             let sets = read_inputs(&inputs)?;
             let fetcher = UrlFetcher::new(hdf5_lite::SourceOptions::default());
             let combined = combine_fetching(&sets, &opts, &fetcher).await?;
-            std::fs::write(&output, combined.to_json())
-                .map_err(|e| format!("cannot write {output}: {e}"))?;
+            if kerchunk::parquet::is_parquet_path(&output) {
+                write_parquet(&combined, &output, record_size.get(), &[])?;
+            } else {
+                std::fs::write(&output, combined.to_json())
+                    .map_err(|e| format!("cannot write {output}: {e}"))?;
+            }
         }
         Command::ExtractSingle {
             message,

@@ -33,6 +33,7 @@ use tracing::{info, warn};
 use crate::config::Pipeline;
 use crate::message::{self, S3Event};
 use crate::ofs_key::{self, Hour, Layout, ModelFamily, OfsKey, Parsed};
+use crate::outputs::{self, OutputFormat};
 use crate::store::{ObjectStore, PutCondition, StoreError, validate_prefix};
 
 /// What a step did.
@@ -526,9 +527,19 @@ async fn rebuild(
                 }
                 other => StepError::Permanent(format!("{}/{target}: {other}", store.url())),
             })?;
-        store
-            .put(target, Bytes::from(refs.to_json()), PutCondition::None)
-            .await?;
+        if p.config.output_formats.contains(&OutputFormat::Json) {
+            store
+                .put(target, Bytes::from(refs.to_json()), PutCondition::None)
+                .await?;
+        }
+        outputs::write_formats(
+            store,
+            target,
+            &refs,
+            &p.config.output_formats,
+            p.config.io_concurrency,
+        )
+        .await?;
         let again = list_members(store, folder, k).await?;
         let again_members: Vec<FmrcMember> = again.iter().map(|(m, _)| m.clone()).collect();
         let again_etags: HashMap<&str, &str> = again

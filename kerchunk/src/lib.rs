@@ -14,6 +14,7 @@ pub mod error;
 pub mod fmrc;
 pub mod json;
 pub mod netcdf3;
+pub mod parquet;
 pub mod refs;
 mod refs_read;
 pub mod translate;
