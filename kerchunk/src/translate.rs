@@ -417,6 +417,11 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
         "_ARRAY_DIMENSIONS".into(),
         Json::Array(dims.iter().map(|d| Json::Str(d.name.clone())).collect()),
     );
+    if let Ok(zd) = zarr::zarr_dtype(&ds.datatype)
+        && let Some(kept) = attr_fill_kept(ds, &zd)
+    {
+        attrs.insert("_FillValue".into(), kept);
+    }
     let attrs = Json::Object(attrs);
     let compact = matches!(ds.layout, Layout::Compact { .. });
     if !compact && is_scale(ds) && !has_storage(&ds.layout) {
@@ -557,7 +562,12 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
                     ),
                 }
             }
-            (chunks, vec![], address.is_some() || nbytes == 0)
+            let mut complete = address.is_some() || nbytes == 0;
+            if !complete && let Some(chunk) = fill_chunk(ds, &zd, nbytes, opts) {
+                refs.push((chunk_key(&prefix, &vec![0; rank]), Ref::inline(&chunk)));
+                complete = true;
+            }
+            (chunks, vec![], complete)
         }
         Layout::Chunked {
             chunk_shape,
@@ -634,7 +644,38 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
                 .zip(chunk_shape)
                 .map(|(s, c)| s.div_ceil(*c))
                 .product();
-            (chunk_shape.clone(), codecs_json, in_grid >= grid)
+            let mut complete = in_grid >= grid;
+            let chunk_elems: u64 = chunk_shape.iter().product();
+            if !complete
+                && ds.filters.is_empty()
+                && let Some(chunk) = fill_chunk(ds, &zd, chunk_elems.saturating_mul(elem), opts)
+                && (grid - in_grid).saturating_mul(chunk.len() as u64) <= opts.max_reencode_bytes
+            {
+                let have: std::collections::HashSet<String> = refs
+                    .iter()
+                    .map(|(k, _)| k.clone())
+                    .chain(fetches.iter().map(|f| f.key.clone()))
+                    .collect();
+                let zgrid: Vec<u64> = zshape
+                    .iter()
+                    .zip(chunk_shape)
+                    .map(|(s, c)| s.div_ceil(*c))
+                    .collect();
+                for flat in 0..grid {
+                    let mut idx = vec![0u64; rank];
+                    let mut rem = flat;
+                    for d in (0..rank).rev() {
+                        idx[d] = rem % zgrid[d];
+                        rem /= zgrid[d];
+                    }
+                    let key = chunk_key(&prefix, &idx);
+                    if !have.contains(&key) {
+                        refs.push((key, Ref::inline(&chunk)));
+                    }
+                }
+                complete = true;
+            }
+            (chunk_shape.clone(), codecs_json, complete)
         }
         Layout::Virtual | Layout::External { .. } => {
             return Err("virtual/external layout".into());
@@ -659,6 +700,31 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
         fetches,
         notes,
     }))
+}
+
+/// The bytes of one never-written chunk of `nbytes` of a fixed-length
+/// string dataset whose fill reads as empty strings (netCDF char variables:
+/// NC_FILL_CHAR is NUL), when it is small enough to inline.
+///
+/// zarr can only give absent chunks a `fill_value`, and xarray's zarr
+/// backend masks every element equal to it: a never-written char variable
+/// (SCHISM's `SCHISM_hgrid(one)`) would read as NaN, where netCDF4-python
+/// and xarray's netCDF4 engine read `b""`. Inlining the fill bytes instead
+/// lets `fill_value` stay `null`, so nothing is masked (kerchunk writes a
+/// `" "` fill, which reads back as `b" "`). Only without a `_FillValue`
+/// attribute (with one, masking is what netCDF readers do too).
+fn fill_chunk(ds: &Dataset, zd: &ZDtype, nbytes: u64, opts: &TranslateOptions) -> Option<Vec<u8>> {
+    if zd.kind != Kind::Bytes
+        || fill_value_attr(&ds.attributes).is_some()
+        || nbytes > opts.max_reencode_bytes
+    {
+        return None;
+    }
+    let fill = ds.fill_value.value.as_deref().unwrap_or(&[]);
+    if fill.iter().any(|b| *b != 0) {
+        return None;
+    }
+    Some(vec![0u8; usize::try_from(nbytes).ok()?])
 }
 
 /// True for a fixed-length string type with space padding (`H5T_STR_SPACEPAD`).
@@ -856,14 +922,21 @@ pub fn fill_value(ds: &Dataset, zd: &ZDtype, complete: bool) -> Json {
         return j;
     }
     match zd.kind {
+        // every chunk stored: as for numbers, `null` keeps xarray from
+        // masking real strings equal to the fill
+        Kind::Bytes if complete => Json::Null,
         Kind::Bytes => {
             let mut b = ds.fill_value.value.clone().unwrap_or_default();
             b.truncate(zd.size as usize);
             while b.last() == Some(&0) {
                 b.pop();
             }
+            // No fill, or only NULs (netCDF's NC_FILL_CHAR): unwritten
+            // elements read as b"" in h5py, netCDF4 and xarray, so the
+            // fill is one NUL (numpy pads it to the itemsize). kerchunk
+            // writes " ", which reads back as b" ".
             if b.is_empty() {
-                b = b" ".to_vec();
+                b = vec![0];
             }
             use base64::Engine as _;
             Json::Str(base64::engine::general_purpose::STANDARD.encode(b))
@@ -878,7 +951,20 @@ pub fn fill_value(ds: &Dataset, zd: &ZDtype, complete: bool) -> Json {
     }
 }
 
-/// zarr's `encode_fill_value(attr, dataset_dtype)`.
+/// The `_FillValue` attribute as a `fill_value` of the array's dtype, or
+/// `None` when it is not exactly a value of that dtype.
+///
+/// Repacking tools leave attributes of another type than their variable
+/// (int16 data with a float32 `_FillValue`, often the float default fill
+/// 9.96921e36). netCDF4-python then casts the attribute to the variable's
+/// type and ignores it when the cast is not safe; xarray's netCDF4 engine
+/// compares the data with the attribute's own value. Both agree with this
+/// rule: a value that converts exactly (-32767.0 -> -32767) is the fill
+/// value; any other (out of range, fractional, non-finite for integers) is
+/// not, the array gets the fill value it would have without the attribute
+/// and the attribute is kept in `.zattrs` as written (see
+/// [`attr_fill_kept`]). A number outside the dtype's range is never written
+/// (zarr cannot even open such an array).
 fn encode_attr_fill(v: &Value, zd: &ZDtype) -> Option<Json> {
     use base64::Engine as _;
     let num = match v {
@@ -889,21 +975,45 @@ fn encode_attr_fill(v: &Value, zd: &ZDtype) -> Option<Json> {
         _ => None,
     };
     Some(match zd.kind {
-        Kind::Float => zarr::fill_float(num?),
-        Kind::Int | Kind::UInt => match v {
-            Value::Int(i) => Json::Int(*i),
-            Value::UInt(u) => Json::UInt(*u),
-            Value::Enum { value, .. } => Json::Int(*value),
-            Value::Float(f) if f.is_finite() => {
-                let t = f.trunc();
-                if t < 0.0 {
-                    Json::Int(t as i64)
-                } else {
-                    Json::UInt(t as u64)
-                }
+        Kind::Float => {
+            let f = num?;
+            // a finite value that overflows a narrower float is not a value of it
+            let max = match zd.size {
+                2 => 65504.0,
+                4 => f64::from(f32::MAX),
+                _ => f64::MAX,
+            };
+            if f.is_finite() && f.abs() > max {
+                return None;
             }
-            _ => return None,
-        },
+            zarr::fill_float(f)
+        }
+        Kind::Int | Kind::UInt => {
+            let bits = zd.size.saturating_mul(8).min(64);
+            let (lo, hi): (i128, i128) = if zd.kind == Kind::Int {
+                (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+            } else {
+                (0, (1i128 << bits) - 1)
+            };
+            let n: i128 = match v {
+                Value::Int(i) => i128::from(*i),
+                Value::UInt(u) => i128::from(*u),
+                Value::Enum { value, .. } => i128::from(*value),
+                // exactly integral and inside i128: the range check below
+                Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e30 => {
+                    *f as i128
+                }
+                _ => return None,
+            };
+            if n < lo || n > hi {
+                return None;
+            }
+            if n < 0 {
+                Json::Int(i64::try_from(n).ok()?)
+            } else {
+                Json::UInt(u64::try_from(n).ok()?)
+            }
+        }
         Kind::Bool => Json::Bool(num? != 0.0),
         Kind::Bytes | Kind::Void => match v {
             Value::Str(s) => Json::Str(base64::engine::general_purpose::STANDARD.encode(s)),
@@ -911,6 +1021,18 @@ fn encode_attr_fill(v: &Value, zd: &ZDtype) -> Option<Json> {
             _ => return None,
         },
     })
+}
+
+/// The `_FillValue` attribute, as `.zattrs` JSON, when it does not become
+/// the zarr `fill_value` (it is not a value of the array's dtype, see
+/// [`encode_attr_fill`]): kept so readers still see what the file says.
+fn attr_fill_kept(ds: &Dataset, zd: &ZDtype) -> Option<Json> {
+    let v = fill_value_attr(&ds.attributes)?;
+    if encode_attr_fill(v, zd).is_some() {
+        return None;
+    }
+    let a = ds.attributes.iter().find(|a| a.name == "_FillValue")?;
+    crate::attrs::attr_value_json(a)
 }
 
 /// One element as kerchunk embeds it (h5py value with bytes decoded).
@@ -980,6 +1102,14 @@ fn embed(plan: &EmbedPlan, values: &[Value]) -> Result<Vec<(String, String)>, St
                 .fold(0u64, |acc, (p, s)| acc * s + p);
             let v = values.get(lin as usize).ok_or("value index out of range")?;
             items.push(embed_value(v));
+        }
+        // numcodecs' JSON codec writes `chunk.tolist()` and decodes with
+        // `out[:] = items[:-2]`: nested lists for 2-D and higher chunks
+        if rank >= 2 {
+            items = match crate::attrs::nest(items, &plan.chunks) {
+                Json::Array(rows) => rows,
+                other => vec![other],
+            };
         }
         items.push(Json::from("|O"));
         items.push(Json::Array(

@@ -533,27 +533,71 @@ fn fill_value_rules() {
         vec![Value::Int(-999)],
     ));
     assert_eq!(fill_value(&d, &z, true), Json::Float(-999.0));
-    // integer dataset, float _FillValue: truncated like int()
-    let zi = zarr::zarr_dtype(&i4()).unwrap();
-    let mut di = ds(
-        "/i",
-        2,
-        vec![attr(
-            "_FillValue",
-            f4(),
-            simple(&[1]),
-            vec![Value::Float(-7.5)],
-        )],
+    // integer dataset, float _FillValue (repacked files): the value only
+    // when it is exactly a value of the dtype, else what the dataset would
+    // have without it, and the attribute stays in .zattrs
+    let i2 = hdf5_lite::Datatype::FixedPoint {
+        size: 2,
+        order: hdf5_lite::ByteOrder::LittleEndian,
+        signed: true,
+        bit_offset: 0,
+        bit_precision: 16,
+    };
+    let zi = zarr::zarr_dtype(&i2).unwrap();
+    let with_fill = |v: f64| {
+        let mut d = ds(
+            "/i",
+            2,
+            vec![attr(
+                "_FillValue",
+                f4(),
+                simple(&[1]),
+                vec![Value::Float(v)],
+            )],
+        );
+        d.datatype = i2.clone();
+        d.fill_value.value = Some((-32767i16).to_le_bytes().to_vec());
+        d
+    };
+    assert_eq!(
+        fill_value(&with_fill(-32767.0), &zi, true),
+        Json::Int(-32767)
     );
-    di.datatype = i4();
-    assert_eq!(fill_value(&di, &zi, true), Json::Int(-7));
-    // fixed strings: stripped fill bytes or " "
+    assert_eq!(
+        fill_value(&with_fill(32767.0), &zi, true),
+        Json::UInt(32767)
+    );
+    assert_eq!(attr_fill_kept(&with_fill(-32767.0), &zi), None);
+    for bad in [9.969209968386869e36, -7.5, 32768.0, -32769.0, f64::NAN] {
+        let d = with_fill(bad);
+        assert_eq!(fill_value(&d, &zi, true), Json::Null, "{bad}");
+        assert_eq!(fill_value(&d, &zi, false), Json::Int(-32767), "{bad}");
+        assert!(attr_fill_kept(&d, &zi).is_some(), "{bad}");
+    }
+    let zu = zarr::zarr_dtype(&hdf5_lite::Datatype::FixedPoint {
+        size: 8,
+        order: hdf5_lite::ByteOrder::LittleEndian,
+        signed: false,
+        bit_offset: 0,
+        bit_precision: 64,
+    })
+    .unwrap();
+    assert_eq!(encode_attr_fill(&Value::Int(-1), &zu), None);
+    assert_eq!(
+        encode_attr_fill(&Value::UInt(u64::MAX), &zu),
+        Some(Json::UInt(u64::MAX))
+    );
+    // a double outside float32's range is not a float32 fill
+    assert_eq!(encode_attr_fill(&Value::Float(1e300), &z), None);
+    // fixed strings: null when complete; else the stripped fill bytes, or
+    // one NUL (reads b"" like netCDF's NC_FILL_CHAR; kerchunk's " " reads b" ")
     let zs = zarr::zarr_dtype(&fixed_str(4)).unwrap();
     let mut st = ds("/s", 3, vec![]);
     st.datatype = fixed_str(4);
-    assert_eq!(fill_value(&st, &zs, true), Json::Str("IA==".into()));
+    assert_eq!(fill_value(&st, &zs, true), Json::Null);
+    assert_eq!(fill_value(&st, &zs, false), Json::Str("AA==".into()));
     st.fill_value.value = Some(b"ab\0\0".to_vec());
-    assert_eq!(fill_value(&st, &zs, true), Json::Str("YWI=".into()));
+    assert_eq!(fill_value(&st, &zs, false), Json::Str("YWI=".into()));
 }
 
 #[test]
@@ -598,16 +642,18 @@ fn embedded_vlen_chunks() {
         .iter()
         .map(|x| s(x))
         .collect();
+    // 2-D chunks are nested lists, as numcodecs' JSON codec writes them
+    // (`chunk.tolist()`) and needs them (`out[:] = items[:-2]`)
     assert_eq!(
         embed(&grid, &vals).unwrap(),
         vec![
             (
                 "m/0.0".to_string(),
-                r#"["a","b","d","e","|O",[2,2]]"#.to_string()
+                r#"[["a","b"],["d","e"],"|O",[2,2]]"#.to_string()
             ),
             (
                 "m/0.1".to_string(),
-                r#"["c",null,"f",null,"|O",[2,2]]"#.to_string()
+                r#"[["c",null],["f",null],"|O",[2,2]]"#.to_string()
             ),
         ]
     );
