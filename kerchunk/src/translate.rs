@@ -1015,6 +1015,7 @@ fn encode_attr_fill(v: &Value, zd: &ZDtype) -> Option<Json> {
             }
         }
         Kind::Bool => Json::Bool(num? != 0.0),
+        Kind::Complex => return None,
         Kind::Bytes | Kind::Void => match v {
             Value::Str(s) => Json::Str(base64::engine::general_purpose::STANDARD.encode(s)),
             Value::Bytes(b) => Json::Str(base64::engine::general_purpose::STANDARD.encode(b)),

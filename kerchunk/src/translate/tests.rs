@@ -875,3 +875,48 @@ fn spacepad_conversion_rule() {
     spacepad_to_nullpad(&mut e, 0);
     assert!(e.is_empty());
 }
+
+#[test]
+fn complex_compounds_are_numpy_complex() {
+    use hdf5_lite::{ByteOrder, CompoundMember};
+    let float = |size: u32, order: ByteOrder| hdf5_lite::Datatype::FloatingPoint {
+        size,
+        order,
+        bit_offset: 0,
+        bit_precision: (size * 8) as u16,
+        exponent_location: 0,
+        exponent_size: 0,
+        mantissa_location: 0,
+        mantissa_size: 0,
+        exponent_bias: 0,
+    };
+    let cplx = |names: [&str; 2], size: u32, order: ByteOrder| hdf5_lite::Datatype::Compound {
+        size: 2 * size,
+        members: vec![
+            CompoundMember {
+                name: names[0].into(),
+                offset: 0,
+                datatype: float(size, order.clone()),
+            },
+            CompoundMember {
+                name: names[1].into(),
+                offset: size,
+                datatype: float(size, order.clone()),
+            },
+        ],
+    };
+    let z = zarr::zarr_dtype(&cplx(["r", "i"], 4, ByteOrder::LittleEndian)).unwrap();
+    assert_eq!(z.json, Json::Str("<c8".into()));
+    assert_eq!(z.kind, Kind::Complex);
+    let z = zarr::zarr_dtype(&cplx(["r", "i"], 8, ByteOrder::BigEndian)).unwrap();
+    assert_eq!(z.json, Json::Str(">c16".into()));
+    let mut bytes = 1.5f64.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&f64::NAN.to_be_bytes());
+    assert_eq!(
+        zarr::fill_from_bytes(&z, &bytes),
+        Some(Json::Array(vec![Json::Float(1.5), Json::Str("NaN".into())]))
+    );
+    // other member names stay a structured dtype, as in h5py
+    let z = zarr::zarr_dtype(&cplx(["re", "im"], 8, ByteOrder::LittleEndian)).unwrap();
+    assert_eq!(z.kind, Kind::Void);
+}
