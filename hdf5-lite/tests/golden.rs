@@ -893,6 +893,7 @@ golden_tests! {
     sb0_named_types_h5 => "sb0_named_types.h5",
     sb0_old_groups_h5 => "sb0_old_groups.h5",
     realfile_defects_nc => "realfile_defects.nc",
+    realfile_filters_h5 => "realfile_filters.h5",
     realfile_types_h5 => "realfile_types.h5",
     sb0_sizes4_h5 => "sb0_sizes4.h5",
     sb0_userblock512_h5 => "sb0_userblock512.h5",

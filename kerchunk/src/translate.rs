@@ -579,7 +579,8 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
                     "chunk shape {chunk_shape:?} does not fit dataspace {shape:?}"
                 ));
             }
-            let codecs_json = codecs::pipeline(&ds.filters, zd.size).map_err(|e| e.to_string())?;
+            let codecs_json = codecs::pipeline(&ds.filters, zd.size, chunk_shape.iter().product())
+                .map_err(|e| e.to_string())?;
             let all_filters = if ds.filters.len() >= 32 {
                 u32::MAX
             } else {

@@ -17,7 +17,19 @@ PY = sys.executable
 HERE = pathlib.Path(__file__).resolve().parent
 
 
+# Readers of refs for HDF5 filters without a numcodecs built-in (LZF, LZ4,
+# bitshuffle, SZIP) need imagecodecs' numcodecs classes registered; h5py
+# (the oracle) needs hdf5plugin's filter plugins to read such files.
+WITH_CODECS = (
+    "import sys, runpy, imagecodecs.numcodecs, hdf5plugin; "
+    "imagecodecs.numcodecs.register_codecs(); "
+    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
 def run(args):
+    if args[0] == PY:
+        args = [PY, "-c", WITH_CODECS] + args[1:]
     p = subprocess.run(args, capture_output=True, text=True)
     return p.returncode, (p.stdout + p.stderr)
 
