@@ -412,10 +412,21 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
     let shape = ds.dataspace.shape();
     let rank = shape.len();
     let dims = resolve_dimensions(ds, rank, &ctx.book)?;
+    // H5T_ARRAY elements: trailing zarr dimensions (as h5py reads them)
+    let extra: Vec<u64> = match &ds.datatype {
+        Datatype::Array { dims, .. } => dims.iter().map(|d| u64::from(*d)).collect(),
+        _ => vec![],
+    };
     let mut attrs = attrs_to_json(&ds.attributes);
+    let base = prefix.rsplit('/').next().unwrap_or_default();
     attrs.insert(
         "_ARRAY_DIMENSIONS".into(),
-        Json::Array(dims.iter().map(|d| Json::Str(d.name.clone())).collect()),
+        Json::Array(
+            dims.iter()
+                .map(|d| Json::Str(d.name.clone()))
+                .chain((0..extra.len()).map(|i| Json::Str(format!("{base}_element_dim_{i}"))))
+                .collect(),
+        ),
     );
     if let Ok(zd) = zarr::zarr_dtype(&ds.datatype)
         && let Some(kept) = attr_fill_kept(ds, &zd)
@@ -458,8 +469,22 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
         }));
     }
 
-    let zd = zarr::zarr_dtype(&ds.datatype)?;
-    let elem = u64::from(zd.size);
+    let zd = match &ds.datatype {
+        Datatype::Array { base, .. } => {
+            let zd = zarr::zarr_dtype(base)?;
+            if zd.kind == Kind::Void || zd.kind == Kind::Bytes {
+                return Err(
+                    "H5T_ARRAY of strings, compounds or opaque elements is not translated".into(),
+                );
+            }
+            zd
+        }
+        dt => zarr::zarr_dtype(dt)?,
+    };
+    // bytes of one HDF5 element (the whole array for H5T_ARRAY): sizes,
+    // shuffle's element size, re-encoding
+    let elem = u64::from(zd.size).saturating_mul(extra.iter().product());
+    let h5_elem = u32::try_from(elem).map_err(|_| "element size overflows".to_string())?;
     let nbytes = ds.dataspace.num_elements().saturating_mul(elem);
 
     if is_spacepad_string(&ds.datatype) {
@@ -579,7 +604,7 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
                     "chunk shape {chunk_shape:?} does not fit dataspace {shape:?}"
                 ));
             }
-            let codecs_json = codecs::pipeline(&ds.filters, zd.size, chunk_shape.iter().product())
+            let codecs_json = codecs::pipeline(&ds.filters, h5_elem, chunk_shape.iter().product())
                 .map_err(|e| e.to_string())?;
             let all_filters = if ds.filters.len() >= 32 {
                 u32::MAX
@@ -628,7 +653,7 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
                         reencode: Some(Reencode {
                             filters: ds.filters.clone(),
                             mask,
-                            elem_size: zd.size,
+                            elem_size: h5_elem,
                         }),
                     });
                 } else {
@@ -687,6 +712,36 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
     } else {
         fill_value(ds, &zd, complete)
     };
+    let (zshape, chunks) = if extra.is_empty() {
+        (zshape, chunks)
+    } else {
+        if !complete && !uniform_fill(ds, zd.size) {
+            return Err(
+                "H5T_ARRAY fill value whose elements differ: no single zarr fill_value".into(),
+            );
+        }
+        // each chunk holds whole elements: the extra axes have one chunk,
+        // whose index 0 is appended to every key
+        let suffix = ".0".repeat(extra.len());
+        let rekey = |k: &mut String| {
+            if rank == 0 {
+                k.truncate(k.len().saturating_sub(1));
+                k.push_str(&suffix[1..]);
+            } else {
+                k.push_str(&suffix);
+            }
+        };
+        for (k, _) in &mut refs {
+            rekey(k);
+        }
+        for f in &mut fetches {
+            rekey(&mut f.key);
+        }
+        (
+            zshape.iter().chain(&extra).copied().collect(),
+            chunks.iter().chain(&extra).copied().collect(),
+        )
+    };
     Ok(Planned::Array(ArrayPlan {
         prefix,
         meta: ArrayMeta {
@@ -701,6 +756,20 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
         fetches,
         notes,
     }))
+}
+
+/// True when the HDF5 fill of an H5T_ARRAY dataset repeats one
+/// `part`-byte value (or is undefined: zeros), so one zarr `fill_value`
+/// of the base type describes it.
+fn uniform_fill(ds: &Dataset, part: u32) -> bool {
+    let Some(fill) = ds.fill_value.value.as_deref() else {
+        return true;
+    };
+    let part = part as usize;
+    part > 0
+        && fill
+            .chunks(part)
+            .all(|c| fill.get(..part).is_some_and(|first| c == first))
 }
 
 /// The bytes of one never-written chunk of `nbytes` of a fixed-length
