@@ -39,6 +39,14 @@ pub struct TranslateOptions {
     /// mask skipped filters (see [`crate::codecs`]); larger ones make the
     /// dataset unrepresentable.
     pub max_reencode_bytes: u64,
+    /// Embed variable-length sequences of numbers (netCDF vlen types) as
+    /// numcodecs `VLenArray` chunks. zarr 2 reads them exactly (object
+    /// arrays of numpy arrays, as h5py and netCDF4-python), but xarray
+    /// 2025.6 cannot open a zarr group holding one: its cftime sniffing
+    /// calls `.item()` on the first element, which fails for any sequence
+    /// not of length 1, so the whole group would become unreadable in
+    /// xarray. Off by default: such datasets get a warning.
+    pub vlen_sequences: bool,
 }
 
 impl TranslateOptions {
@@ -57,6 +65,7 @@ impl Default for TranslateOptions {
             inline_threshold: 500,
             split_contiguous: None,
             max_reencode_bytes: 4 * 1024 * 1024,
+            vlen_sequences: false,
         }
     }
 }
@@ -142,14 +151,21 @@ pub async fn translate(
     // vlen strings: read the values and embed them
     for (ds, plan) in embeds {
         match read_values(source, file, ds).await {
-            Ok(values) => match embed(&plan, &values) {
+            Ok(values) => match match &plan.vlen_base {
+                None => embed(&plan, &values).map(|c| {
+                    c.into_iter()
+                        .map(|(k, text)| (k, text.into_bytes()))
+                        .collect::<Vec<_>>()
+                }),
+                Some(base) => embed_vlen_array(&plan, &values, base),
+            } {
                 Ok(chunks) => {
                     st.refs
                         .insert_json(format!("{}/.zarray", plan.prefix), &plan.meta);
                     st.refs
                         .insert_json(format!("{}/.zattrs", plan.prefix), &plan.attrs);
-                    for (k, text) in chunks {
-                        st.refs.insert(k, Ref::inline(text.as_bytes()));
+                    for (k, bytes) in chunks {
+                        st.refs.insert(k, Ref::inline(&bytes));
                     }
                 }
                 Err(reason) => st.warn(&ds.path, reason),
@@ -271,6 +287,9 @@ struct RawPlan {
 }
 
 struct EmbedPlan {
+    /// `None`: vlen strings, numcodecs JSON; `Some(base)`: a vlen sequence
+    /// of numbers, numcodecs `VLenArray` of `base`.
+    vlen_base: Option<ZDtype>,
     prefix: String,
     shape: Vec<u64>,
     chunks: Vec<u64>,
@@ -439,7 +458,29 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
         return Ok(Planned::Skip);
     }
 
-    if contains_vlen_string(&ds.datatype) {
+    let vlen_base = match &ds.datatype {
+        Datatype::VlenSequence { .. } if !opts.vlen_sequences => {
+            return Err("variable-length sequences of numbers: embedded only with TranslateOptions::vlen_sequences (xarray cannot open a zarr group holding them)".into());
+        }
+        Datatype::VlenSequence { base, .. } => {
+            let z = zarr::zarr_dtype(base)
+                .map_err(|e| format!("vlen sequence of a type without numpy dtype: {e}"))?;
+            let numeric = match z.kind {
+                Kind::Int | Kind::UInt => true,
+                Kind::Float => matches!(z.size, 4 | 8),
+                _ => false,
+            };
+            if !numeric {
+                return Err(format!(
+                    "vlen sequences of {} have no numcodecs VLenArray form here",
+                    z.json.to_compact()
+                ));
+            }
+            Some(z)
+        }
+        _ => None,
+    };
+    if vlen_base.is_some() || contains_vlen_string(&ds.datatype) {
         let chunks = match &ds.layout {
             Layout::Chunked { chunk_shape, .. } if chunk_shape.len() == rank => chunk_shape.clone(),
             _ => whole_chunks(&shape),
@@ -452,7 +493,15 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
             ("compressor", Json::Null),
             ("dtype", Json::from("|O")),
             ("fill_value", Json::Null),
-            ("filters", Json::Array(vec![json_codec()])),
+            (
+                "filters",
+                Json::Array(vec![match &vlen_base {
+                    None => json_codec(),
+                    Some(z) => {
+                        object([("id", Json::from("vlen-array")), ("dtype", z.json.clone())])
+                    }
+                }]),
+            ),
             ("order", Json::from("C")),
             (
                 "shape",
@@ -461,6 +510,7 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
             ("zarr_format", Json::UInt(2)),
         ]);
         return Ok(Planned::Embed(EmbedPlan {
+            vlen_base,
             prefix,
             shape,
             chunks,
@@ -1126,10 +1176,13 @@ fn embed_value(v: &Value) -> Json {
     }
 }
 
-/// numcodecs `JSON` chunks (`[v0, v1, ..., "|O", [chunk shape]]`) for every
-/// chunk of the grid; positions past the array edge are `null`, as zarr
-/// leaves them for object arrays without a fill value.
-fn embed(plan: &EmbedPlan, values: &[Value]) -> Result<Vec<(String, String)>, String> {
+/// The values of every chunk of the grid, in C order: `(chunk index,
+/// cells)`, a cell `None` past the array edge.
+#[allow(clippy::type_complexity)]
+fn chunk_cells<'v>(
+    plan: &EmbedPlan,
+    values: &'v [Value],
+) -> Result<Vec<(Vec<u64>, Vec<Option<&'v Value>>)>, String> {
     let total: u64 = plan.shape.iter().product();
     if values.len() as u64 != total {
         return Err(format!(
@@ -1155,7 +1208,7 @@ fn embed(plan: &EmbedPlan, values: &[Value]) -> Result<Vec<(String, String)>, St
             idx[d] = rem % grid[d];
             rem /= grid[d];
         }
-        let mut items = Vec::with_capacity(per_chunk as usize + 2);
+        let mut cells = Vec::with_capacity(per_chunk as usize);
         for within in 0..per_chunk {
             let mut pos = vec![0u64; rank];
             let mut r = within;
@@ -1164,16 +1217,33 @@ fn embed(plan: &EmbedPlan, values: &[Value]) -> Result<Vec<(String, String)>, St
                 r /= plan.chunks[d];
             }
             if pos.iter().zip(&plan.shape).any(|(p, s)| p >= s) {
-                items.push(Json::Null);
+                cells.push(None);
                 continue;
             }
             let lin = pos
                 .iter()
                 .zip(&plan.shape)
                 .fold(0u64, |acc, (p, s)| acc * s + p);
-            let v = values.get(lin as usize).ok_or("value index out of range")?;
-            items.push(embed_value(v));
+            cells.push(Some(
+                values.get(lin as usize).ok_or("value index out of range")?,
+            ));
         }
+        out.push((idx, cells));
+    }
+    Ok(out)
+}
+
+/// numcodecs `JSON` chunks (`[v0, v1, ..., "|O", [chunk shape]]`) for every
+/// chunk of the grid; positions past the array edge are `null`, as zarr
+/// leaves them for object arrays without a fill value.
+fn embed(plan: &EmbedPlan, values: &[Value]) -> Result<Vec<(String, String)>, String> {
+    let rank = plan.shape.len();
+    let mut out = Vec::new();
+    for (idx, cells) in chunk_cells(plan, values)? {
+        let mut items: Vec<Json> = cells
+            .into_iter()
+            .map(|c| c.map_or(Json::Null, embed_value))
+            .collect();
         // numcodecs' JSON codec writes `chunk.tolist()` and decodes with
         // `out[:] = items[:-2]`: nested lists for 2-D and higher chunks
         if rank >= 2 {
@@ -1192,6 +1262,65 @@ fn embed(plan: &EmbedPlan, values: &[Value]) -> Result<Vec<(String, String)>, St
         ));
     }
     Ok(out)
+}
+
+/// numcodecs `VLenArray` chunks for a vlen sequence of numbers: a
+/// little-endian u32 item count, then per item its byte length (u32 LE)
+/// and its elements in `base`'s dtype. zarr 2 decodes them to an object
+/// array of numpy arrays, as h5py and netCDF4-python read vlen data.
+/// (numcodecs' JSON codec cannot carry them: `out[:] = items` broadcasts
+/// equal-length sequences into an extra axis and fails.) Positions past
+/// the array edge are empty sequences.
+fn embed_vlen_array(
+    plan: &EmbedPlan,
+    values: &[Value],
+    base: &ZDtype,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    for (idx, cells) in chunk_cells(plan, values)? {
+        let n = u32::try_from(cells.len()).map_err(|_| "chunk too large")?;
+        let mut buf = n.to_le_bytes().to_vec();
+        for c in cells {
+            let items: &[Value] = match c {
+                None | Some(Value::Null) => &[],
+                Some(Value::Vlen(items)) => items,
+                Some(other) => return Err(format!("not a vlen sequence: {other:?}")),
+            };
+            let mut bytes = Vec::with_capacity(items.len() * base.size as usize);
+            for v in items {
+                bytes.extend(number_bytes(v, base).ok_or_else(|| {
+                    format!("vlen element {v:?} is not a {}", base.json.to_compact())
+                })?);
+            }
+            let len = u32::try_from(bytes.len()).map_err(|_| "vlen item too large")?;
+            buf.extend_from_slice(&len.to_le_bytes());
+            buf.extend(bytes);
+        }
+        out.push((chunk_key(&plan.prefix, &idx), buf));
+    }
+    Ok(out)
+}
+
+/// One decoded number in the byte layout of a numeric zarr dtype.
+fn number_bytes(v: &Value, z: &ZDtype) -> Option<Vec<u8>> {
+    let mut b = match (z.kind, z.size, v) {
+        (Kind::Int, 1, Value::Int(i)) => i8::try_from(*i).ok()?.to_le_bytes().to_vec(),
+        (Kind::Int, 2, Value::Int(i)) => i16::try_from(*i).ok()?.to_le_bytes().to_vec(),
+        (Kind::Int, 4, Value::Int(i)) => i32::try_from(*i).ok()?.to_le_bytes().to_vec(),
+        (Kind::Int, 8, Value::Int(i)) => i.to_le_bytes().to_vec(),
+        (Kind::UInt, 1, Value::UInt(u)) => u8::try_from(*u).ok()?.to_le_bytes().to_vec(),
+        (Kind::UInt, 2, Value::UInt(u)) => u16::try_from(*u).ok()?.to_le_bytes().to_vec(),
+        (Kind::UInt, 4, Value::UInt(u)) => u32::try_from(*u).ok()?.to_le_bytes().to_vec(),
+        (Kind::UInt, 8, Value::UInt(u)) => u.to_le_bytes().to_vec(),
+        // decoded floats are exact widenings of the stored value
+        (Kind::Float, 4, Value::Float(f)) => (*f as f32).to_le_bytes().to_vec(),
+        (Kind::Float, 8, Value::Float(f)) => f.to_le_bytes().to_vec(),
+        _ => return None,
+    };
+    if matches!(z.order, Some(hdf5_lite::ByteOrder::BigEndian)) {
+        b.reverse();
+    }
+    Some(b)
 }
 
 #[cfg(test)]

@@ -603,6 +603,7 @@ fn fill_value_rules() {
 #[test]
 fn embedded_vlen_chunks() {
     let plan = EmbedPlan {
+        vlen_base: None,
         prefix: "g/names".into(),
         shape: vec![3],
         chunks: vec![2],
@@ -621,6 +622,7 @@ fn embedded_vlen_chunks() {
         ]
     );
     let scalar = EmbedPlan {
+        vlen_base: None,
         prefix: "t".into(),
         shape: vec![],
         chunks: vec![],
@@ -632,6 +634,7 @@ fn embedded_vlen_chunks() {
         vec![("t/0".to_string(), r#"["x","|O",[]]"#.to_string())]
     );
     let grid = EmbedPlan {
+        vlen_base: None,
         prefix: "m".into(),
         shape: vec![2, 3],
         chunks: vec![2, 2],
@@ -919,4 +922,69 @@ fn complex_compounds_are_numpy_complex() {
     // other member names stay a structured dtype, as in h5py
     let z = zarr::zarr_dtype(&cplx(["re", "im"], 8, ByteOrder::LittleEndian)).unwrap();
     assert_eq!(z.kind, Kind::Void);
+}
+
+/// Vlen sequences of numbers (opt-in): the numcodecs `VLenArray` layout
+/// (u32 LE count, then u32 LE byte length + elements per item), and the
+/// fixtures that hold them translated with the option on into
+/// `target/kerchunk-vlen/<rel>.json`, which `tests/python/check_refs.py`
+/// reads back through zarr against h5py.
+#[test]
+fn vlen_sequences_embed_as_vlen_array() {
+    let plan = EmbedPlan {
+        vlen_base: Some(zarr::zarr_dtype(&i4()).unwrap()),
+        prefix: "r".into(),
+        shape: vec![3],
+        chunks: vec![2],
+        meta: Json::Null,
+        attrs: Json::Null,
+    };
+    let vals = vec![
+        Value::Vlen(vec![]),
+        Value::Vlen(vec![Value::Int(7), Value::Int(-1)]),
+        Value::Vlen(vec![Value::Int(5)]),
+    ];
+    let out = embed_vlen_array(&plan, &vals, plan.vlen_base.as_ref().unwrap()).unwrap();
+    let mut c0 = vec![2, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0];
+    c0.extend(7i32.to_le_bytes());
+    c0.extend((-1i32).to_le_bytes());
+    // the edge chunk's position past the end is an empty sequence
+    let mut c1 = vec![2, 0, 0, 0, 4, 0, 0, 0];
+    c1.extend(5i32.to_le_bytes());
+    c1.extend([0, 0, 0, 0]);
+    assert_eq!(out, vec![("r/0".to_string(), c0), ("r/1".to_string(), c1)]);
+    // a value that does not fit the base type is an error, not a wrap
+    let bad = vec![
+        Value::Vlen(vec![Value::Int(1 << 40)]),
+        Value::Null,
+        Value::Null,
+    ];
+    assert!(embed_vlen_array(&plan, &bad, plan.vlen_base.as_ref().unwrap()).is_err());
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out_dir = root.join("target/kerchunk-vlen");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for rel in ["realfile_types.h5", "netcdf4_features.nc"] {
+        let path = root.join("fixtures/files").join(rel);
+        let src: std::sync::Arc<dyn RangeSource> =
+            std::sync::Arc::new(hdf5_lite::FileSource::new(&path));
+        let (f, _) = rt
+            .block_on(hdf5_lite::open(src.clone(), &hdf5_lite::Options::default()))
+            .unwrap();
+        let opts = TranslateOptions {
+            vlen_sequences: true,
+            ..TranslateOptions::new("file://fixture")
+        };
+        let t = rt.block_on(translate(&f, src.as_ref(), &opts)).unwrap();
+        assert!(
+            t.warnings.iter().all(|w| !w.reason.contains("vlen")),
+            "{rel}: {:?}",
+            t.warnings
+        );
+        std::fs::create_dir_all(&out_dir).unwrap();
+        std::fs::write(out_dir.join(format!("{rel}.json")), t.to_json()).unwrap();
+    }
 }
