@@ -53,6 +53,24 @@ pub fn attr_to_json(a: &Attribute) -> Option<Json> {
     if HIDDEN_ATTRS.contains(&a.name.as_str()) {
         return None;
     }
+    if a.name == "_FillValue"
+        && !matches!(
+            (&a.dataspace, &a.datatype),
+            (Dataspace::Null, _)
+                | (
+                    Dataspace::Scalar,
+                    Datatype::String { .. } | Datatype::VlenString { .. }
+                )
+        )
+    {
+        return None;
+    }
+    attr_value_json(a)
+}
+
+/// An attribute's value as `.zattrs` JSON, whatever its name (the
+/// translator uses it for a `_FillValue` that is not the zarr fill value).
+pub fn attr_value_json(a: &Attribute) -> Option<Json> {
     let out = match (&a.dataspace, &a.datatype) {
         (Dataspace::Null, _) => Json::Str(String::new()),
         // h5py gives `bytes` for a scalar fixed-length string, decoded with
@@ -60,6 +78,11 @@ pub fn attr_to_json(a: &Attribute) -> Option<Json> {
         (Dataspace::Scalar, Datatype::String { .. }) => match a.value.first() {
             Some(Value::Str(s)) if s.is_empty() => Json::Str(" ".into()),
             Some(Value::Str(s)) => Json::Str(s.clone()),
+            // Not UTF-8 (Latin-1 text in real files): netCDF4-python
+            // decodes char attributes with errors="replace", one U+FFFD per
+            // bad byte sequence, as `from_utf8_lossy` does. kerchunk fails
+            // to decode and writes " ".
+            Some(Value::Bytes(b)) => Json::Str(String::from_utf8_lossy(b).into_owned()),
             _ => Json::Str(" ".into()),
         },
         // h5py gives `str` for a scalar vlen string: passed through.
@@ -68,14 +91,17 @@ pub fn attr_to_json(a: &Attribute) -> Option<Json> {
             _ => Json::Str(String::new()),
         },
         (space, dt) => {
-            if a.name == "_FillValue" {
-                return None;
-            }
             let bool_enum = is_bool_enum(dt);
+            let is_text = matches!(dt, Datatype::String { .. } | Datatype::VlenString { .. });
             let items: Vec<Json> = a
                 .value
                 .iter()
-                .map(|v| value_to_json(v, bool_enum))
+                .map(|v| match v {
+                    Value::Bytes(b) if is_text => {
+                        Some(Json::Str(String::from_utf8_lossy(b).into_owned()))
+                    }
+                    v => value_to_json(v, bool_enum),
+                })
                 .collect::<Option<_>>()?;
             let total: usize = items.iter().map(count_leaves).sum();
             if total == 1 {
@@ -122,7 +148,7 @@ fn first_leaf(items: Vec<Json>) -> Option<Json> {
 
 /// Reshape a flat C-order element list into nested lists of `dims`
 /// (numpy's `tolist()`); a rank-0/1 space is just the list.
-fn nest(items: Vec<Json>, dims: &[u64]) -> Json {
+pub(crate) fn nest(items: Vec<Json>, dims: &[u64]) -> Json {
     if dims.len() <= 1 {
         return Json::Array(items);
     }

@@ -15,8 +15,26 @@
 //! | zstd (32015)          | `{"id":"zstd","level":L,"checksum":false}`            |
 //! | bzip2 (307)           | `{"id":"bz2","level":L}` (the HDF5 filter stores a    |
 //! |                       | plain bzip2 stream, which numcodecs' bz2 decodes)     |
-//! | szip, nbit, scaleoffset, lzf, lz4 (HDF5 framing differs from numcodecs'), |
-//! | bitshuffle, anything else | unrepresentable: the dataset gets a warning   |
+//! | lzf (32000)           | `{"id":"imagecodecs_lzf","header":false}` (raw LZF)   |
+//! | lz4 (32004)           | `{"id":"imagecodecs_lz4h5"}`: HDF5's LZ4 framing      |
+//! |                       | (BE sizes, blocks, raw blocks) is imagecodecs' lz4h5  |
+//! | bitshuffle (32008)    | `{"id":"imagecodecs_bitshuffle","itemsize","blocksize"}`; |
+//! |                       | with LZ4 (cd[4] = 2) `imagecodecs_lz4h5` after it: the |
+//! |                       | filter's framing (8-byte size, 4-byte block bytes,     |
+//! |                       | size-prefixed LZ4 blocks) is lz4h5's, as long as the   |
+//! |                       | chunk has a multiple of 8 elements (else bitshuffle    |
+//! |                       | appends the leftover bytes unprefixed: refused)        |
+//! | szip (4)              | `{"id":"imagecodecs_szip", options_mask,              |
+//! |                       | pixels_per_block, bits_per_pixel, pixels_per_scanline}` |
+//! |                       | = the file's cd_values (HDF5's 4-byte size header =    |
+//! |                       | imagecodecs' `header: true`)                          |
+//! | nbit (5), scaleoffset (6) | no codec: chunks are decoded (hdf5-lite) and inlined |
+//! |                       | when small, else the dataset gets a warning            |
+//! | anything else         | unrepresentable: the dataset gets a warning           |
+//!
+//! The `imagecodecs_*` ids exist in numcodecs once a reader has run
+//! `imagecodecs.numcodecs.register_codecs()` (imagecodecs 2026.3.6 was
+//! checked); kerchunk/README.md lists which outputs need it.
 //!
 //! **Per-chunk filter masks.** A chunk whose `filter_mask` skips filters was
 //! stored through a shorter pipeline than the array's codec list describes,
@@ -37,7 +55,10 @@ use hdf5_lite::{FILTER_DEFLATE, FILTER_FLETCHER32, FILTER_SHUFFLE, Filter};
 
 use crate::json::{Json, object};
 
+pub const FILTER_SZIP: u16 = 4;
 pub const FILTER_BZIP2: u16 = 307;
+/// bitshuffle's cd_values[4] for LZ4 compression after the shuffle.
+const BSHUF_H5_COMPRESS_LZ4: u64 = 2;
 pub const FILTER_LZF: u16 = 32000;
 pub const FILTER_BLOSC: u16 = 32001;
 pub const FILTER_LZ4: u16 = 32004;
@@ -84,17 +105,36 @@ pub fn codec_for(f: &Filter, elem_size: u32) -> Result<Json, String> {
             ("id", Json::from("bz2")),
             ("level", Json::UInt(cd(f, 0).unwrap_or(9).clamp(1, 9))),
         ])),
-        4 => Err("uses the szip filter, which numcodecs cannot decode".into()),
+        FILTER_SZIP => {
+            let c = |i: usize, key: &'static str| {
+                cd(f, i)
+                    .map(|v| (key, Json::UInt(v)))
+                    .ok_or_else(|| format!("szip filter without client data value {i} ({key})"))
+            };
+            Ok(object([
+                ("id", Json::from("imagecodecs_szip")),
+                c(0, "options_mask")?,
+                c(1, "pixels_per_block")?,
+                c(2, "bits_per_pixel")?,
+                c(3, "pixels_per_scanline")?,
+                ("header", Json::Bool(true)),
+            ]))
+        }
         5 => Err("uses the nbit filter, which numcodecs cannot decode".into()),
         6 => Err("uses the scaleoffset filter, which numcodecs cannot decode".into()),
-        FILTER_LZF => Err("uses the lzf filter (32000), which numcodecs cannot decode".into()),
-        FILTER_LZ4 => Err(
-            "uses the HDF5 lz4 filter (32004), whose block framing numcodecs' lz4 cannot decode"
-                .into(),
-        ),
-        FILTER_BITSHUFFLE => {
-            Err("uses the bitshuffle filter (32008), which numcodecs cannot decode".into())
-        }
+        FILTER_LZF => Ok(object([
+            ("id", Json::from("imagecodecs_lzf")),
+            ("header", Json::Bool(false)),
+        ])),
+        FILTER_LZ4 => Ok(lz4h5()),
+        FILTER_BITSHUFFLE => Ok(object([
+            ("id", Json::from("imagecodecs_bitshuffle")),
+            (
+                "itemsize",
+                Json::UInt(cd(f, 2).unwrap_or(u64::from(elem_size))),
+            ),
+            ("blocksize", Json::UInt(cd(f, 3).unwrap_or(0))),
+        ])),
         id => Err(format!(
             "uses filter id {id}{} with client data {:?}, which has no numcodecs equivalent",
             if name.is_empty() {
@@ -107,9 +147,34 @@ pub fn codec_for(f: &Filter, elem_size: u32) -> Result<Json, String> {
     }
 }
 
-/// The whole pipeline as zarr `filters`.
-pub fn pipeline(filters: &[Filter], elem_size: u32) -> Result<Vec<Json>, String> {
-    filters.iter().map(|f| codec_for(f, elem_size)).collect()
+fn lz4h5() -> Json {
+    object([("id", Json::from("imagecodecs_lz4h5"))])
+}
+
+/// The whole pipeline as zarr `filters`, for chunks of `chunk_elems`
+/// elements.
+pub fn pipeline(filters: &[Filter], elem_size: u32, chunk_elems: u64) -> Result<Vec<Json>, String> {
+    let mut out = Vec::with_capacity(filters.len() + 1);
+    for f in filters {
+        out.push(codec_for(f, elem_size)?);
+        if f.id == FILTER_BITSHUFFLE {
+            match cd(f, 4).unwrap_or(0) {
+                0 => {}
+                BSHUF_H5_COMPRESS_LZ4 if chunk_elems.is_multiple_of(8) => out.push(lz4h5()),
+                BSHUF_H5_COMPRESS_LZ4 => {
+                    return Err(format!(
+                        "uses bitshuffle+LZ4 on chunks of {chunk_elems} elements (not a multiple of 8): the filter appends the leftover bytes outside its LZ4 framing, which no numcodecs codec reads"
+                    ));
+                }
+                other => {
+                    return Err(format!(
+                        "uses bitshuffle with compressor {other} (3 = zstd), which numcodecs cannot decode in bitshuffle's framing"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Names of the filters a mask skips, for messages.
@@ -214,11 +279,34 @@ mod tests {
             r#"{"checksum":false,"id":"zstd","level":7}"#
         );
         assert_eq!(c(&f(307, &[9])).unwrap(), r#"{"id":"bz2","level":9}"#);
-        for bad in [4, 5, 6, 32000, 32004, 32008, 32013] {
+        for bad in [5, 6, 32013] {
             assert!(c(&f(bad, &[])).is_err(), "{bad}");
         }
+        assert_eq!(
+            c(&f(32000, &[])).unwrap(),
+            r#"{"header":false,"id":"imagecodecs_lzf"}"#
+        );
+        assert_eq!(c(&f(32004, &[0])).unwrap(), r#"{"id":"imagecodecs_lz4h5"}"#);
+        assert_eq!(
+            c(&f(4, &[169, 16, 32, 160])).unwrap(),
+            r#"{"bits_per_pixel":32,"header":true,"id":"imagecodecs_szip","options_mask":169,"pixels_per_block":16,"pixels_per_scanline":160}"#
+        );
+        assert!(c(&f(4, &[169, 16])).is_err());
+        let bs = |cd: &[u32], n: u64| {
+            pipeline(&[f(32008, cd)], 4, n).map(|p| Json::Array(p).to_compact())
+        };
+        assert_eq!(
+            bs(&[0, 4, 4, 0, 0], 25).unwrap(),
+            r#"[{"blocksize":0,"id":"imagecodecs_bitshuffle","itemsize":4}]"#
+        );
+        assert_eq!(
+            bs(&[0, 4, 4, 64, 2], 160).unwrap(),
+            r#"[{"blocksize":64,"id":"imagecodecs_bitshuffle","itemsize":4},{"id":"imagecodecs_lz4h5"}]"#
+        );
+        assert!(bs(&[0, 4, 4, 0, 2], 25).is_err());
+        assert!(bs(&[0, 4, 4, 0, 3], 160).is_err());
         assert!(c(&f(32001, &[2, 2, 4, 4000, 5, 1, 9])).is_err());
-        let p = pipeline(&[f(2, &[4]), f(1, &[6]), f(3, &[])], 4).unwrap();
+        let p = pipeline(&[f(2, &[4]), f(1, &[6]), f(3, &[])], 4, 16).unwrap();
         assert_eq!(
             Json::Array(p).to_compact(),
             r#"[{"elementsize":4,"id":"shuffle"},{"id":"zlib","level":6},{"id":"fletcher32"}]"#

@@ -16,8 +16,10 @@
 //!   the leading `/` (so `grp/x` for a scale inside a group);
 //! * else, if the dataset is itself a dimension scale (`CLASS ==
 //!   "DIMENSION_SCALE"`): its own full path without the leading `/`;
-//! * more than one scale on a dimension: an error (kerchunk drops the
-//!   dataset, we report it);
+//! * more than one scale on a dimension: the first attached one (the first
+//!   entry of the `DIMENSION_LIST` reference list), as netCDF-C
+//!   (`H5DSiterate_scales` stops at the first scale) and h5netcdf
+//!   (`dims[axis][0]`) pick it; kerchunk drops the dataset;
 //! * no scale: `phony_dim_<axis>`, numbered by axis within this dataset
 //!   (not netCDF's file-wide phony numbering).
 
@@ -208,7 +210,7 @@ pub fn resolve_dimensions(
             continue;
         }
         match refs.as_slice() {
-            [addr] => match book.path(*addr) {
+            [addr, ..] => match book.path(*addr) {
                 Some(p) => dims.push(scale_dim(p)),
                 None => {
                     return Err(format!(
@@ -221,12 +223,6 @@ pub fn resolve_dimensions(
                 name: format!("phony_dim_{n}"),
                 scale: None,
             }),
-            many => {
-                return Err(format!(
-                    "{} dimension scales attached to dimension #{n}",
-                    many.len()
-                ));
-            }
         }
     }
     Ok(dims)
@@ -311,9 +307,10 @@ pub(crate) mod tests {
         );
         // scalar
         assert!(array_dimensions(&v, 0, &book).unwrap().is_empty());
+        // two scales on one axis: the first attached (netCDF-C, h5netcdf)
+        let v = ds("/v", 1, vec![dimlist(vec![vec![200, 100]])]);
+        assert_eq!(array_dimensions(&v, 1, &book).unwrap(), vec!["grp/x"]);
         // errors
-        let v = ds("/v", 1, vec![dimlist(vec![vec![100, 200]])]);
-        assert!(array_dimensions(&v, 1, &book).is_err());
         let v = ds("/v", 1, vec![dimlist(vec![vec![999]])]);
         assert!(array_dimensions(&v, 1, &book).is_err());
     }

@@ -39,6 +39,14 @@ pub struct TranslateOptions {
     /// mask skipped filters (see [`crate::codecs`]); larger ones make the
     /// dataset unrepresentable.
     pub max_reencode_bytes: u64,
+    /// Embed variable-length sequences of numbers (netCDF vlen types) as
+    /// numcodecs `VLenArray` chunks. zarr 2 reads them exactly (object
+    /// arrays of numpy arrays, as h5py and netCDF4-python), but xarray
+    /// 2025.6 cannot open a zarr group holding one: its cftime sniffing
+    /// calls `.item()` on the first element, which fails for any sequence
+    /// not of length 1, so the whole group would become unreadable in
+    /// xarray. Off by default: such datasets get a warning.
+    pub vlen_sequences: bool,
 }
 
 impl TranslateOptions {
@@ -57,6 +65,7 @@ impl Default for TranslateOptions {
             inline_threshold: 500,
             split_contiguous: None,
             max_reencode_bytes: 4 * 1024 * 1024,
+            vlen_sequences: false,
         }
     }
 }
@@ -142,14 +151,21 @@ pub async fn translate(
     // vlen strings: read the values and embed them
     for (ds, plan) in embeds {
         match read_values(source, file, ds).await {
-            Ok(values) => match embed(&plan, &values) {
+            Ok(values) => match match &plan.vlen_base {
+                None => embed(&plan, &values).map(|c| {
+                    c.into_iter()
+                        .map(|(k, text)| (k, text.into_bytes()))
+                        .collect::<Vec<_>>()
+                }),
+                Some(base) => embed_vlen_array(&plan, &values, base),
+            } {
                 Ok(chunks) => {
                     st.refs
                         .insert_json(format!("{}/.zarray", plan.prefix), &plan.meta);
                     st.refs
                         .insert_json(format!("{}/.zattrs", plan.prefix), &plan.attrs);
-                    for (k, text) in chunks {
-                        st.refs.insert(k, Ref::inline(text.as_bytes()));
+                    for (k, bytes) in chunks {
+                        st.refs.insert(k, Ref::inline(&bytes));
                     }
                 }
                 Err(reason) => st.warn(&ds.path, reason),
@@ -271,6 +287,9 @@ struct RawPlan {
 }
 
 struct EmbedPlan {
+    /// `None`: vlen strings, numcodecs JSON; `Some(base)`: a vlen sequence
+    /// of numbers, numcodecs `VLenArray` of `base`.
+    vlen_base: Option<ZDtype>,
     prefix: String,
     shape: Vec<u64>,
     chunks: Vec<u64>,
@@ -412,18 +431,56 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
     let shape = ds.dataspace.shape();
     let rank = shape.len();
     let dims = resolve_dimensions(ds, rank, &ctx.book)?;
+    // H5T_ARRAY elements: trailing zarr dimensions (as h5py reads them)
+    let extra: Vec<u64> = match &ds.datatype {
+        Datatype::Array { dims, .. } => dims.iter().map(|d| u64::from(*d)).collect(),
+        _ => vec![],
+    };
     let mut attrs = attrs_to_json(&ds.attributes);
+    let base = prefix.rsplit('/').next().unwrap_or_default();
     attrs.insert(
         "_ARRAY_DIMENSIONS".into(),
-        Json::Array(dims.iter().map(|d| Json::Str(d.name.clone())).collect()),
+        Json::Array(
+            dims.iter()
+                .map(|d| Json::Str(d.name.clone()))
+                .chain((0..extra.len()).map(|i| Json::Str(format!("{base}_element_dim_{i}"))))
+                .collect(),
+        ),
     );
+    if let Ok(zd) = zarr::zarr_dtype(&ds.datatype)
+        && let Some(kept) = attr_fill_kept(ds, &zd)
+    {
+        attrs.insert("_FillValue".into(), kept);
+    }
     let attrs = Json::Object(attrs);
     let compact = matches!(ds.layout, Layout::Compact { .. });
     if !compact && is_scale(ds) && !has_storage(&ds.layout) {
         return Ok(Planned::Skip);
     }
 
-    if contains_vlen_string(&ds.datatype) {
+    let vlen_base = match &ds.datatype {
+        Datatype::VlenSequence { .. } if !opts.vlen_sequences => {
+            return Err("variable-length sequences of numbers: embedded only with TranslateOptions::vlen_sequences (xarray cannot open a zarr group holding them)".into());
+        }
+        Datatype::VlenSequence { base, .. } => {
+            let z = zarr::zarr_dtype(base)
+                .map_err(|e| format!("vlen sequence of a type without numpy dtype: {e}"))?;
+            let numeric = match z.kind {
+                Kind::Int | Kind::UInt => true,
+                Kind::Float => matches!(z.size, 4 | 8),
+                _ => false,
+            };
+            if !numeric {
+                return Err(format!(
+                    "vlen sequences of {} have no numcodecs VLenArray form here",
+                    z.json.to_compact()
+                ));
+            }
+            Some(z)
+        }
+        _ => None,
+    };
+    if vlen_base.is_some() || contains_vlen_string(&ds.datatype) {
         let chunks = match &ds.layout {
             Layout::Chunked { chunk_shape, .. } if chunk_shape.len() == rank => chunk_shape.clone(),
             _ => whole_chunks(&shape),
@@ -436,7 +493,15 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
             ("compressor", Json::Null),
             ("dtype", Json::from("|O")),
             ("fill_value", Json::Null),
-            ("filters", Json::Array(vec![json_codec()])),
+            (
+                "filters",
+                Json::Array(vec![match &vlen_base {
+                    None => json_codec(),
+                    Some(z) => {
+                        object([("id", Json::from("vlen-array")), ("dtype", z.json.clone())])
+                    }
+                }]),
+            ),
             ("order", Json::from("C")),
             (
                 "shape",
@@ -445,6 +510,7 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
             ("zarr_format", Json::UInt(2)),
         ]);
         return Ok(Planned::Embed(EmbedPlan {
+            vlen_base,
             prefix,
             shape,
             chunks,
@@ -453,8 +519,22 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
         }));
     }
 
-    let zd = zarr::zarr_dtype(&ds.datatype)?;
-    let elem = u64::from(zd.size);
+    let zd = match &ds.datatype {
+        Datatype::Array { base, .. } => {
+            let zd = zarr::zarr_dtype(base)?;
+            if zd.kind == Kind::Void || zd.kind == Kind::Bytes {
+                return Err(
+                    "H5T_ARRAY of strings, compounds or opaque elements is not translated".into(),
+                );
+            }
+            zd
+        }
+        dt => zarr::zarr_dtype(dt)?,
+    };
+    // bytes of one HDF5 element (the whole array for H5T_ARRAY): sizes,
+    // shuffle's element size, re-encoding
+    let elem = u64::from(zd.size).saturating_mul(extra.iter().product());
+    let h5_elem = u32::try_from(elem).map_err(|_| "element size overflows".to_string())?;
     let nbytes = ds.dataspace.num_elements().saturating_mul(elem);
 
     if is_spacepad_string(&ds.datatype) {
@@ -557,7 +637,12 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
                     ),
                 }
             }
-            (chunks, vec![], address.is_some() || nbytes == 0)
+            let mut complete = address.is_some() || nbytes == 0;
+            if !complete && let Some(chunk) = fill_chunk(ds, &zd, nbytes, opts) {
+                refs.push((chunk_key(&prefix, &vec![0; rank]), Ref::inline(&chunk)));
+                complete = true;
+            }
+            (chunks, vec![], complete)
         }
         Layout::Chunked {
             chunk_shape,
@@ -569,7 +654,8 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
                     "chunk shape {chunk_shape:?} does not fit dataspace {shape:?}"
                 ));
             }
-            let codecs_json = codecs::pipeline(&ds.filters, zd.size).map_err(|e| e.to_string())?;
+            let codecs_json = codecs::pipeline(&ds.filters, h5_elem, chunk_shape.iter().product())
+                .map_err(|e| e.to_string())?;
             let all_filters = if ds.filters.len() >= 32 {
                 u32::MAX
             } else {
@@ -617,7 +703,7 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
                         reencode: Some(Reencode {
                             filters: ds.filters.clone(),
                             mask,
-                            elem_size: zd.size,
+                            elem_size: h5_elem,
                         }),
                     });
                 } else {
@@ -634,7 +720,38 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
                 .zip(chunk_shape)
                 .map(|(s, c)| s.div_ceil(*c))
                 .product();
-            (chunk_shape.clone(), codecs_json, in_grid >= grid)
+            let mut complete = in_grid >= grid;
+            let chunk_elems: u64 = chunk_shape.iter().product();
+            if !complete
+                && ds.filters.is_empty()
+                && let Some(chunk) = fill_chunk(ds, &zd, chunk_elems.saturating_mul(elem), opts)
+                && (grid - in_grid).saturating_mul(chunk.len() as u64) <= opts.max_reencode_bytes
+            {
+                let have: std::collections::HashSet<String> = refs
+                    .iter()
+                    .map(|(k, _)| k.clone())
+                    .chain(fetches.iter().map(|f| f.key.clone()))
+                    .collect();
+                let zgrid: Vec<u64> = zshape
+                    .iter()
+                    .zip(chunk_shape)
+                    .map(|(s, c)| s.div_ceil(*c))
+                    .collect();
+                for flat in 0..grid {
+                    let mut idx = vec![0u64; rank];
+                    let mut rem = flat;
+                    for d in (0..rank).rev() {
+                        idx[d] = rem % zgrid[d];
+                        rem /= zgrid[d];
+                    }
+                    let key = chunk_key(&prefix, &idx);
+                    if !have.contains(&key) {
+                        refs.push((key, Ref::inline(&chunk)));
+                    }
+                }
+                complete = true;
+            }
+            (chunk_shape.clone(), codecs_json, complete)
         }
         Layout::Virtual | Layout::External { .. } => {
             return Err("virtual/external layout".into());
@@ -644,6 +761,36 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
         Json::Null
     } else {
         fill_value(ds, &zd, complete)
+    };
+    let (zshape, chunks) = if extra.is_empty() {
+        (zshape, chunks)
+    } else {
+        if !complete && !uniform_fill(ds, zd.size) {
+            return Err(
+                "H5T_ARRAY fill value whose elements differ: no single zarr fill_value".into(),
+            );
+        }
+        // each chunk holds whole elements: the extra axes have one chunk,
+        // whose index 0 is appended to every key
+        let suffix = ".0".repeat(extra.len());
+        let rekey = |k: &mut String| {
+            if rank == 0 {
+                k.truncate(k.len().saturating_sub(1));
+                k.push_str(&suffix[1..]);
+            } else {
+                k.push_str(&suffix);
+            }
+        };
+        for (k, _) in &mut refs {
+            rekey(k);
+        }
+        for f in &mut fetches {
+            rekey(&mut f.key);
+        }
+        (
+            zshape.iter().chain(&extra).copied().collect(),
+            chunks.iter().chain(&extra).copied().collect(),
+        )
     };
     Ok(Planned::Array(ArrayPlan {
         prefix,
@@ -659,6 +806,45 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
         fetches,
         notes,
     }))
+}
+
+/// True when the HDF5 fill of an H5T_ARRAY dataset repeats one
+/// `part`-byte value (or is undefined: zeros), so one zarr `fill_value`
+/// of the base type describes it.
+fn uniform_fill(ds: &Dataset, part: u32) -> bool {
+    let Some(fill) = ds.fill_value.value.as_deref() else {
+        return true;
+    };
+    let part = part as usize;
+    part > 0
+        && fill
+            .chunks(part)
+            .all(|c| fill.get(..part).is_some_and(|first| c == first))
+}
+
+/// The bytes of one never-written chunk of `nbytes` of a fixed-length
+/// string dataset whose fill reads as empty strings (netCDF char variables:
+/// NC_FILL_CHAR is NUL), when it is small enough to inline.
+///
+/// zarr can only give absent chunks a `fill_value`, and xarray's zarr
+/// backend masks every element equal to it: a never-written char variable
+/// (SCHISM's `SCHISM_hgrid(one)`) would read as NaN, where netCDF4-python
+/// and xarray's netCDF4 engine read `b""`. Inlining the fill bytes instead
+/// lets `fill_value` stay `null`, so nothing is masked (kerchunk writes a
+/// `" "` fill, which reads back as `b" "`). Only without a `_FillValue`
+/// attribute (with one, masking is what netCDF readers do too).
+fn fill_chunk(ds: &Dataset, zd: &ZDtype, nbytes: u64, opts: &TranslateOptions) -> Option<Vec<u8>> {
+    if zd.kind != Kind::Bytes
+        || fill_value_attr(&ds.attributes).is_some()
+        || nbytes > opts.max_reencode_bytes
+    {
+        return None;
+    }
+    let fill = ds.fill_value.value.as_deref().unwrap_or(&[]);
+    if fill.iter().any(|b| *b != 0) {
+        return None;
+    }
+    Some(vec![0u8; usize::try_from(nbytes).ok()?])
 }
 
 /// True for a fixed-length string type with space padding (`H5T_STR_SPACEPAD`).
@@ -856,14 +1042,21 @@ pub fn fill_value(ds: &Dataset, zd: &ZDtype, complete: bool) -> Json {
         return j;
     }
     match zd.kind {
+        // every chunk stored: as for numbers, `null` keeps xarray from
+        // masking real strings equal to the fill
+        Kind::Bytes if complete => Json::Null,
         Kind::Bytes => {
             let mut b = ds.fill_value.value.clone().unwrap_or_default();
             b.truncate(zd.size as usize);
             while b.last() == Some(&0) {
                 b.pop();
             }
+            // No fill, or only NULs (netCDF's NC_FILL_CHAR): unwritten
+            // elements read as b"" in h5py, netCDF4 and xarray, so the
+            // fill is one NUL (numpy pads it to the itemsize). kerchunk
+            // writes " ", which reads back as b" ".
             if b.is_empty() {
-                b = b" ".to_vec();
+                b = vec![0];
             }
             use base64::Engine as _;
             Json::Str(base64::engine::general_purpose::STANDARD.encode(b))
@@ -878,7 +1071,20 @@ pub fn fill_value(ds: &Dataset, zd: &ZDtype, complete: bool) -> Json {
     }
 }
 
-/// zarr's `encode_fill_value(attr, dataset_dtype)`.
+/// The `_FillValue` attribute as a `fill_value` of the array's dtype, or
+/// `None` when it is not exactly a value of that dtype.
+///
+/// Repacking tools leave attributes of another type than their variable
+/// (int16 data with a float32 `_FillValue`, often the float default fill
+/// 9.96921e36). netCDF4-python then casts the attribute to the variable's
+/// type and ignores it when the cast is not safe; xarray's netCDF4 engine
+/// compares the data with the attribute's own value. Both agree with this
+/// rule: a value that converts exactly (-32767.0 -> -32767) is the fill
+/// value; any other (out of range, fractional, non-finite for integers) is
+/// not, the array gets the fill value it would have without the attribute
+/// and the attribute is kept in `.zattrs` as written (see
+/// [`attr_fill_kept`]). A number outside the dtype's range is never written
+/// (zarr cannot even open such an array).
 fn encode_attr_fill(v: &Value, zd: &ZDtype) -> Option<Json> {
     use base64::Engine as _;
     let num = match v {
@@ -889,28 +1095,65 @@ fn encode_attr_fill(v: &Value, zd: &ZDtype) -> Option<Json> {
         _ => None,
     };
     Some(match zd.kind {
-        Kind::Float => zarr::fill_float(num?),
-        Kind::Int | Kind::UInt => match v {
-            Value::Int(i) => Json::Int(*i),
-            Value::UInt(u) => Json::UInt(*u),
-            Value::Enum { value, .. } => Json::Int(*value),
-            Value::Float(f) if f.is_finite() => {
-                let t = f.trunc();
-                if t < 0.0 {
-                    Json::Int(t as i64)
-                } else {
-                    Json::UInt(t as u64)
-                }
+        Kind::Float => {
+            let f = num?;
+            // a finite value that overflows a narrower float is not a value of it
+            let max = match zd.size {
+                2 => 65504.0,
+                4 => f64::from(f32::MAX),
+                _ => f64::MAX,
+            };
+            if f.is_finite() && f.abs() > max {
+                return None;
             }
-            _ => return None,
-        },
+            zarr::fill_float(f)
+        }
+        Kind::Int | Kind::UInt => {
+            let bits = zd.size.saturating_mul(8).min(64);
+            let (lo, hi): (i128, i128) = if zd.kind == Kind::Int {
+                (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+            } else {
+                (0, (1i128 << bits) - 1)
+            };
+            let n: i128 = match v {
+                Value::Int(i) => i128::from(*i),
+                Value::UInt(u) => i128::from(*u),
+                Value::Enum { value, .. } => i128::from(*value),
+                // exactly integral and inside i128: the range check below
+                Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e30 => {
+                    *f as i128
+                }
+                _ => return None,
+            };
+            if n < lo || n > hi {
+                return None;
+            }
+            if n < 0 {
+                Json::Int(i64::try_from(n).ok()?)
+            } else {
+                Json::UInt(u64::try_from(n).ok()?)
+            }
+        }
         Kind::Bool => Json::Bool(num? != 0.0),
+        Kind::Complex => return None,
         Kind::Bytes | Kind::Void => match v {
             Value::Str(s) => Json::Str(base64::engine::general_purpose::STANDARD.encode(s)),
             Value::Bytes(b) => Json::Str(base64::engine::general_purpose::STANDARD.encode(b)),
             _ => return None,
         },
     })
+}
+
+/// The `_FillValue` attribute, as `.zattrs` JSON, when it does not become
+/// the zarr `fill_value` (it is not a value of the array's dtype, see
+/// [`encode_attr_fill`]): kept so readers still see what the file says.
+fn attr_fill_kept(ds: &Dataset, zd: &ZDtype) -> Option<Json> {
+    let v = fill_value_attr(&ds.attributes)?;
+    if encode_attr_fill(v, zd).is_some() {
+        return None;
+    }
+    let a = ds.attributes.iter().find(|a| a.name == "_FillValue")?;
+    crate::attrs::attr_value_json(a)
 }
 
 /// One element as kerchunk embeds it (h5py value with bytes decoded).
@@ -933,10 +1176,13 @@ fn embed_value(v: &Value) -> Json {
     }
 }
 
-/// numcodecs `JSON` chunks (`[v0, v1, ..., "|O", [chunk shape]]`) for every
-/// chunk of the grid; positions past the array edge are `null`, as zarr
-/// leaves them for object arrays without a fill value.
-fn embed(plan: &EmbedPlan, values: &[Value]) -> Result<Vec<(String, String)>, String> {
+/// The values of every chunk of the grid, in C order: `(chunk index,
+/// cells)`, a cell `None` past the array edge.
+#[allow(clippy::type_complexity)]
+fn chunk_cells<'v>(
+    plan: &EmbedPlan,
+    values: &'v [Value],
+) -> Result<Vec<(Vec<u64>, Vec<Option<&'v Value>>)>, String> {
     let total: u64 = plan.shape.iter().product();
     if values.len() as u64 != total {
         return Err(format!(
@@ -962,7 +1208,7 @@ fn embed(plan: &EmbedPlan, values: &[Value]) -> Result<Vec<(String, String)>, St
             idx[d] = rem % grid[d];
             rem /= grid[d];
         }
-        let mut items = Vec::with_capacity(per_chunk as usize + 2);
+        let mut cells = Vec::with_capacity(per_chunk as usize);
         for within in 0..per_chunk {
             let mut pos = vec![0u64; rank];
             let mut r = within;
@@ -971,15 +1217,40 @@ fn embed(plan: &EmbedPlan, values: &[Value]) -> Result<Vec<(String, String)>, St
                 r /= plan.chunks[d];
             }
             if pos.iter().zip(&plan.shape).any(|(p, s)| p >= s) {
-                items.push(Json::Null);
+                cells.push(None);
                 continue;
             }
             let lin = pos
                 .iter()
                 .zip(&plan.shape)
                 .fold(0u64, |acc, (p, s)| acc * s + p);
-            let v = values.get(lin as usize).ok_or("value index out of range")?;
-            items.push(embed_value(v));
+            cells.push(Some(
+                values.get(lin as usize).ok_or("value index out of range")?,
+            ));
+        }
+        out.push((idx, cells));
+    }
+    Ok(out)
+}
+
+/// numcodecs `JSON` chunks (`[v0, v1, ..., "|O", [chunk shape]]`) for every
+/// chunk of the grid; positions past the array edge are `null`, as zarr
+/// leaves them for object arrays without a fill value.
+fn embed(plan: &EmbedPlan, values: &[Value]) -> Result<Vec<(String, String)>, String> {
+    let rank = plan.shape.len();
+    let mut out = Vec::new();
+    for (idx, cells) in chunk_cells(plan, values)? {
+        let mut items: Vec<Json> = cells
+            .into_iter()
+            .map(|c| c.map_or(Json::Null, embed_value))
+            .collect();
+        // numcodecs' JSON codec writes `chunk.tolist()` and decodes with
+        // `out[:] = items[:-2]`: nested lists for 2-D and higher chunks
+        if rank >= 2 {
+            items = match crate::attrs::nest(items, &plan.chunks) {
+                Json::Array(rows) => rows,
+                other => vec![other],
+            };
         }
         items.push(Json::from("|O"));
         items.push(Json::Array(
@@ -991,6 +1262,65 @@ fn embed(plan: &EmbedPlan, values: &[Value]) -> Result<Vec<(String, String)>, St
         ));
     }
     Ok(out)
+}
+
+/// numcodecs `VLenArray` chunks for a vlen sequence of numbers: a
+/// little-endian u32 item count, then per item its byte length (u32 LE)
+/// and its elements in `base`'s dtype. zarr 2 decodes them to an object
+/// array of numpy arrays, as h5py and netCDF4-python read vlen data.
+/// (numcodecs' JSON codec cannot carry them: `out[:] = items` broadcasts
+/// equal-length sequences into an extra axis and fails.) Positions past
+/// the array edge are empty sequences.
+fn embed_vlen_array(
+    plan: &EmbedPlan,
+    values: &[Value],
+    base: &ZDtype,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    for (idx, cells) in chunk_cells(plan, values)? {
+        let n = u32::try_from(cells.len()).map_err(|_| "chunk too large")?;
+        let mut buf = n.to_le_bytes().to_vec();
+        for c in cells {
+            let items: &[Value] = match c {
+                None | Some(Value::Null) => &[],
+                Some(Value::Vlen(items)) => items,
+                Some(other) => return Err(format!("not a vlen sequence: {other:?}")),
+            };
+            let mut bytes = Vec::with_capacity(items.len() * base.size as usize);
+            for v in items {
+                bytes.extend(number_bytes(v, base).ok_or_else(|| {
+                    format!("vlen element {v:?} is not a {}", base.json.to_compact())
+                })?);
+            }
+            let len = u32::try_from(bytes.len()).map_err(|_| "vlen item too large")?;
+            buf.extend_from_slice(&len.to_le_bytes());
+            buf.extend(bytes);
+        }
+        out.push((chunk_key(&plan.prefix, &idx), buf));
+    }
+    Ok(out)
+}
+
+/// One decoded number in the byte layout of a numeric zarr dtype.
+fn number_bytes(v: &Value, z: &ZDtype) -> Option<Vec<u8>> {
+    let mut b = match (z.kind, z.size, v) {
+        (Kind::Int, 1, Value::Int(i)) => i8::try_from(*i).ok()?.to_le_bytes().to_vec(),
+        (Kind::Int, 2, Value::Int(i)) => i16::try_from(*i).ok()?.to_le_bytes().to_vec(),
+        (Kind::Int, 4, Value::Int(i)) => i32::try_from(*i).ok()?.to_le_bytes().to_vec(),
+        (Kind::Int, 8, Value::Int(i)) => i.to_le_bytes().to_vec(),
+        (Kind::UInt, 1, Value::UInt(u)) => u8::try_from(*u).ok()?.to_le_bytes().to_vec(),
+        (Kind::UInt, 2, Value::UInt(u)) => u16::try_from(*u).ok()?.to_le_bytes().to_vec(),
+        (Kind::UInt, 4, Value::UInt(u)) => u32::try_from(*u).ok()?.to_le_bytes().to_vec(),
+        (Kind::UInt, 8, Value::UInt(u)) => u.to_le_bytes().to_vec(),
+        // decoded floats are exact widenings of the stored value
+        (Kind::Float, 4, Value::Float(f)) => (*f as f32).to_le_bytes().to_vec(),
+        (Kind::Float, 8, Value::Float(f)) => f.to_le_bytes().to_vec(),
+        _ => return None,
+    };
+    if matches!(z.order, Some(hdf5_lite::ByteOrder::BigEndian)) {
+        b.reverse();
+    }
+    Some(b)
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub enum Kind {
     Bytes,
     /// Opaque `|V<n>` or structured (compound) dtype.
     Void,
+    /// `<c8` / `<c16`: h5py's complex numbers (see [`complex_of`]).
+    Complex,
 }
 
 /// A zarr dtype with what the translator needs to know about it.
@@ -133,6 +135,16 @@ pub fn zarr_dtype(dt: &Datatype) -> Result<ZDtype, String> {
                 zarr_dtype(base)
             }
         }
+        Datatype::Compound { .. } if complex_of(dt).is_some() => {
+            let (part, order) = complex_of(dt).ok_or("not complex")?;
+            let size = part * 2;
+            Ok(ZDtype {
+                json: Json::Str(format!("{}c{size}", endian(&order, size))),
+                kind: Kind::Complex,
+                size,
+                order: Some(order),
+            })
+        }
         Datatype::Compound { size, .. } => Ok(ZDtype {
             json: structured_descr(dt)?,
             kind: Kind::Void,
@@ -152,6 +164,34 @@ pub fn zarr_dtype(dt: &Datatype) -> Result<ZDtype, String> {
             "datasets of HDF5 array type would need extra zarr dimensions; not supported".into(),
         ),
     }
+}
+
+/// h5py reads a compound of exactly two floats of one size and byte order
+/// named `r` and `i` (its default `complex_names`), at offsets 0 and that
+/// size with nothing after, as numpy complex: `(float size, order)` then.
+pub fn complex_of(dt: &Datatype) -> Option<(u32, ByteOrder)> {
+    let Datatype::Compound { size, members } = dt else {
+        return None;
+    };
+    let [re, im] = members.as_slice() else {
+        return None;
+    };
+    let float = |d: &Datatype| match d {
+        Datatype::FloatingPoint { size, order, .. } if matches!(size, 4 | 8) => {
+            Some((*size, order.clone()))
+        }
+        _ => None,
+    };
+    let (rs, ro) = float(&re.datatype)?;
+    let (is, io) = float(&im.datatype)?;
+    (re.name == "r"
+        && im.name == "i"
+        && rs == is
+        && ro == io
+        && re.offset == 0
+        && im.offset == rs
+        && *size == 2 * rs)
+        .then_some((rs, ro))
 }
 
 /// numpy `descr` of a compound type, as zarr writes it: a list of
@@ -264,6 +304,20 @@ pub fn fill_from_bytes(z: &ZDtype, bytes: &[u8]) -> Option<Json> {
         (Kind::Float, 4) => fill_float(f64::from(f32::from_le_bytes(ordered::<4>(bytes, o)?))),
         (Kind::Float, 8) => fill_float(f64::from_le_bytes(ordered::<8>(bytes, o)?)),
         (Kind::Bytes | Kind::Void, _) => Json::Str(B64.encode(bytes.get(..z.size as usize)?)),
+        // zarr 2 writes a complex fill as [real, imag]
+        (Kind::Complex, n) => {
+            let part = ZDtype {
+                json: Json::Null,
+                kind: Kind::Float,
+                size: n / 2,
+                order: o.clone(),
+            };
+            let half = (n / 2) as usize;
+            Json::Array(vec![
+                fill_from_bytes(&part, bytes.get(..half)?)?,
+                fill_from_bytes(&part, bytes.get(half..2 * half)?)?,
+            ])
+        }
         _ => return None,
     })
 }

@@ -65,6 +65,11 @@ INTENDED = [
      "reads them; kerchunk references the stored bytes (reads 'abc     '), we inline "
      "the converted bytes. Checked (needs --original): the string pad is "
      "H5T_STR_SPACEPAD and our chunk bytes equal h5py's read."),
+    ("array-type-trailing-dims", "*",
+     "H5T_ARRAY dataset: kerchunk embeds it as a JSON object array; we reference it "
+     "in place with the element's axes as trailing zarr dimensions (h5py's view). "
+     "Checked (needs --original): dtype = the base type, shape = dataspace + "
+     "element dims, every chunk decodes to h5py's data."),
     ("kerchunk-ujson-minified", "*",
      "kerchunk's _encode_for_JSON passes every inline value through "
      "ujson.dumps(ujson.loads(v)); ujson parses a 1-byte chunk b'-' as 0 and kerchunk "
@@ -191,7 +196,11 @@ class Original:
         except Exception:
             return False
         region = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, chunks, shape))
-        want = ds[region]
+        # H5T_ARRAY datasets: h5py indexes the dataspace; the element's
+        # axes trail in its result
+        r = len(ds.shape)
+        want = ds[region[:r]] if r else ds[()]
+        want = np.asarray(want)[(slice(None),) * r + region[r:]]
         got = got[tuple(slice(0, r.stop - r.start) for r in region)]
         return np.ascontiguousarray(want).tobytes() == np.ascontiguousarray(got).astype(want.dtype).tobytes()
 
@@ -264,6 +273,18 @@ def main():
         g, o = meta(gold, arr), meta(ours, arr)
         if g and o and g.get("dtype") == "|O" and (isinstance(o.get("dtype"), list) or str(o.get("dtype")).startswith("|V")):
             note("compound-structured", arr)
+            skip_arrays.add(arr)
+    for arr in sorted(gold_arrays & our_arrays):
+        ds = orig.dataset(arr) if orig is not None and arr not in skip_arrays else None
+        if ds is None or ds.dtype.subdtype is None:
+            continue
+        import numpy as np
+        base, sub = ds.dtype.subdtype
+        o = meta(ours, arr)
+        keys = [k for k in ours if array_of(k) == arr and not k.rsplit("/", 1)[-1].startswith(".")]
+        if o and np.dtype(o["dtype"]) == base and list(o["shape"]) == list(ds.shape) + list(sub) \
+                and keys and all(orig.chunk_is_right(arr, k, ours[k], o) for k in keys):
+            note("array-type-trailing-dims", arr, f"{ds.dtype} -> {o['dtype']} {o['shape']}")
             skip_arrays.add(arr)
     for arr in sorted(gold_arrays & our_arrays):
         if arr in skip_arrays or orig is None or not orig.is_spacepad(arr):

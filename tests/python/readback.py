@@ -106,7 +106,13 @@ def compare(expected, got, ignore_byteorder=False):
     if expected.dtype.kind == "O" or got.dtype.kind == "O":
         e = expected.reshape(-1).tolist()
         g = got.reshape(-1).tolist()
-        bad = [i for i, (x, y) in enumerate(zip(e, g)) if x != y]
+        def differ(x, y):
+            # vlen sequences: numpy arrays, equal in dtype and values
+            if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+                return not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)
+                            and x.dtype == y.dtype and np.array_equal(x, y))
+            return x != y
+        bad = [i for i, (x, y) in enumerate(zip(e, g)) if differ(x, y)]
         return None if not bad else f"{len(bad)} object elements differ (first at {bad[0]}: {g[bad[0]]!r} != {e[bad[0]]!r})"
     if expected.dtype.names and got.dtype.names:
         # compare member by member: numpy names zarr's padding entries f1, f2...

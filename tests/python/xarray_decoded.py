@@ -55,6 +55,14 @@ def compare(rel):
     ours = open_refs(OURS / (rel + ".json"), original, **kw)
     problems = []
     skipped = warned(rel)
+    # text attributes as netCDF4-python decodes them (char attributes that
+    # are not UTF-8: errors="replace"); kerchunk's " " for an empty
+    # fixed-length string is its documented convention
+    for where, mine, ref in [("global", ours.attrs, theirs.attrs)] + [
+            (n, ours.variables[n].attrs, v.attrs) for n, v in theirs.variables.items() if n in ours.variables]:
+        for k, v in ref.items():
+            if isinstance(v, str) and not (v == "" and mine.get(k) == " ") and mine.get(k) != v:
+                problems.append(f"{where}: attribute {k!r} is {mine.get(k)!r}, netCDF4 gives {v!r}")
     for name, var in theirs.variables.items():
         if name not in ours.variables:
             # Only a variable we reported as unrepresentable may be absent.
@@ -84,6 +92,19 @@ def compare(rel):
                 continue
             problems.append(f"{name}: dtype {a.dtype} != {b.dtype} and not explained by netCDF default fill")
             continue
+        if a.dtype != b.dtype and a.dtype == np.float64 and b.dtype == np.float32 and \
+                any(isinstance(var.encoding.get(k), np.float32) for k in ("scale_factor", "add_offset")):
+            # Packed with float32 scale_factor/add_offset: JSON attributes
+            # carry no float32 type, so xarray unpacks our refs in float64
+            # (kerchunk's refs too). The oracle is xarray's own unpacking of
+            # the netCDF4 engine's raw variable with the same attribute
+            # values as Python floats: it must match bit for bit.
+            raw = xr.open_dataset(original, engine="netcdf4", decode_cf=False, **{
+                k: v for k, v in kw.items() if k != "decode_times"})[name]
+            raw.attrs = {k: (float(v) if isinstance(v, np.floating) and k in (
+                "scale_factor", "add_offset", "_FillValue", "missing_value") else v)
+                for k, v in raw.attrs.items()}
+            b = xr.decode_cf(raw.to_dataset(name=name), decode_times=False)[name].values
         if a.dtype != b.dtype:
             problems.append(f"{name}: dtype {a.dtype} != {b.dtype}")
             continue
