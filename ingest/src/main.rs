@@ -246,24 +246,76 @@ enum Command {
     },
 }
 
-/// A failure with the exit code Argo should see.
+/// A failure with the exit code Argo should see: 1 permanent, 2 usage,
+/// 3 transient. Built only from typed errors (each `From` below decides
+/// its code) or the explicit constructors, never from any `Display`, so a
+/// transient error cannot silently become a permanent one through `?`.
 struct Failure {
     code: u8,
     message: String,
 }
 
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure {
-            code: 1,
-            message: e.to_string(),
+impl From<StepError> for Failure {
+    fn from(e: StepError) -> Self {
+        step_failure(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        store_failure(e)
+    }
+}
+
+impl From<hdf5_lite::Error> for Failure {
+    fn from(e: hdf5_lite::Error) -> Self {
+        step_failure(StepError::from_hdf5(&e))
+    }
+}
+
+impl From<hdf5_lite::SourceError> for Failure {
+    fn from(e: hdf5_lite::SourceError) -> Self {
+        step_failure(StepError::from_source(&e, ""))
+    }
+}
+
+impl From<kerchunk::Error> for Failure {
+    fn from(e: kerchunk::Error) -> Self {
+        step_failure(StepError::from_kerchunk(&e))
+    }
+}
+
+impl From<kerchunk::combine::CombineError> for Failure {
+    fn from(e: kerchunk::combine::CombineError) -> Self {
+        match e {
+            kerchunk::combine::CombineError::Fetch { .. } => transient(e),
+            other => permanent(other),
         }
+    }
+}
+
+impl From<ingest::message::Error> for Failure {
+    fn from(e: ingest::message::Error) -> Self {
+        permanent(e)
+    }
+}
+
+impl From<serde_json::Error> for Failure {
+    fn from(e: serde_json::Error) -> Self {
+        permanent(e)
     }
 }
 
 fn transient(e: impl std::fmt::Display) -> Failure {
     Failure {
         code: 3,
+        message: e.to_string(),
+    }
+}
+
+fn permanent(e: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: 1,
         message: e.to_string(),
     }
 }
@@ -402,14 +454,9 @@ async fn open(
     ),
     Failure,
 > {
-    let src = open_url(source, &SourceOptions::default())
-        .await
-        .map_err(transient)?;
-    match hdf5_lite::open(src.clone(), &hdf5_lite::Options::default()).await {
-        Ok((f, st)) => Ok((f, st, src)),
-        Err(e @ hdf5_lite::Error::Source { .. }) => Err(transient(e)),
-        Err(e) => Err(e.into()),
-    }
+    let src = open_url(source, &SourceOptions::default()).await?;
+    let (f, st) = hdf5_lite::open(src.clone(), &hdf5_lite::Options::default()).await?;
+    Ok((f, st, src))
 }
 
 /// `--stats` output: the engine's counters plus this process's peak
@@ -464,9 +511,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             let text = t.to_json();
             match output {
-                Some(path) => {
-                    std::fs::write(&path, text).map_err(|e| format!("cannot write {path}: {e}"))?
-                }
+                Some(path) => std::fs::write(&path, text)
+                    .map_err(|e| permanent(format!("cannot write {path}: {e}")))?,
                 None => println!("{text}"),
             }
             if stats {
@@ -506,15 +552,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let mut sets = Vec::with_capacity(inputs.len());
             for path in &inputs {
                 let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read {path}: {e}"))?;
-                let refs =
-                    kerchunk::RefSet::from_json(&text).map_err(|e| format!("{path}: {e}"))?;
+                    .map_err(|e| permanent(format!("cannot read {path}: {e}")))?;
+                let refs = kerchunk::RefSet::from_json(&text)
+                    .map_err(|e| permanent(format!("{path}: {e}")))?;
                 sets.push((path.clone(), refs));
             }
             let fetcher = UrlFetcher::new(hdf5_lite::SourceOptions::default());
             let combined = combine_fetching(&sets, &opts, &fetcher).await?;
             std::fs::write(&output, combined.to_json())
-                .map_err(|e| format!("cannot write {output}: {e}"))?;
+                .map_err(|e| permanent(format!("cannot write {output}: {e}")))?;
         }
         Command::ExtractSingle {
             message,

@@ -123,6 +123,17 @@ impl RefSet {
     /// (only when there are any). fsspec ignores unknown top-level keys, so
     /// the set still opens everywhere; a reader sees what is missing and why.
     pub fn to_json_with_warnings(&self, warnings: &[(String, String)]) -> String {
+        self.to_json_with_source(None, warnings)
+    }
+
+    /// Like [`RefSet::to_json_with_warnings`], plus a top-level `"source"`
+    /// value (the version of the file the references were made from: etag,
+    /// size, modification time), ignored by fsspec like `"warnings"`.
+    pub fn to_json_with_source(
+        &self,
+        source: Option<&serde_json::Value>,
+        warnings: &[(String, String)],
+    ) -> String {
         let mut out = String::with_capacity(64 * self.refs.len() + 32);
         out.push_str("{\"refs\":{");
         for (i, (k, v)) in self.refs.iter().enumerate() {
@@ -133,7 +144,12 @@ impl RefSet {
             out.push(':');
             v.to_json().write(&mut out);
         }
-        out.push_str("},\"version\":1");
+        out.push('}');
+        if let Some(src) = source {
+            out.push_str(",\"source\":");
+            out.push_str(&src.to_string());
+        }
+        out.push_str(",\"version\":1");
         if !warnings.is_empty() {
             out.push_str(",\"warnings\":[");
             for (i, (path, reason)) in warnings.iter().enumerate() {
