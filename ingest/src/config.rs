@@ -136,6 +136,12 @@ impl Pipeline {
         }
     }
 
+    /// Use `store` for `url` from now on (tests: a store that fails or
+    /// holds chosen requests).
+    pub async fn insert_store(&self, url: &StoreUrl, store: Arc<dyn ObjectStore>) {
+        self.stores.lock().await.insert(format!("{url:?}"), store);
+    }
+
     /// The store a URL names, opened once.
     pub async fn store(&self, url: &StoreUrl) -> Result<Arc<dyn ObjectStore>, StoreError> {
         let id = format!("{url:?}");
