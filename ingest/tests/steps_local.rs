@@ -762,7 +762,7 @@ fn exit_codes_follow_the_kind_of_failure() {
         let fetcher = steps::SourceFetcher::new(&e.p);
         use kerchunk::combine::Fetcher as _;
         let err = fetcher
-            .fetch("s3://not-a-source-bucket/x.nc", &[0..8])
+            .fetch("s3://not-a-source-bucket/x.nc", &[0u64..8, 8..16])
             .await
             .unwrap_err();
         assert!(err.contains("not a configured source bucket"), "{err}");
