@@ -45,6 +45,9 @@ pub struct Config {
     /// Times an aggregate is rebuilt when its member set changed while it
     /// was being written.
     pub max_rebuilds: usize,
+    /// Records one message may carry; a message with more fails
+    /// permanently before anything is read or written.
+    pub max_records_per_message: usize,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             include_nowcasts: false,
             io_concurrency: 8,
             max_rebuilds: 8,
+            max_records_per_message: 100,
         }
     }
 }

@@ -92,6 +92,9 @@ struct PipelineArgs {
     /// `always`, or `never` (sign everything with the credential chain).
     #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "always", "never"])]
     anonymous: String,
+    /// Records one message may carry (after that: exit 1, nothing done).
+    #[arg(long, global = true, default_value_t = 100)]
+    max_records: usize,
     /// Attempts per S3 request (SDK retries included).
     #[arg(long, global = true, default_value_t = 5)]
     max_attempts: u32,
@@ -343,9 +346,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// Log targets of the AWS SDK and its HTTP stack that can print credentials
+/// or signed headers at debug/trace level.
+const CREDENTIAL_BEARING_TARGETS: &[&str] = &[
+    "aws_config",
+    "aws_credential_types",
+    "aws_runtime",
+    "aws_sigv4",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_smithy_types",
+    "aws_sdk_s3",
+    "aws_sdk_sqs",
+    "aws_sdk_sts",
+    "aws_sdk_sso",
+    "aws_sdk_ssooidc",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+];
+
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The AWS SDK logs credentials (access key IDs in identity and signing
+    // traces) at debug/trace. Whatever RUST_LOG asks, its targets are capped
+    // at info (a directive for the exact target replaces the user's).
+    for target in CREDENTIAL_BEARING_TARGETS {
+        if let Ok(d) = format!("{target}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -394,6 +428,7 @@ fn pipeline(a: &PipelineArgs, dest_override: Option<StoreUrl>) -> Result<Pipelin
     c.hdf5.max_metadata_bytes = a.max_metadata_bytes;
     c.hdf5.max_objects = a.max_objects;
     c.io_concurrency = a.io_concurrency.max(1);
+    c.max_records_per_message = a.max_records.max(1);
     c.source_options.endpoint_url = a.endpoint_url.clone();
     c.source_options.max_attempts = a.max_attempts.max(1);
     c.source_options.anonymous = match a.anonymous.as_str() {

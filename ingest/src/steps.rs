@@ -162,17 +162,37 @@ fn parse_message(body: &str) -> Result<S3Event, StepError> {
 /// The object-creation records of a message, for both steps: test events
 /// are acknowledged (`out.test_event`, no records) and other event kinds
 /// are recorded as skipped.
-fn creation_records(body: &str, out: &mut Outcome) -> Result<Vec<message::S3Record>, StepError> {
+fn creation_records(
+    p: &Pipeline,
+    body: &str,
+    out: &mut Outcome,
+) -> Result<Vec<message::S3Record>, StepError> {
     let event = parse_message(body)?;
     out.test_event = event.is_test_event();
     if out.test_event {
         info!("s3:TestEvent acknowledged");
         return Ok(Vec::new());
     }
-    let mut records = Vec::new();
-    for r in event.records() {
+    let all = event.records();
+    let limit = p.config.max_records_per_message;
+    if all.len() > limit {
+        return Err(StepError::Permanent(format!(
+            "message has {} records, more than the limit of {limit} (--max-records); nothing was done",
+            all.len()
+        )));
+    }
+    let mut records: Vec<message::S3Record> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in all {
         if r.event_name.starts_with("ObjectCreated") {
-            records.push(r.clone());
+            // One version of one object is indexed once per message: the
+            // same (bucket, key, etag or sequencer) repeated is a duplicate.
+            let version = r.etag.clone().or_else(|| r.sequencer.clone());
+            if seen.insert((r.bucket.clone(), r.key.clone(), version)) {
+                records.push(r.clone());
+            } else {
+                info!(bucket = %r.bucket, key = %r.key, "duplicate record in one message ignored");
+            }
         } else {
             out.skip(
                 &r.key,
@@ -207,7 +227,7 @@ pub async fn extract_single(
 ) -> Result<Outcome, StepError> {
     let prefix = validate_prefix(dest_prefix)?;
     let mut out = Outcome::default();
-    let records = creation_records(body, &mut out)?;
+    let records = creation_records(p, body, &mut out)?;
     let mut errors = Vec::new();
     for r in &records {
         let at = SourceAt {
@@ -479,7 +499,7 @@ fn put_condition(etag: Option<String>) -> PutCondition {
 /// destination-bucket message names.
 pub async fn update_model_run(p: &Pipeline, body: &str) -> Result<Outcome, StepError> {
     let mut out = Outcome::default();
-    let records = creation_records(body, &mut out)?;
+    let records = creation_records(p, body, &mut out)?;
     let mut errors = Vec::new();
     for r in &records {
         let store = p.dest_store(&r.bucket).await?;

@@ -669,8 +669,20 @@ impl ObjectStore for S3Store {
                         .unwrap_or(0),
                     modified_ms: o.last_modified().and_then(|t| t.to_millis().ok()),
                 })),
-                Err(e) => match s3_error(what, e) {
-                    StoreError::NotFound(_) => Ok(None),
+                Err(e) => match s3_error(what.clone(), e) {
+                    StoreError::NotFound(_) => {
+                        // HEAD answers carry no error code: a missing bucket
+                        // looks like a missing object. Ask (only on this
+                        // path) so it is reported as what it is.
+                        match self.client.head_bucket().bucket(&self.bucket).send().await {
+                            Err(e)
+                                if e.raw_response().map(|r| r.status().as_u16()) == Some(404) =>
+                            {
+                                Err(StoreError::Permanent(format!("{what}: no such bucket")))
+                            }
+                            _ => Ok(None),
+                        }
+                    }
                     other => Err(other),
                 },
             }

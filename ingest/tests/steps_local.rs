@@ -769,3 +769,30 @@ fn exit_codes_follow_the_kind_of_failure() {
         assert!(fetcher.saw_permanent());
     });
 }
+
+/// Defect 4: one message naming the same object 400 times indexes it once;
+/// a message over the record limit fails permanently with nothing written.
+#[test]
+fn duplicate_records_are_indexed_once_and_records_are_capped() {
+    let e = env();
+    rt().block_on(async {
+        let k = key("12", "f001");
+        let many = vec![k.clone(); 400];
+        let mut cfg = e.p.config.clone();
+        cfg.max_records_per_message = 500;
+        let p = Pipeline::new(cfg);
+        let out = steps::extract_single(&p, &message(SRC, &many), &*e.dest, "nos")
+            .await
+            .unwrap();
+        assert_eq!(out.written.len(), 1, "{out:?}");
+
+        let other = env();
+        let err = extract(&other, &many).await.unwrap_err();
+        assert_eq!(err.exit_code(), 1, "{err:?}");
+        assert!(
+            err.to_string().contains("more than the limit of 100"),
+            "{err}"
+        );
+        assert!(other.dest.list("").await.unwrap().is_empty());
+    });
+}
