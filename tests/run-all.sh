@@ -35,6 +35,7 @@ step "CLI refs + combine vs xr.concat" bash tests/cli_combine.sh
 step "README demo: pipeline offline on a bundled cycle" env DEMO_DIR="$ROOT/target/demo-test" bash examples/demo.sh
 step "S3 source against moto" bash tests/s3_source_test.sh
 step "end-to-end pipeline (moto S3/SNS/SQS, fault injection)" bash tests/e2e/run_e2e.sh
+step "consistency under held requests (moto: CAS, pinned reads, exit codes, logs)" bash tests/e2e/run_consistency.sh
 step "static musl binary in an empty root (HTTP, S3 via moto)" bash tests/static/run.sh
 step "fuzz smoke (every target, 20 s)" bash fuzz/smoke.sh 20
 step "h5py goldens regenerate identically" bash fixtures/check-golden.sh
