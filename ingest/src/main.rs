@@ -207,9 +207,10 @@ enum Command {
         /// Messages processed at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
-        /// Seconds a received message stays hidden (extended while it runs).
-        #[arg(long, default_value_t = 300)]
-        visibility_timeout: i32,
+        /// Seconds a received message stays hidden (extended while it runs);
+        /// default: the queue's own visibility timeout.
+        #[arg(long)]
+        visibility_timeout: Option<i32>,
         /// Long-poll wait in seconds (0-20).
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i32).range(0..=20))]
         wait_seconds: i32,
@@ -643,7 +644,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 queue,
                 update_queue,
                 concurrency: concurrency.max(1),
-                visibility_timeout: visibility_timeout.max(1),
+                visibility_timeout: visibility_timeout.map(|v| v.max(1)),
                 wait_seconds,
                 max_messages,
                 exit_when_idle,

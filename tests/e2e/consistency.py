@@ -16,6 +16,8 @@ the objects in moto:
   d4  400 records naming one object: over the cap -> exit 1, nothing
       written; with --max-records 500 -> indexed once (one PUT).
   d5  no access key ID or secret at any RUST_LOG level.
+  d6  worker: SIGTERM while a long poll is open; a message sent then is
+      returned to the queue at once (not hidden for a visibility timeout).
   d9  a missing bucket is reported as such, and the URL once.
 """
 import argparse
@@ -23,9 +25,11 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import boto3
@@ -239,6 +243,33 @@ def main():
             check(rc == 0 and not leaked,
                   f"d5 RUST_LOG={level}: exit {rc}, {len(text.splitlines())} lines, credentials "
                   f"{'LEAKED' if leaked else 'absent'}")
+        # d6: SIGTERM during an idle long poll.
+        sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{port}")
+        q = sqs.create_queue(QueueName="consist-new", Attributes={"VisibilityTimeout": "120"})["QueueUrl"]
+        proxy.arm(lambda m, p, h: m == "POST" and "ReceiveMessage" in (h.get("X-Amz-Target") or ""))
+        w = subprocess.Popen([binary, "worker", "--queue", q, "--dest", f"s3://{DEST}/nos", "--wait-seconds", "5",
+                              "--models", "dbofs", "--anonymous", "never"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(w.stderr), daemon=True)
+        reader.start()
+        proxy.wait_held()
+        w.send_signal(signal.SIGTERM)
+        # Let the receive through only once the worker has taken the signal.
+        deadline = time.time() + 60
+        while not any("shutdown requested" in line for line in lines) and time.time() < deadline:
+            time.sleep(0.02)
+        sqs.send_message(QueueUrl=q, MessageBody=event(SRC, [src_key("12", "f001")]))
+        proxy.release()
+        w.wait(timeout=120)
+        reader.join(10)
+        err = "".join(lines)
+        check(w.returncode == 0, f"d6 worker exits 0 after SIGTERM (got {w.returncode})")
+        got = sqs.receive_message(QueueUrl=q, WaitTimeSeconds=0, MaxNumberOfMessages=1,
+                                  AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+        check(len(got) == 1, "d6 the message the open poll received is visible again at once"
+              + ("" if got else f": {err[-400:]}"))
+        check("visibility_timeout=120" in err, "d6 the worker used the queue's own visibility timeout")
     finally:
         if proxy:
             proxy.stop()
