@@ -497,11 +497,20 @@ static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 /// standard credential chain otherwise, `AWS_ENDPOINT_URL` or
 /// `SourceOptions::endpoint_url` with path-style addressing for
 /// S3-compatible servers, SDK retries (standard mode).
+///
+/// With `--anonymous auto`, a public NOAA bucket name is read unsigned; if
+/// that is denied (a private mirror or an S3-compatible server using the
+/// same names) and credentials are available, the store switches to signed
+/// requests once and retries.
 #[derive(Debug, Clone)]
 pub struct S3Store {
     bucket: String,
-    client: aws_sdk_s3::Client,
+    client: Arc<std::sync::RwLock<aws_sdk_s3::Client>>,
     opts: SourceOptions,
+    /// Unsigned only because the bucket name is a known public one.
+    auto_anonymous: bool,
+    /// The switch to signed requests was tried.
+    tried_signed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl S3Store {
@@ -511,13 +520,53 @@ impl S3Store {
             .map_err(|e| StoreError::Permanent(e.to_string()))?;
         Ok(S3Store {
             bucket: bucket.to_string(),
-            client,
+            client: Arc::new(std::sync::RwLock::new(client)),
             opts: opts.clone(),
+            auto_anonymous: opts.anonymous.is_none()
+                && hdf5_lite::source::s3::PUBLIC_BUCKETS.contains(&bucket),
+            tried_signed: Default::default(),
         })
     }
 
-    pub fn client(&self) -> &aws_sdk_s3::Client {
-        &self.client
+    /// The client in use (unsigned or, after a denial, signed).
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        match self.client.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// After an unsigned request was denied: switch to signed requests if
+    /// this store chose unsigned on its own and credentials are available.
+    /// True when the caller should retry (once per store).
+    async fn sign_after_denial(&self) -> bool {
+        use aws_sdk_s3::config::ProvideCredentials as _;
+        use std::sync::atomic::Ordering;
+        if !self.auto_anonymous || self.tried_signed.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let opts = SourceOptions {
+            anonymous: Some(false),
+            ..self.opts.clone()
+        };
+        let Ok(signed) = hdf5_lite::source::s3::S3Source::client(&self.bucket, &opts).await else {
+            return false;
+        };
+        // The standard chain, as the signed client resolves it.
+        let chain = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let has_credentials = match chain.credentials_provider() {
+            Some(p) => p.provide_credentials().await.is_ok(),
+            None => false,
+        };
+        if has_credentials {
+            tracing::info!(bucket = %self.bucket, "unsigned access denied: retrying with credentials");
+            if let Ok(mut c) = self.client.write() {
+                *c = signed;
+            }
+        }
+        has_credentials
     }
 }
 
@@ -570,7 +619,7 @@ impl ObjectStore for S3Store {
             validate_key(key)?;
             let what = format!("GetObject s3://{}/{key}", self.bucket);
             let out = self
-                .client
+                .client()
                 .get_object()
                 .bucket(&self.bucket)
                 .key(key)
@@ -598,7 +647,7 @@ impl ObjectStore for S3Store {
             validate_key(key)?;
             let what = format!("PutObject s3://{}/{key}", self.bucket);
             let mut req = self
-                .client
+                .client()
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
@@ -621,7 +670,7 @@ impl ObjectStore for S3Store {
             let mut token: Option<String> = None;
             loop {
                 let mut req = self
-                    .client
+                    .client()
                     .list_objects_v2()
                     .bucket(&self.bucket)
                     .prefix(prefix);
@@ -652,29 +701,38 @@ impl ObjectStore for S3Store {
         Box::pin(async move {
             validate_key(key)?;
             let what = format!("HeadObject s3://{}/{key}", self.bucket);
-            match self
-                .client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-            {
-                Ok(o) => Ok(Some(ObjectInfo {
-                    key: key.to_string(),
-                    etag: o.e_tag().unwrap_or_default().to_string(),
-                    size: o
-                        .content_length()
-                        .and_then(|s| u64::try_from(s).ok())
-                        .unwrap_or(0),
-                    modified_ms: o.last_modified().and_then(|t| t.to_millis().ok()),
-                })),
-                Err(e) => match s3_error(what.clone(), e) {
+            loop {
+                let client = self.client();
+                let e = match client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                {
+                    Ok(o) => {
+                        return Ok(Some(ObjectInfo {
+                            key: key.to_string(),
+                            etag: o.e_tag().unwrap_or_default().to_string(),
+                            size: o
+                                .content_length()
+                                .and_then(|s| u64::try_from(s).ok())
+                                .unwrap_or(0),
+                            modified_ms: o.last_modified().and_then(|t| t.to_millis().ok()),
+                        }));
+                    }
+                    Err(e) => e,
+                };
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                if status == Some(403) && self.sign_after_denial().await {
+                    continue;
+                }
+                return match s3_error(what.clone(), e) {
                     StoreError::NotFound(_) => {
                         // HEAD answers carry no error code: a missing bucket
                         // looks like a missing object. Ask (only on this
                         // path) so it is reported as what it is.
-                        match self.client.head_bucket().bucket(&self.bucket).send().await {
+                        match client.head_bucket().bucket(&self.bucket).send().await {
                             Err(e)
                                 if e.raw_response().map(|r| r.status().as_u16()) == Some(404) =>
                             {
@@ -684,7 +742,7 @@ impl ObjectStore for S3Store {
                         }
                     }
                     other => Err(other),
-                },
+                };
             }
         })
     }
@@ -692,7 +750,7 @@ impl ObjectStore for S3Store {
     fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
         validate_key(key)?;
         Ok(Arc::new(hdf5_lite::source::s3::S3Source::with_client(
-            self.client.clone(),
+            self.client(),
             &self.bucket,
             key,
             &self.opts,
@@ -707,7 +765,7 @@ impl ObjectStore for S3Store {
         validate_key(key)?;
         Ok(Arc::new(
             hdf5_lite::source::s3::S3Source::with_client(
-                self.client.clone(),
+                self.client(),
                 &self.bucket,
                 key,
                 &self.opts,

@@ -18,6 +18,8 @@ the objects in moto:
   d5  no access key ID or secret at any RUST_LOG level.
   d6  worker: SIGTERM while a long poll is open; a message sent then is
       returned to the queue at once (not hidden for a visibility timeout).
+  d8  --anonymous auto on a NOAA bucket name that denies unsigned reads:
+      retried signed once when credentials exist (exit 0), exit 1 without.
   d9  a missing bucket is reported as such, and the URL once.
 """
 import argparse
@@ -243,6 +245,22 @@ def main():
             check(rc == 0 and not leaked,
                   f"d5 RUST_LOG={level}: exit {rc}, {len(text.splitlines())} lines, credentials "
                   f"{'LEAKED' if leaked else 'absent'}")
+        # d8: anonymous auto, unsigned access denied -> signed once.
+        proxy.deny_unsigned = {SRC}
+        k = src_key("12", "f002")
+        put(("12", "f002"), k)
+        auto = [binary, *extract([k]), "--models", "dbofs", "--anonymous", "auto"]
+        r = subprocess.run(auto, env=env, capture_output=True, text=True, timeout=300)
+        check(r.returncode == 0 and "retrying with credentials" in r.stderr,
+              f"d8 unsigned read denied: retried signed, exit 0 (got {r.returncode}: {r.stderr[-300:]})")
+        nocred = {k2: v for k2, v in env.items() if not k2.startswith("AWS_ACCESS") and not k2.startswith("AWS_SECRET")}
+        nocred.update(AWS_SHARED_CREDENTIALS_FILE="/nonexistent", AWS_CONFIG_FILE="/nonexistent",
+                      AWS_EC2_METADATA_DISABLED="true")
+        r = subprocess.run(auto, env=nocred, capture_output=True, text=True, timeout=300)
+        check(r.returncode == 1 and "access denied" in r.stderr,
+              f"d8 ... without credentials: exit 1, access denied (got {r.returncode}: {r.stderr[-300:]})")
+        proxy.deny_unsigned = set()
+
         # d6: SIGTERM during an idle long poll.
         sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{port}")
         q = sqs.create_queue(QueueName="consist-new", Attributes={"VisibilityTimeout": "120"})["QueueUrl"]

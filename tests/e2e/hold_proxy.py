@@ -24,6 +24,9 @@ class HoldProxy:
         self.held = threading.Event()
         self.released = threading.Event()
         self.log = []
+        # Bucket names whose unsigned requests get 403 AccessDenied (a
+        # private mirror using the public names).
+        self.deny_unsigned = set()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,6 +47,17 @@ class HoldProxy:
                         if proxy.seen == proxy.nth:
                             hold = True
                             proxy.rule = None
+                bucket = self.path.lstrip("/").split("/", 1)[0].split("?", 1)[0]
+                if (bucket in proxy.deny_unsigned and "Authorization" not in self.headers
+                        and "X-Amz-Signature" not in self.path):
+                    msg = b"<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>unsigned</Message></Error>"
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(msg)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(msg)
+                    return
                 if hold:
                     proxy.held.set()
                     if not proxy.released.wait(120):
