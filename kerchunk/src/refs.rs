@@ -336,4 +336,19 @@ mod warning_tests {
         // no warnings: exactly kerchunk's shape
         assert_eq!(r.to_json_with_warnings(&[]), r.to_json());
     }
+
+    #[test]
+    fn source_stamp_sits_beside_version_and_is_ignored_when_read_back() {
+        let mut r = RefSet::new();
+        r.insert(".zgroup", Ref::Text("{\"zarr_format\":2}".into()));
+        let stamp = serde_json::json!({"etag": "\"abc\"", "size": 10});
+        let text = r.to_json_with_source(Some(&stamp), &[]);
+        assert_eq!(
+            text,
+            r#"{"refs":{".zgroup":"{\"zarr_format\":2}"},"source":{"etag":"\"abc\"","size":10},"version":1}"#
+        );
+        let back = RefSet::from_json(&text).expect("reads back");
+        assert_eq!(back, r);
+        assert_eq!(r.to_json_with_source(None, &[]), r.to_json());
+    }
 }
