@@ -8,6 +8,9 @@
 //! - `416 Range Not Satisfiable` (a range past the end) yields empty bytes.
 //! - 5xx, 408, 429, timeouts, connection errors and short bodies are retried
 //!   with exponential backoff and jitter, up to `SourceOptions::max_attempts`.
+//! - Version pinning: later ranges carry `If-Match` with the first
+//!   response's strong ETag; a 412 or a different ETag is
+//!   `SourceErrorKind::Changed` (the object was replaced mid-read).
 //! - TLS is rustls with aws-lc-rs and the compiled-in webpki roots only, so a
 //!   static binary needs no CA bundle on disk.
 

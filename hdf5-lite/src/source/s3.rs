@@ -11,6 +11,11 @@
 //!   top of that a body that breaks off or comes back short is re-requested.
 //!   `InvalidRange` (416, a range past the end) yields empty bytes.
 //! - The object size comes from the `Content-Range` of the first response.
+//! - Version pinning: every range after the first (all of them with
+//!   [`S3Source::pinned_to`]) carries `If-Match` with the ETag first seen;
+//!   a 412, or a response with another ETag, is `SourceErrorKind::Changed`.
+//!   Errors are classified by [`classify`] (missing bucket vs. missing key,
+//!   denied, changed, transient, rejected).
 //! - TLS: rustls + aws-lc-rs with the compiled-in webpki roots only.
 
 use std::ops::Range;
