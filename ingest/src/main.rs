@@ -709,9 +709,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let report = backfill::run(&p, &opts).await.map_err(step_failure)?;
             print_json(&report)?;
             if report.failed > 0 {
+                // 3 when a retry may help with any of them, else 1.
                 return Err(Failure {
-                    code: 3,
-                    message: format!("{} files failed to index", report.failed),
+                    code: if report.failed_transient > 0 { 3 } else { 1 },
+                    message: format!(
+                        "{} files failed to index ({} transient)",
+                        report.failed, report.failed_transient
+                    ),
                 });
             }
         }
