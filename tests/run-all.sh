@@ -37,6 +37,7 @@ step "S3 source against moto" bash tests/s3_source_test.sh
 step "Argo exit handler dead-letters failed messages (moto SQS)" bash tests/dead_letter_test.sh
 step "memory rule of deploy/: peak RSS under the limit when the metadata guard fires" bash tests/memory_guard_test.sh
 step "end-to-end pipeline (moto S3/SNS/SQS, fault injection)" bash tests/e2e/run_e2e.sh
+step "consistency under held requests (moto: CAS, pinned reads, exit codes, logs)" bash tests/e2e/run_consistency.sh
 step "static musl binary in an empty root (HTTP, S3 via moto)" bash tests/static/run.sh
 step "fuzz smoke (every target, 20 s)" bash fuzz/smoke.sh 20
 step "h5py goldens regenerate identically" bash fixtures/check-golden.sh

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hdf5_lite::source::SourceErrorKind;
 use hdf5_lite::source::http::HttpSource;
 use hdf5_lite::{FileSource, RangeSource, SourceOptions};
 
@@ -38,6 +39,9 @@ enum Mode {
     Short,
     /// Wait 2 s before answering.
     Slow,
+    /// ETag `"v1"` for the first request, `"v2"` after (the object was
+    /// replaced); honours `If-Match` with 412.
+    Changing,
 }
 
 struct Server {
@@ -123,6 +127,7 @@ fn serve(
         }
         let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
         let mut range: Option<(u64, Option<u64>)> = None;
+        let mut if_match: Option<String> = None;
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -131,6 +136,11 @@ fn serve(
             let h = h.trim_end();
             if h.is_empty() {
                 break;
+            }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("if-match")
+            {
+                if_match = Some(v.trim().to_string());
             }
             if let Some((k, v)) = h.split_once(':')
                 && k.eq_ignore_ascii_case("range")
@@ -150,7 +160,7 @@ fn serve(
         };
         let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         max_in_flight.fetch_max(now, Ordering::SeqCst);
-        let keep = respond(&mut out, &target, n, range, data);
+        let keep = respond(&mut out, &target, n, range, if_match.as_deref(), data);
         in_flight.fetch_sub(1, Ordering::SeqCst);
         if !keep {
             return;
@@ -164,6 +174,7 @@ fn respond(
     target: &str,
     n: usize,
     range: Option<(u64, Option<u64>)>,
+    if_match: Option<&str>,
     data: &[u8],
 ) -> bool {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -188,9 +199,21 @@ fn respond(
         "/short" => Mode::Short,
         "/slow" => Mode::Slow,
         "/reset" => Mode::Ok,
+        "/changing" => Mode::Changing,
         _ => Mode::NotFound,
     };
-    let failing = n <= fail && mode != Mode::Ok && mode != Mode::Ignore;
+    let mut etag_header = String::new();
+    if mode == Mode::Changing {
+        let etag = if n <= 1 { "\"v1\"" } else { "\"v2\"" };
+        if if_match.is_some_and(|m| m != etag) {
+            return {
+                let h = "HTTP/1.1 412 Precondition Failed\r\nContent-Length: 0\r\n\r\n";
+                out.write_all(h.as_bytes()).is_ok()
+            };
+        }
+        etag_header = format!("ETag: {etag}\r\n");
+    }
+    let failing = n <= fail && !matches!(mode, Mode::Ok | Mode::Ignore | Mode::Changing);
     let len = data.len() as u64;
     let head = |out: &mut TcpStream, status: &str, extra: &str, body_len: usize| {
         let h = format!("HTTP/1.1 {status}\r\nContent-Length: {body_len}\r\n{extra}\r\n");
@@ -222,7 +245,7 @@ fn respond(
     }
     let b = b.unwrap_or(len - 1).min(len - 1);
     let body = &data[a as usize..=b as usize];
-    let cr = format!("Content-Range: bytes {a}-{b}/{len}\r\n");
+    let cr = format!("Content-Range: bytes {a}-{b}/{len}\r\n{etag_header}");
     if failing && mode == Mode::Truncate {
         head(out, "206 Partial Content", &cr, body.len());
         let _ = out.write_all(&body[..body.len() / 2]);
@@ -327,8 +350,11 @@ async fn gives_up_after_max_attempts_naming_url_and_status() {
         ..fast_opts()
     };
     let src = HttpSource::new(&url, &opts).unwrap();
-    let err = src.get_ranges(&[0..10]).await.unwrap_err().to_string();
-    assert!(err.contains(&url) && err.contains("503"), "{err}");
+    let err = src.get_ranges(&[0..10]).await.unwrap_err();
+    assert_eq!(err.kind, SourceErrorKind::Transient);
+    let err = err.to_string();
+    // The caller names the source once; the error says what failed.
+    assert!(!err.contains(&url) && err.contains("503"), "{err}");
     assert!(err.contains("3 attempts"), "{err}");
     assert_eq!(srv.hits("/503"), 3);
 }
@@ -338,9 +364,34 @@ async fn client_errors_are_not_retried() {
     let srv = Server::start(pattern(5000));
     let url = srv.url("/404");
     let src = HttpSource::new(&url, &fast_opts()).unwrap();
-    let err = src.get_ranges(&[0..10]).await.unwrap_err().to_string();
-    assert!(err.contains(&url) && err.contains("404"), "{err}");
+    let err = src.get_ranges(&[0..10]).await.unwrap_err();
+    assert_eq!(err.kind, SourceErrorKind::NotFound);
+    let err = err.to_string();
+    assert!(!err.contains(&url) && err.contains("404"), "{err}");
     assert_eq!(srv.hits("/404"), 1);
+}
+
+#[tokio::test]
+async fn reads_are_pinned_to_the_first_version() {
+    let srv = Server::start(pattern(5000));
+    let src = HttpSource::new(&srv.url("/changing"), &fast_opts()).unwrap();
+    let first = src.get_ranges(&[0..10]).await.unwrap();
+    assert_eq!(first, expect(&srv.data, &[0..10]));
+    assert_eq!(
+        src.version().and_then(|v| v.etag).as_deref(),
+        Some("\"v1\"")
+    );
+    // The object is now "v2": the pinned read is refused, not mixed in.
+    let err = src.get_ranges(&[10..20]).await.unwrap_err();
+    assert_eq!(err.kind, SourceErrorKind::Changed, "{err}");
+    assert_eq!(srv.hits("/changing"), 2, "412 is not retried");
+    // A fresh source reads the new version.
+    let again = HttpSource::new(&srv.url("/changing"), &fast_opts()).unwrap();
+    again.get_ranges(&[10..20]).await.unwrap();
+    assert_eq!(
+        again.version().and_then(|v| v.etag).as_deref(),
+        Some("\"v2\"")
+    );
 }
 
 #[tokio::test]

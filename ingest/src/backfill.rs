@@ -43,6 +43,8 @@ pub struct BackfillReport {
     pub existing: u64,
     pub skipped: u64,
     pub failed: u64,
+    /// Of `failed`, those a retry may fix (the CLI exits 3 if any, else 1).
+    pub failed_transient: u64,
     pub aggregates: Vec<String>,
     pub errors: Vec<String>,
 }
@@ -160,6 +162,9 @@ pub async fn run(p: &Pipeline, o: &BackfillOptions) -> Result<BackfillReport, St
             Ok(None) => report.existing += 1,
             Err(e) => {
                 report.failed += 1;
+                if e.is_transient() {
+                    report.failed_transient += 1;
+                }
                 warn!(reference = %out_key, error = %e, "backfill: indexing failed");
                 report.errors.push(format!("{out_key}: {e}"));
                 continue;

@@ -48,6 +48,9 @@ pub struct Config {
     /// Formats the aggregates are written in (default JSON only); see
     /// [`crate::outputs`].
     pub output_formats: Vec<crate::outputs::OutputFormat>,
+    /// Records one message may carry; a message with more fails
+    /// permanently before anything is read or written.
+    pub max_records_per_message: usize,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             io_concurrency: 8,
             max_rebuilds: 8,
             output_formats: vec![crate::outputs::OutputFormat::Json],
+            max_records_per_message: 100,
         }
     }
 }
@@ -138,6 +142,12 @@ impl Pipeline {
             config,
             stores: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Use `store` for `url` from now on (tests: a store that fails or
+    /// holds chosen requests).
+    pub async fn insert_store(&self, url: &StoreUrl, store: Arc<dyn ObjectStore>) {
+        self.stores.lock().await.insert(format!("{url:?}"), store);
     }
 
     /// The store a URL names, opened once.

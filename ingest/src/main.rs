@@ -103,6 +103,9 @@ struct PipelineArgs {
         env = "KERCHUNK_NOS_OUTPUT_FORMAT"
     )]
     output_formats: Vec<String>,
+    /// Records one message may carry (after that: exit 1, nothing done).
+    #[arg(long, global = true, default_value_t = 100)]
+    max_records: usize,
     /// Attempts per S3 request (SDK retries included).
     #[arg(long, global = true, default_value_t = 5)]
     max_attempts: u32,
@@ -223,9 +226,10 @@ enum Command {
         /// Messages processed at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
-        /// Seconds a received message stays hidden (extended while it runs).
-        #[arg(long, default_value_t = 300)]
-        visibility_timeout: i32,
+        /// Seconds a received message stays hidden (extended while it runs);
+        /// default: the queue's own visibility timeout.
+        #[arg(long)]
+        visibility_timeout: Option<i32>,
         /// Long-poll wait in seconds (0-20).
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i32).range(0..=20))]
         wait_seconds: i32,
@@ -275,24 +279,83 @@ enum Command {
     },
 }
 
-/// A failure with the exit code Argo should see.
+/// A failure with the exit code Argo should see: 1 permanent, 2 usage,
+/// 3 transient. Built only from typed errors (each `From` below decides
+/// its code) or the explicit constructors, never from any `Display`, so a
+/// transient error cannot silently become a permanent one through `?`.
 struct Failure {
     code: u8,
     message: String,
 }
 
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure {
-            code: 1,
-            message: e.to_string(),
+impl From<StepError> for Failure {
+    fn from(e: StepError) -> Self {
+        step_failure(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        store_failure(e)
+    }
+}
+
+impl From<hdf5_lite::Error> for Failure {
+    fn from(e: hdf5_lite::Error) -> Self {
+        step_failure(StepError::from_hdf5(&e))
+    }
+}
+
+impl From<hdf5_lite::SourceError> for Failure {
+    fn from(e: hdf5_lite::SourceError) -> Self {
+        step_failure(StepError::from_source(&e, ""))
+    }
+}
+
+impl From<kerchunk::Error> for Failure {
+    fn from(e: kerchunk::Error) -> Self {
+        step_failure(StepError::from_kerchunk(&e))
+    }
+}
+
+impl From<kerchunk::combine::CombineError> for Failure {
+    fn from(e: kerchunk::combine::CombineError) -> Self {
+        match e {
+            kerchunk::combine::CombineError::Fetch { .. } => transient(e),
+            other => permanent(other),
         }
+    }
+}
+
+impl From<kerchunk::parquet::ParquetError> for Failure {
+    // Bad output paths and unrepresentable keys: retrying cannot help.
+    fn from(e: kerchunk::parquet::ParquetError) -> Self {
+        permanent(e)
+    }
+}
+
+impl From<ingest::message::Error> for Failure {
+    fn from(e: ingest::message::Error) -> Self {
+        permanent(e)
+    }
+}
+
+impl From<serde_json::Error> for Failure {
+    fn from(e: serde_json::Error) -> Self {
+        permanent(e)
     }
 }
 
 fn transient(e: impl std::fmt::Display) -> Failure {
     Failure {
         code: 3,
+        message: e.to_string(),
+    }
+}
+
+fn permanent(e: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: 1,
         message: e.to_string(),
     }
 }
@@ -320,9 +383,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// Log targets of the AWS SDK and its HTTP stack that can print credentials
+/// or signed headers at debug/trace level.
+const CREDENTIAL_BEARING_TARGETS: &[&str] = &[
+    "aws_config",
+    "aws_credential_types",
+    "aws_runtime",
+    "aws_sigv4",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_smithy_types",
+    "aws_sdk_s3",
+    "aws_sdk_sqs",
+    "aws_sdk_sts",
+    "aws_sdk_sso",
+    "aws_sdk_ssooidc",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+];
+
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The AWS SDK logs credentials (access key IDs in identity and signing
+    // traces) at debug/trace. Whatever RUST_LOG asks, its targets are capped
+    // at info (a directive for the exact target replaces the user's).
+    for target in CREDENTIAL_BEARING_TARGETS {
+        if let Ok(d) = format!("{target}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -373,6 +467,7 @@ fn pipeline(a: &PipelineArgs, dest_override: Option<StoreUrl>) -> Result<Pipelin
     c.hdf5.max_metadata_bytes = a.max_metadata_bytes;
     c.hdf5.max_objects = a.max_objects;
     c.io_concurrency = a.io_concurrency.max(1);
+    c.max_records_per_message = a.max_records.max(1);
     c.source_options.endpoint_url = a.endpoint_url.clone();
     c.source_options.max_attempts = a.max_attempts.max(1);
     c.source_options.anonymous = match a.anonymous.as_str() {
@@ -449,14 +544,9 @@ async fn open(
     ),
     Failure,
 > {
-    let src = open_url(source, &SourceOptions::default())
-        .await
-        .map_err(transient)?;
-    match hdf5_lite::open_any(src.clone(), &hdf5_lite::Options::default()).await {
-        Ok((f, st)) => Ok((f, st, src)),
-        Err(e @ hdf5_lite::Error::Source { .. }) => Err(transient(e)),
-        Err(e) => Err(e.into()),
-    }
+    let src = open_url(source, &SourceOptions::default()).await?;
+    let (f, st) = hdf5_lite::open_any(src.clone(), &hdf5_lite::Options::default()).await?;
+    Ok((f, st, src))
 }
 
 /// `--stats` output: the engine's counters plus this process's peak
@@ -527,7 +617,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     write_parquet(&t.refs, &path, record_size.get(), &w)?
                 }
                 Some(path) => std::fs::write(&path, t.to_json())
-                    .map_err(|e| format!("cannot write {path}: {e}"))?,
+                    .map_err(|e| permanent(format!("cannot write {path}: {e}")))?,
                 None => println!("{}", t.to_json()),
             }
             if stats {
@@ -576,7 +666,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 write_parquet(&combined, &output, record_size.get(), &[])?;
             } else {
                 std::fs::write(&output, combined.to_json())
-                    .map_err(|e| format!("cannot write {output}: {e}"))?;
+                    .map_err(|e| permanent(format!("cannot write {output}: {e}")))?;
             }
         }
         Command::ExtractSingle {
@@ -625,7 +715,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 queue,
                 update_queue,
                 concurrency: concurrency.max(1),
-                visibility_timeout: visibility_timeout.max(1),
+                visibility_timeout: visibility_timeout.map(|v| v.max(1)),
                 wait_seconds,
                 max_messages,
                 exit_when_idle,
@@ -704,9 +794,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let report = backfill::run(&p, &opts).await.map_err(step_failure)?;
             print_json(&report)?;
             if report.failed > 0 {
+                // 3 when a retry may help with any of them, else 1.
                 return Err(Failure {
-                    code: 3,
-                    message: format!("{} files failed to index", report.failed),
+                    code: if report.failed_transient > 0 { 3 } else { 1 },
+                    message: format!(
+                        "{} files failed to index ({} transient)",
+                        report.failed, report.failed_transient
+                    ),
                 });
             }
         }

@@ -10,10 +10,15 @@
 //!
 //! Both are idempotent: outputs are a deterministic function of the inputs
 //! (sorted JSON; aggregates of the listed member set), so duplicate and
-//! out-of-order deliveries converge. Concurrent aggregate updates never lose
-//! a member: after writing, the writer lists again and rebuilds while the
-//! member set (keys and etags) it combined differs from the current one, so
-//! the last writer always wrote what it last listed.
+//! out-of-order deliveries converge. Every write is compare-and-swap
+//! (`If-None-Match: *` to create, `If-Match: <etag read before computing>`
+//! to replace): an aggregate is read (etag) -> members listed -> combined ->
+//! written conditionally, and rebuilt from a fresh read when another writer
+//! got there first, so no update is ever lost to a slower, staler writer.
+//! A single-file reference set records the source version it was made from
+//! (top-level `"source"` key) and every range read of the source is pinned
+//! to that version; a reference set is never replaced by one made from an
+//! older source version. See the README section "Consistency model".
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -22,11 +27,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use hdf5_lite::RangeSource;
-use hdf5_lite::source::BoxFuture;
+use hdf5_lite::source::{BoxFuture, SourceErrorKind};
 use kerchunk::RefSet;
 use kerchunk::combine::{CombineError, CombineOptions, Fetcher};
 use kerchunk::fmrc::{self, BestRule, FmrcMember, HourKind, RunKinds};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::{info, warn};
 
@@ -34,7 +39,7 @@ use crate::config::Pipeline;
 use crate::message::{self, S3Event};
 use crate::ofs_key::{self, Hour, Layout, ModelFamily, OfsKey, Parsed};
 use crate::outputs::{self, OutputFormat};
-use crate::store::{ObjectStore, PutCondition, StoreError, validate_prefix};
+use crate::store::{ObjectInfo, ObjectStore, PutCondition, StoreError, validate_prefix};
 
 /// What a step did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -94,6 +99,53 @@ impl StepError {
     }
 }
 
+impl StepError {
+    /// From a byte-source failure: retrying helps only for transient
+    /// failures and for an object that changed while being read.
+    pub fn from_source(e: &hdf5_lite::SourceError, context: &str) -> StepError {
+        let msg = if context.is_empty() {
+            e.to_string()
+        } else {
+            format!("{context}: {e}")
+        };
+        if e.is_transient() {
+            StepError::Transient(msg)
+        } else {
+            StepError::Permanent(msg)
+        }
+    }
+
+    /// From an engine failure (the message already names the file).
+    pub fn from_hdf5(e: &hdf5_lite::Error) -> StepError {
+        match e {
+            hdf5_lite::Error::Source { error, .. } if error.is_transient() => {
+                StepError::Transient(e.to_string())
+            }
+            _ => StepError::Permanent(e.to_string()),
+        }
+    }
+
+    /// From a translation failure (the message already names the file).
+    pub fn from_kerchunk(e: &kerchunk::Error) -> StepError {
+        match e {
+            kerchunk::Error::Source { error, .. } if error.is_transient() => {
+                StepError::Transient(e.to_string())
+            }
+            _ => StepError::Permanent(e.to_string()),
+        }
+    }
+}
+
+/// The source object changed while it was being read (pinned read refused
+/// or etag moved): the read starts again on the new version.
+fn source_changed_hdf5(e: &hdf5_lite::Error) -> bool {
+    matches!(e, hdf5_lite::Error::Source { error, .. } if error.kind == SourceErrorKind::Changed)
+}
+
+fn source_changed_kerchunk(e: &kerchunk::Error) -> bool {
+    matches!(e, kerchunk::Error::Source { error, .. } if error.kind == SourceErrorKind::Changed)
+}
+
 impl From<StoreError> for StepError {
     fn from(e: StoreError) -> Self {
         if e.is_transient() {
@@ -111,17 +163,37 @@ fn parse_message(body: &str) -> Result<S3Event, StepError> {
 /// The object-creation records of a message, for both steps: test events
 /// are acknowledged (`out.test_event`, no records) and other event kinds
 /// are recorded as skipped.
-fn creation_records(body: &str, out: &mut Outcome) -> Result<Vec<message::S3Record>, StepError> {
+fn creation_records(
+    p: &Pipeline,
+    body: &str,
+    out: &mut Outcome,
+) -> Result<Vec<message::S3Record>, StepError> {
     let event = parse_message(body)?;
     out.test_event = event.is_test_event();
     if out.test_event {
         info!("s3:TestEvent acknowledged");
         return Ok(Vec::new());
     }
-    let mut records = Vec::new();
-    for r in event.records() {
+    let all = event.records();
+    let limit = p.config.max_records_per_message;
+    if all.len() > limit {
+        return Err(StepError::Permanent(format!(
+            "message has {} records, more than the limit of {limit} (--max-records); nothing was done",
+            all.len()
+        )));
+    }
+    let mut records: Vec<message::S3Record> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in all {
         if r.event_name.starts_with("ObjectCreated") {
-            records.push(r.clone());
+            // One version of one object is indexed once per message: the
+            // same (bucket, key, etag or sequencer) repeated is a duplicate.
+            let version = r.etag.clone().or_else(|| r.sequencer.clone());
+            if seen.insert((r.bucket.clone(), r.key.clone(), version)) {
+                records.push(r.clone());
+            } else {
+                info!(bucket = %r.bucket, key = %r.key, "duplicate record in one message ignored");
+            }
         } else {
             out.skip(
                 &r.key,
@@ -156,10 +228,15 @@ pub async fn extract_single(
 ) -> Result<Outcome, StepError> {
     let prefix = validate_prefix(dest_prefix)?;
     let mut out = Outcome::default();
-    let records = creation_records(body, &mut out)?;
+    let records = creation_records(p, body, &mut out)?;
     let mut errors = Vec::new();
     for r in &records {
-        match index_object(p, &r.bucket, &r.key, dest, &prefix).await {
+        let at = SourceAt {
+            bucket: &r.bucket,
+            key: &r.key,
+            sequencer: r.sequencer.as_deref(),
+        };
+        match index_object_at(p, &at, dest, &prefix).await {
             Ok(Indexed::Written(url)) => out.written.push(url),
             Ok(Indexed::Skipped(reason)) => out.skip(&r.key, reason),
             Err(e) => {
@@ -212,6 +289,101 @@ pub async fn index_object(
     dest: &dyn ObjectStore,
     prefix: &str,
 ) -> Result<Indexed, StepError> {
+    let at = SourceAt {
+        bucket,
+        key,
+        sequencer: None,
+    };
+    index_object_at(p, &at, dest, prefix).await
+}
+
+/// One source object, with the S3 event `sequencer` when a message gave
+/// one (it orders the events of one key).
+#[derive(Debug, Clone, Copy)]
+pub struct SourceAt<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub sequencer: Option<&'a str>,
+}
+
+/// The source version a reference set was made from, stored beside
+/// `"version"` and `"refs"` under the top-level key `"source"` (fsspec and
+/// kerchunk ignore unknown top-level keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStamp {
+    pub url: String,
+    #[serde(default)]
+    pub etag: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
+}
+
+impl SourceStamp {
+    fn new(url: &str, head: &ObjectInfo, sequencer: Option<&str>) -> Self {
+        SourceStamp {
+            url: url.to_string(),
+            etag: head.etag.clone(),
+            size: head.size,
+            modified_ms: head.modified_ms,
+            sequencer: sequencer.map(str::to_string),
+        }
+    }
+
+    /// The stamp of a stored reference set, if it has one.
+    pub fn of_refs(json: &[u8]) -> Option<SourceStamp> {
+        #[derive(Deserialize)]
+        struct Top {
+            source: Option<SourceStamp>,
+        }
+        serde_json::from_slice::<Top>(json).ok()?.source
+    }
+
+    /// True when `self` is certainly an older version of the same object
+    /// than `other`: by S3 event sequencer when both have one (hex strings,
+    /// compared after left-padding to the same length, as AWS documents),
+    /// else by modification time. Equal or unknown order is not "older".
+    pub fn is_older_than(&self, other: &SourceStamp) -> bool {
+        if self.etag == other.etag && !self.etag.is_empty() {
+            return false;
+        }
+        if let (Some(a), Some(b)) = (&self.sequencer, &other.sequencer) {
+            let n = a.len().max(b.len());
+            return format!("{a:0>n$}").to_ascii_uppercase()
+                < format!("{b:0>n$}").to_ascii_uppercase();
+        }
+        match (self.modified_ms, other.modified_ms) {
+            (Some(a), Some(b)) => a < b,
+            _ => false,
+        }
+    }
+}
+
+/// Times the source is read again because it changed while being read or
+/// before its references were written; beyond it the step is transient.
+const MAX_SOURCE_READS: usize = 4;
+/// Times a conditional write of one reference set is retried after 412.
+const MAX_REF_WRITES: usize = 8;
+
+/// [`index_object`] with the event's sequencer. The protocol:
+/// 1. HEAD the source: its version (etag, size, modified time).
+/// 2. Walk and translate with every range read pinned to that etag; a
+///    changed object restarts from 1.
+/// 3. Read the current reference set (etag, recorded source version). If it
+///    was made from a newer source version, stop (skipped). If the source
+///    is no longer the version read, restart from 1.
+/// 4. Write with `If-Match` the etag from 3 (`If-None-Match: *` when there
+///    was none); on 412 go back to 3.
+pub async fn index_object_at(
+    p: &Pipeline,
+    at: &SourceAt<'_>,
+    dest: &dyn ObjectStore,
+    prefix: &str,
+) -> Result<Indexed, StepError> {
+    let (bucket, key) = (at.bucket, at.key);
     if let Err(reason) = classify_source(p, bucket, key) {
         return Ok(Indexed::Skipped(reason));
     }
@@ -219,41 +391,145 @@ pub async fn index_object(
         .map_err(|e| StepError::Permanent(format!("cannot name the output: {e}")))?;
     let url = format!("s3://{bucket}/{key}");
     let source = p.source_store(bucket).await?;
-    if source.head(key).await?.is_none() {
-        return Err(StepError::Permanent(format!(
-            "{url}: source object does not exist"
+    let written = format!("{}/{out_key}", dest.url());
+    'read: for read in 1..=MAX_SOURCE_READS {
+        let Some(head) = source.head(key).await? else {
+            return Err(StepError::Permanent(format!(
+                "{url}: source object does not exist"
+            )));
+        };
+        let src = source.range_source_pinned(key, &head.etag)?;
+        let (file, stats) = match hdf5_lite::open_any(src.clone(), &p.config.hdf5).await {
+            Ok(x) => x,
+            Err(e) if source_changed_hdf5(&e) => {
+                info!(source = %url, read, "source changed while being read; reading again");
+                continue 'read;
+            }
+            Err(e) => return Err(StepError::from_hdf5(&e)),
+        };
+        let mut opts = kerchunk::TranslateOptions::new(url.clone());
+        opts.inline_threshold = p.config.inline_threshold;
+        let t = match kerchunk::translate_opened(&file, &*src, &opts).await {
+            Ok(t) => t,
+            Err(e) if source_changed_kerchunk(&e) => {
+                info!(source = %url, read, "source changed while being read; reading again");
+                continue 'read;
+            }
+            Err(e) => return Err(StepError::from_kerchunk(&e)),
+        };
+        for w in &t.warnings {
+            warn!(source = %url, path = %w.path, reason = %w.reason, "translation warning");
+        }
+        let stamp = SourceStamp::new(&url, &head, at.sequencer);
+        let warnings: Vec<(String, String)> = t
+            .warnings
+            .iter()
+            .map(|w| (w.path.clone(), w.reason.clone()))
+            .collect();
+        let stamp_json = serde_json::to_value(&stamp)
+            .map_err(|e| StepError::Permanent(format!("{url}: cannot encode stamp: {e}")))?;
+        let json = t.refs.to_json_with_source(Some(&stamp_json), &warnings);
+        let body = Bytes::from(json);
+        for _ in 0..MAX_REF_WRITES {
+            let cond = match dest.get(&out_key).await {
+                Ok((existing, etag)) => {
+                    if let Some(theirs) = SourceStamp::of_refs(&existing)
+                        && theirs.url == stamp.url
+                        && stamp.is_older_than(&theirs)
+                    {
+                        return Ok(Indexed::Skipped(format!(
+                            "{written} was made from a newer version of {url}"
+                        )));
+                    }
+                    put_condition(Some(etag))
+                }
+                Err(StoreError::NotFound(_)) => PutCondition::IfAbsent,
+                Err(e) => return Err(e.into()),
+            };
+            // The references describe the version read; if the object has
+            // moved on since, they must not be written: read it again.
+            match source.head(key).await? {
+                Some(now) if now.etag == head.etag => {}
+                _ => {
+                    info!(source = %url, read, "source replaced before its references were written; reading again");
+                    continue 'read;
+                }
+            }
+            match dest.put(&out_key, body.clone(), cond).await {
+                Ok(_) => {
+                    info!(
+                        source = %url,
+                        output = %written,
+                        etag = %head.etag,
+                        requests = stats.requests,
+                        bytes_fetched = stats.bytes_fetched,
+                        "indexed"
+                    );
+                    return Ok(Indexed::Written(written));
+                }
+                Err(StoreError::PreconditionFailed(_)) => {
+                    info!(output = %written, "reference set written concurrently; checking again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        return Err(StepError::Transient(format!(
+            "{written}: kept being rewritten concurrently ({MAX_REF_WRITES} conditional writes refused)"
         )));
     }
-    let src = source.range_source(key)?;
-    let (file, stats) = hdf5_lite::open_any(src.clone(), &p.config.hdf5)
-        .await
-        .map_err(|e| match e {
-            hdf5_lite::Error::Source { .. } => StepError::Transient(format!("{url}: {e}")),
-            other => StepError::Permanent(format!("{url}: {other}")),
-        })?;
-    let mut opts = kerchunk::TranslateOptions::new(url.clone());
-    opts.inline_threshold = p.config.inline_threshold;
-    let t = kerchunk::translate_opened(&file, &*src, &opts)
-        .await
-        .map_err(|e| match e {
-            kerchunk::Error::Parse(_) => StepError::Permanent(format!("{url}: {e}")),
-            other => StepError::Transient(format!("{url}: {other}")),
-        })?;
-    for w in &t.warnings {
-        warn!(source = %url, path = %w.path, reason = %w.reason, "translation warning");
+    Err(StepError::Transient(format!(
+        "{url}: changed while being read, {MAX_SOURCE_READS} times"
+    )))
+}
+
+/// Writes the aggregate's other formats (Parquet) after its JSON anchor was
+/// written with `etag`. A slower concurrent updater may write its older
+/// Parquet set after ours, so after each write the anchor is checked again:
+/// if it moved on, the set is rewritten from the anchor's current content,
+/// and the last writer always leaves the formats equal to the anchor.
+async fn write_other_formats(
+    p: &Pipeline,
+    store: &dyn ObjectStore,
+    target: &str,
+    refs: kerchunk::RefSet,
+    etag: String,
+) -> Result<(), StepError> {
+    let formats: Vec<OutputFormat> = p
+        .config
+        .output_formats
+        .iter()
+        .copied()
+        .filter(|f| *f != OutputFormat::Json)
+        .collect();
+    if formats.is_empty() {
+        return Ok(());
     }
-    let json = t.to_json();
-    dest.put(&out_key, Bytes::from(json), PutCondition::None)
-        .await?;
-    let written = format!("{}/{out_key}", dest.url());
-    info!(
-        source = %url,
-        output = %written,
-        requests = stats.requests,
-        bytes_fetched = stats.bytes_fetched,
-        "indexed"
-    );
-    Ok(Indexed::Written(written))
+    let (mut refs, mut etag) = (refs, etag);
+    for _ in 0..p.config.max_rebuilds.max(1) {
+        outputs::write_formats(store, target, &refs, &formats, p.config.io_concurrency).await?;
+        let (body, now) = store.get(target).await?;
+        if now == etag {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&body);
+        refs = kerchunk::RefSet::from_json(&text)
+            .map_err(|e| StepError::Permanent(format!("{}/{target}: {e}", store.url())))?;
+        etag = now;
+    }
+    Err(StepError::Transient(format!(
+        "{}/{target}: kept changing while its other formats were written",
+        store.url()
+    )))
+}
+
+/// `If-Match` on a known etag; a store that returns none (unusual) gets an
+/// unconditional write rather than a condition that can never hold.
+fn put_condition(etag: Option<String>) -> PutCondition {
+    match etag {
+        Some(e) if !e.is_empty() => PutCondition::IfMatch(e),
+        Some(_) => PutCondition::None,
+        None => PutCondition::IfAbsent,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -264,7 +540,7 @@ pub async fn index_object(
 /// destination-bucket message names.
 pub async fn update_model_run(p: &Pipeline, body: &str) -> Result<Outcome, StepError> {
     let mut out = Outcome::default();
-    let records = creation_records(body, &mut out)?;
+    let records = creation_records(p, body, &mut out)?;
     let mut errors = Vec::new();
     for r in &records {
         let store = p.dest_store(&r.bucket).await?;
@@ -470,10 +746,16 @@ pub async fn update_aggregates(
     Ok(out)
 }
 
-/// List, select, combine, write, list again; repeat while the selected
-/// members (keys and etags) changed underneath. `require`: do nothing
-/// unless this key is selected (the original best-series rule). `None`
-/// when nothing was written.
+/// Read the aggregate's etag, list, select, combine, write with
+/// `If-Match` on that etag (or `If-None-Match: *`); on 412 another writer
+/// got there first: read, list and combine again. `require`: do nothing
+/// unless this key is selected (the original best-series rule). `None` when
+/// nothing was written.
+///
+/// Reading the target before listing is what makes this safe: whoever
+/// wrote after that read listed after it too, so if our write is refused we
+/// rebuild from a listing that includes their members, and if it succeeds
+/// nobody wrote in between.
 #[allow(clippy::too_many_arguments)]
 async fn rebuild(
     p: &Pipeline,
@@ -485,8 +767,10 @@ async fn rebuild(
     opts: &CombineOptions,
     require: Option<&str>,
 ) -> Result<Option<String>, StepError> {
-    let mut listed = list_members(store, folder, k).await?;
+    let url = format!("{}/{target}", store.url());
     for attempt in 1..=p.config.max_rebuilds.max(1) {
+        let cond = put_condition(store.head(target).await?.map(|o| o.etag));
+        let listed = list_members(store, folder, k).await?;
         let members: Vec<FmrcMember> = listed.iter().map(|(m, _)| m.clone()).collect();
         let etags: HashMap<&str, &str> = listed
             .iter()
@@ -513,7 +797,6 @@ async fn rebuild(
             // A member vanished or changed between list and get: start over.
             Err(FetchRefsError::Changed(why)) => {
                 info!(target, attempt, reason = %why, "member set changed, rebuilding");
-                listed = list_members(store, folder, k).await?;
                 continue;
             }
             Err(FetchRefsError::Step(e)) => return Err(e),
@@ -522,52 +805,31 @@ async fn rebuild(
         let refs = kerchunk::combine::combine_fetching(&inputs, opts, &fetcher)
             .await
             .map_err(|e| match e {
-                CombineError::Fetch { .. } => {
-                    StepError::Transient(format!("{}/{target}: {e}", store.url()))
+                CombineError::Fetch { .. } if !fetcher.saw_permanent() => {
+                    StepError::Transient(format!("{url}: {e}"))
                 }
-                other => StepError::Permanent(format!("{}/{target}: {other}", store.url())),
+                other => StepError::Permanent(format!("{url}: {other}")),
             })?;
-        if p.config.output_formats.contains(&OutputFormat::Json) {
-            store
-                .put(target, Bytes::from(refs.to_json()), PutCondition::None)
-                .await?;
+        // The JSON aggregate is written in every case: it is the
+        // compare-and-swap anchor that orders concurrent updates. Other
+        // formats follow it (see `write_other_formats`).
+        match store.put(target, Bytes::from(refs.to_json()), cond).await {
+            Ok(etag) => {
+                info!(output = %url, members = selected.len(), attempt, "aggregate written");
+                write_other_formats(p, store, target, refs, etag).await?;
+                return Ok(Some(url));
+            }
+            Err(StoreError::PreconditionFailed(_)) => {
+                info!(
+                    target,
+                    attempt, "aggregate written concurrently, rebuilding"
+                );
+            }
+            Err(e) => return Err(e.into()),
         }
-        outputs::write_formats(
-            store,
-            target,
-            &refs,
-            &p.config.output_formats,
-            p.config.io_concurrency,
-        )
-        .await?;
-        let again = list_members(store, folder, k).await?;
-        let again_members: Vec<FmrcMember> = again.iter().map(|(m, _)| m.clone()).collect();
-        let again_etags: HashMap<&str, &str> = again
-            .iter()
-            .map(|(m, e)| (m.key.as_str(), e.as_str()))
-            .collect();
-        let now: Vec<(String, String)> = view
-            .select(&again_members)
-            .into_iter()
-            .map(|m| {
-                let e = again_etags.get(m.key.as_str()).copied().unwrap_or_default();
-                (m.key.clone(), e.to_string())
-            })
-            .collect();
-        if now == selected {
-            let url = format!("{}/{target}", store.url());
-            info!(output = %url, members = selected.len(), attempt, "aggregate written");
-            return Ok(Some(url));
-        }
-        info!(
-            target,
-            attempt, "member set changed while writing, rebuilding"
-        );
-        listed = again;
     }
     Err(StepError::Transient(format!(
-        "{}/{target}: member set kept changing after {} rebuilds",
-        store.url(),
+        "{url}: written concurrently {} times in a row; giving up for now",
         p.config.max_rebuilds
     )))
 }
@@ -625,6 +887,10 @@ async fn fetch_ref(
 pub struct SourceFetcher<'a> {
     p: &'a Pipeline,
     sources: tokio::sync::Mutex<HashMap<String, Arc<dyn RangeSource>>>,
+    /// A fetch failed in a way no retry can fix (bucket outside the
+    /// allowlist, object missing, access denied): the combine error it
+    /// causes is permanent.
+    permanent: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> SourceFetcher<'a> {
@@ -632,25 +898,52 @@ impl<'a> SourceFetcher<'a> {
         SourceFetcher {
             p,
             sources: tokio::sync::Mutex::new(HashMap::new()),
+            permanent: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    async fn source(&self, url: &str) -> Result<Arc<dyn RangeSource>, String> {
+    /// Whether a fetch failed permanently.
+    pub fn saw_permanent(&self) -> bool {
+        self.permanent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn failed(&self, e: StepError) -> String {
+        if !e.is_transient() {
+            self.permanent
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        e.to_string()
+    }
+
+    async fn source(&self, url: &str) -> Result<Arc<dyn RangeSource>, StepError> {
         let mut cache = self.sources.lock().await;
         if let Some(s) = cache.get(url) {
             return Ok(s.clone());
         }
         let Some((bucket, key)) = url.strip_prefix("s3://").and_then(|r| r.split_once('/')) else {
-            return Err(format!("{url}: not an s3:// reference"));
+            return Err(StepError::Permanent(format!(
+                "{url}: not an s3:// reference"
+            )));
         };
         let store = self
             .p
             .source_store(bucket)
             .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        let src = store.range_source(key).map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|e| StepError::from(e).prefixed(url))?;
+        let src = store
+            .range_source(key)
+            .map_err(|e| StepError::from(e).prefixed(url))?;
         cache.insert(url.to_string(), src.clone());
         Ok(src)
+    }
+}
+
+impl StepError {
+    fn prefixed(self, context: &str) -> StepError {
+        match self {
+            StepError::Permanent(m) => StepError::Permanent(format!("{context}: {m}")),
+            StepError::Transient(m) => StepError::Transient(format!("{context}: {m}")),
+        }
     }
 }
 
@@ -661,8 +954,10 @@ impl Fetcher for SourceFetcher<'_> {
         ranges: &'b [Range<u64>],
     ) -> BoxFuture<'b, Result<Vec<Bytes>, String>> {
         Box::pin(async move {
-            let src = self.source(url).await?;
-            src.get_ranges(ranges).await.map_err(|e| e.to_string())
+            let src = self.source(url).await.map_err(|e| self.failed(e))?;
+            src.get_ranges(ranges)
+                .await
+                .map_err(|e| self.failed(StepError::from_source(&e, url)))
         })
     }
 }

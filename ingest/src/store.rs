@@ -30,6 +30,9 @@ pub struct ObjectInfo {
     /// Opaque version tag; equal tags mean equal content.
     pub etag: String,
     pub size: u64,
+    /// Last modification, milliseconds since the epoch, when known
+    /// (orders versions of one key when no S3 event sequencer is at hand).
+    pub modified_ms: Option<i64>,
 }
 
 /// Condition attached to a write.
@@ -87,6 +90,20 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>>;
     /// Byte-range reader for one object (never downloads it whole).
     fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError>;
+    /// Byte-range reader for one version of an object (the `etag` a HEAD
+    /// or listing returned): every range GET carries `If-Match`, so a
+    /// replaced object fails the read with `SourceErrorKind::Changed`
+    /// instead of mixing bytes of two versions. Stores that cannot pin
+    /// (a local directory) read the current file; callers compare the
+    /// object's etag again after reading.
+    fn range_source_pinned(
+        &self,
+        key: &str,
+        etag: &str,
+    ) -> Result<Arc<dyn RangeSource>, StoreError> {
+        let _ = etag;
+        self.range_source(key)
+    }
 }
 
 /// Rejects keys that could escape a prefix or a directory: empty, absolute,
@@ -298,6 +315,13 @@ impl ObjectStore for LocalStore {
                 .await
                 .map_err(|e| io_err("cannot write", &tmp, e))?;
             let _guard = self.lock.lock().await;
+            let _file_lock = match FileLock::acquire(&path).await {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    return Err(e);
+                }
+            };
             let current = match tokio::fs::read(&path).await {
                 Ok(b) => Some(content_etag(&b)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -344,7 +368,7 @@ impl ObjectStore for LocalStore {
                     let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                         continue;
                     };
-                    if name.starts_with(".tmp-") {
+                    if name.starts_with(".tmp-") || name.starts_with(".lock-") {
                         continue;
                     }
                     let key = if rel.is_empty() {
@@ -366,9 +390,11 @@ impl ObjectStore for LocalStore {
                         let data = tokio::fs::read(entry.path())
                             .await
                             .map_err(|e| io_err("cannot read", &entry.path(), e))?;
+                        let modified_ms = mtime_ms(&entry.path()).await;
                         out.push(ObjectInfo {
                             etag: content_etag(&data),
                             size: data.len() as u64,
+                            modified_ms,
                             key,
                         });
                     }
@@ -386,6 +412,7 @@ impl ObjectStore for LocalStore {
                     key: key.to_string(),
                     etag,
                     size: b.len() as u64,
+                    modified_ms: mtime_ms(&self.path(key)?).await,
                 })),
                 Err(StoreError::NotFound(_)) => Ok(None),
                 Err(e) => Err(e),
@@ -395,6 +422,67 @@ impl ObjectStore for LocalStore {
 
     fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
         Ok(Arc::new(hdf5_lite::FileSource::new(self.path(key)?)))
+    }
+}
+
+async fn mtime_ms(path: &Path) -> Option<i64> {
+    let t = tokio::fs::metadata(path).await.ok()?.modified().ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_millis()).ok()
+}
+
+/// A lock file beside `path` (`.lock-<name>`), created exclusively, so the
+/// check-then-rename of a conditional write is atomic across processes
+/// too. A lock older than [`STALE_LOCK`] is the leftover of a killed
+/// writer and is broken.
+struct FileLock {
+    path: PathBuf,
+}
+
+const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl FileLock {
+    async fn acquire(target: &Path) -> Result<FileLock, StoreError> {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path = target.with_file_name(format!(".lock-{name}"));
+        let deadline = std::time::Instant::now() + 2 * STALE_LOCK;
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(_) => return Ok(FileLock { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > STALE_LOCK);
+                    if stale {
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    if std::time::Instant::now() > deadline {
+                        return Err(StoreError::Transient(format!(
+                            "{}: lock held too long",
+                            path.display()
+                        )));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                Err(e) => return Err(io_err("cannot lock", &path, e)),
+            }
+        }
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -409,11 +497,20 @@ static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 /// standard credential chain otherwise, `AWS_ENDPOINT_URL` or
 /// `SourceOptions::endpoint_url` with path-style addressing for
 /// S3-compatible servers, SDK retries (standard mode).
+///
+/// With `--anonymous auto`, a public NOAA bucket name is read unsigned; if
+/// that is denied (a private mirror or an S3-compatible server using the
+/// same names) and credentials are available, the store switches to signed
+/// requests once and retries.
 #[derive(Debug, Clone)]
 pub struct S3Store {
     bucket: String,
-    client: aws_sdk_s3::Client,
+    client: Arc<std::sync::RwLock<aws_sdk_s3::Client>>,
     opts: SourceOptions,
+    /// Unsigned only because the bucket name is a known public one.
+    auto_anonymous: bool,
+    /// The switch to signed requests was tried.
+    tried_signed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl S3Store {
@@ -423,13 +520,53 @@ impl S3Store {
             .map_err(|e| StoreError::Permanent(e.to_string()))?;
         Ok(S3Store {
             bucket: bucket.to_string(),
-            client,
+            client: Arc::new(std::sync::RwLock::new(client)),
             opts: opts.clone(),
+            auto_anonymous: opts.anonymous.is_none()
+                && hdf5_lite::source::s3::PUBLIC_BUCKETS.contains(&bucket),
+            tried_signed: Default::default(),
         })
     }
 
-    pub fn client(&self) -> &aws_sdk_s3::Client {
-        &self.client
+    /// The client in use (unsigned or, after a denial, signed).
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        match self.client.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// After an unsigned request was denied: switch to signed requests if
+    /// this store chose unsigned on its own and credentials are available.
+    /// True when the caller should retry (once per store).
+    async fn sign_after_denial(&self) -> bool {
+        use aws_sdk_s3::config::ProvideCredentials as _;
+        use std::sync::atomic::Ordering;
+        if !self.auto_anonymous || self.tried_signed.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let opts = SourceOptions {
+            anonymous: Some(false),
+            ..self.opts.clone()
+        };
+        let Ok(signed) = hdf5_lite::source::s3::S3Source::client(&self.bucket, &opts).await else {
+            return false;
+        };
+        // The standard chain, as the signed client resolves it.
+        let chain = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let has_credentials = match chain.credentials_provider() {
+            Some(p) => p.provide_credentials().await.is_ok(),
+            None => false,
+        };
+        if has_credentials {
+            tracing::info!(bucket = %self.bucket, "unsigned access denied: retrying with credentials");
+            if let Ok(mut c) = self.client.write() {
+                *c = signed;
+            }
+        }
+        has_credentials
     }
 }
 
@@ -448,10 +585,12 @@ where
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or("");
             match (status, code) {
+                // Before the 404 rule: a missing bucket is not a missing object.
+                (_, "NoSuchBucket") => StoreError::Permanent(format!("{what}: no such bucket")),
                 (Some(404), _) | (_, "NoSuchKey") | (_, "NotFound") => StoreError::NotFound(what),
                 (Some(412), _) | (_, "PreconditionFailed") => StoreError::PreconditionFailed(what),
-                (_, "NoSuchBucket") | (_, "AccessDenied") | (_, "InvalidAccessKeyId") => {
-                    StoreError::Permanent(format!("{what}: {code}"))
+                (_, "AccessDenied") | (_, "InvalidAccessKeyId") | (Some(403), _) => {
+                    StoreError::Permanent(format!("{what}: access denied ({code})"))
                 }
                 (Some(s), _) if s == 409 || s == 408 || s == 429 || s >= 500 => {
                     StoreError::Transient(format!("{what}: HTTP {s}: {code}"))
@@ -480,7 +619,7 @@ impl ObjectStore for S3Store {
             validate_key(key)?;
             let what = format!("GetObject s3://{}/{key}", self.bucket);
             let out = self
-                .client
+                .client()
                 .get_object()
                 .bucket(&self.bucket)
                 .key(key)
@@ -508,7 +647,7 @@ impl ObjectStore for S3Store {
             validate_key(key)?;
             let what = format!("PutObject s3://{}/{key}", self.bucket);
             let mut req = self
-                .client
+                .client()
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
@@ -531,7 +670,7 @@ impl ObjectStore for S3Store {
             let mut token: Option<String> = None;
             loop {
                 let mut req = self
-                    .client
+                    .client()
                     .list_objects_v2()
                     .bucket(&self.bucket)
                     .prefix(prefix);
@@ -545,6 +684,7 @@ impl ObjectStore for S3Store {
                         key: key.to_string(),
                         etag: o.e_tag().unwrap_or_default().to_string(),
                         size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                        modified_ms: o.last_modified().and_then(|t| t.to_millis().ok()),
                     });
                 }
                 match page.next_continuation_token() {
@@ -561,26 +701,48 @@ impl ObjectStore for S3Store {
         Box::pin(async move {
             validate_key(key)?;
             let what = format!("HeadObject s3://{}/{key}", self.bucket);
-            match self
-                .client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-            {
-                Ok(o) => Ok(Some(ObjectInfo {
-                    key: key.to_string(),
-                    etag: o.e_tag().unwrap_or_default().to_string(),
-                    size: o
-                        .content_length()
-                        .and_then(|s| u64::try_from(s).ok())
-                        .unwrap_or(0),
-                })),
-                Err(e) => match s3_error(what, e) {
-                    StoreError::NotFound(_) => Ok(None),
+            loop {
+                let client = self.client();
+                let e = match client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                {
+                    Ok(o) => {
+                        return Ok(Some(ObjectInfo {
+                            key: key.to_string(),
+                            etag: o.e_tag().unwrap_or_default().to_string(),
+                            size: o
+                                .content_length()
+                                .and_then(|s| u64::try_from(s).ok())
+                                .unwrap_or(0),
+                            modified_ms: o.last_modified().and_then(|t| t.to_millis().ok()),
+                        }));
+                    }
+                    Err(e) => e,
+                };
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                if status == Some(403) && self.sign_after_denial().await {
+                    continue;
+                }
+                return match s3_error(what.clone(), e) {
+                    StoreError::NotFound(_) => {
+                        // HEAD answers carry no error code: a missing bucket
+                        // looks like a missing object. Ask (only on this
+                        // path) so it is reported as what it is.
+                        match client.head_bucket().bucket(&self.bucket).send().await {
+                            Err(e)
+                                if e.raw_response().map(|r| r.status().as_u16()) == Some(404) =>
+                            {
+                                Err(StoreError::Permanent(format!("{what}: no such bucket")))
+                            }
+                            _ => Ok(None),
+                        }
+                    }
                     other => Err(other),
-                },
+                };
             }
         })
     }
@@ -588,11 +750,28 @@ impl ObjectStore for S3Store {
     fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
         validate_key(key)?;
         Ok(Arc::new(hdf5_lite::source::s3::S3Source::with_client(
-            self.client.clone(),
+            self.client(),
             &self.bucket,
             key,
             &self.opts,
         )))
+    }
+
+    fn range_source_pinned(
+        &self,
+        key: &str,
+        etag: &str,
+    ) -> Result<Arc<dyn RangeSource>, StoreError> {
+        validate_key(key)?;
+        Ok(Arc::new(
+            hdf5_lite::source::s3::S3Source::with_client(
+                self.client(),
+                &self.bucket,
+                key,
+                &self.opts,
+            )
+            .pinned_to(Some(etag.to_string())),
+        ))
     }
 }
 

@@ -14,8 +14,19 @@
 //!   moves it to the dead-letter queue after `maxReceiveCount` receives, so
 //!   a poison message never blocks the others.
 //!
-//! SIGTERM/SIGINT stop the polling; messages in flight finish (and are
-//! deleted) before the process exits. `--max-messages` and
+//! A transient failure is retried inside the attempt (bounded, exponential
+//! backoff with jitter, visibility still extended) before the message is
+//! given back, so a good file does not use up its receives on a passing
+//! fault.
+//!
+//! The visibility timeout defaults to the queue's own (read once per queue
+//! with GetQueueAttributes); `--visibility-timeout` overrides it.
+//!
+//! SIGTERM/SIGINT stop the polling; a long poll already open is finished
+//! (not abandoned, which would hide a message sent meanwhile for a whole
+//! visibility timeout) and what it received is returned to the queue at
+//! once (visibility 0); messages in flight finish (and are deleted) before
+//! the process exits. `--max-messages` and
 //! `--exit-when-idle` (every queue reports no visible and no in-flight
 //! messages, twice in a row) end the loop for tests and batch jobs.
 
@@ -58,7 +69,8 @@ pub struct WorkerOptions {
     /// Messages processed at once (over both queues).
     pub concurrency: usize,
     /// Seconds a received message stays hidden; extended while work runs.
-    pub visibility_timeout: i32,
+    /// `None`: the queue's own setting.
+    pub visibility_timeout: Option<i32>,
     /// Long-poll wait (0-20 s).
     pub wait_seconds: i32,
     /// Stop after this many messages were handled (success or failure).
@@ -67,6 +79,10 @@ pub struct WorkerOptions {
     pub exit_when_idle: bool,
     /// Seconds between idle checks.
     pub idle_check_seconds: u64,
+    /// Runs of a step per received message while it fails transiently.
+    pub step_attempts: u32,
+    /// First delay between those runs (doubled each time, jittered).
+    pub step_backoff: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -75,11 +91,13 @@ impl Default for WorkerOptions {
             queue: String::new(),
             update_queue: None,
             concurrency: 4,
-            visibility_timeout: 300,
+            visibility_timeout: None,
             wait_seconds: 20,
             max_messages: None,
             exit_when_idle: false,
             idle_check_seconds: 2,
+            step_attempts: 3,
+            step_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -272,8 +290,59 @@ async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64, String
     Ok(n)
 }
 
+/// The queue's own `VisibilityTimeout`.
+async fn queue_visibility(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<i32, String> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())?;
+    out.attributes()
+        .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| "no VisibilityTimeout attribute".to_string())
+}
+
+/// Makes received messages visible again at once (used when stopping).
+async fn give_back(sqs: &aws_sdk_sqs::Client, url: &str, messages: &[Message]) {
+    for m in messages {
+        let Some(receipt) = m.receipt_handle() else {
+            continue;
+        };
+        match sqs
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+        {
+            Ok(_) => info!(
+                id = m.message_id().unwrap_or("?"),
+                "stopping: message returned to the queue"
+            ),
+            Err(e) => {
+                warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "stopping: cannot return message")
+            }
+        }
+    }
+}
+
 async fn poll(s: Arc<Shared>, url: String, role: QueueRole) {
     let mut rx = s.stop.subscribe();
+    let vt = match s.opts.visibility_timeout {
+        Some(v) => v.max(1),
+        None => match queue_visibility(&s.sqs, &url).await {
+            Ok(v) => v.max(1),
+            Err(e) => {
+                warn!(queue = %url, error = %e, "cannot read the queue's visibility timeout; using 30 s");
+                30
+            }
+        },
+    };
+    info!(queue = %url, visibility_timeout = vt, "polling");
     let mut tasks = JoinSet::new();
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -305,16 +374,26 @@ async fn poll(s: Arc<Shared>, url: String, role: QueueRole) {
             .receive_message()
             .queue_url(&url)
             .max_number_of_messages(i32::try_from(want).unwrap_or(1))
-            .visibility_timeout(s.opts.visibility_timeout)
+            .set_visibility_timeout(s.opts.visibility_timeout)
             .message_system_attribute_names(
                 aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
             )
             .wait_time_seconds(s.opts.wait_seconds)
             .send();
-        let result = tokio::select! {
-            r = recv => r,
-            _ = rx.changed() => { drop(first); continue; }
+        let mut recv = std::pin::pin!(recv);
+        let (result, stopping) = tokio::select! {
+            r = &mut recv => (r, false),
+            // Finish the open long poll rather than abandon it: a message
+            // it returns would otherwise stay hidden for a whole timeout.
+            _ = rx.changed() => (recv.await, true),
         };
+        if stopping {
+            if let Ok(out) = &result {
+                give_back(&s.sqs, &url, out.messages()).await;
+            }
+            drop(first);
+            break;
+        }
         let messages = match result {
             Ok(out) => {
                 backoff = Duration::from_millis(500);
@@ -348,7 +427,7 @@ async fn poll(s: Arc<Shared>, url: String, role: QueueRole) {
             );
             tasks.spawn(
                 async move {
-                    handle(&s2, &url2, role, m).await;
+                    handle(&s2, &url2, role, vt, m).await;
                     s2.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
                     drop(permit);
                 }
@@ -361,7 +440,19 @@ async fn poll(s: Arc<Shared>, url: String, role: QueueRole) {
     while tasks.join_next().await.is_some() {}
 }
 
-async fn handle(s: &Shared, url: &str, role: QueueRole, m: Message) {
+/// `base * 2^(n-1)`, capped at 30 s, uniform in `[d/2, d]`.
+fn jittered(base: Duration, n: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let d = base
+        .saturating_mul(1u32 << n.saturating_sub(1).min(10))
+        .min(Duration::from_secs(30));
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    d.mul_f64(0.5 + 0.5 * ((r >> 11) as f64 / (1u64 << 53) as f64))
+}
+
+async fn handle(s: &Shared, url: &str, role: QueueRole, vt: i32, m: Message) {
     let Some(receipt) = m.receipt_handle().map(str::to_string) else {
         warn!("message without receipt handle");
         return;
@@ -374,7 +465,6 @@ async fn handle(s: &Shared, url: &str, role: QueueRole, m: Message) {
         let sqs = s.sqs.clone();
         let url = url.to_string();
         let receipt = receipt.clone();
-        let vt = s.opts.visibility_timeout.max(1);
         tokio::spawn(async move {
             let every = Duration::from_millis(u64::try_from(vt).unwrap_or(1) * 500);
             loop {
@@ -395,11 +485,23 @@ async fn handle(s: &Shared, url: &str, role: QueueRole, m: Message) {
             }
         })
     };
-    let result: Result<steps::Outcome, StepError> = match role {
-        QueueRole::Extract => {
-            steps::extract_single(&s.p, &body, &*s.dest.store, &s.dest.prefix).await
+    let mut attempt = 1;
+    let result: Result<steps::Outcome, StepError> = loop {
+        let r = match role {
+            QueueRole::Extract => {
+                steps::extract_single(&s.p, &body, &*s.dest.store, &s.dest.prefix).await
+            }
+            QueueRole::Update => steps::update_model_run(&s.p, &body).await,
+        };
+        match r {
+            Err(e) if e.is_transient() && attempt < s.opts.step_attempts => {
+                let delay = jittered(s.opts.step_backoff, attempt);
+                info!(attempt, error = %e, ?delay, "transient failure: retrying within this receive");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            other => break other,
         }
-        QueueRole::Update => steps::update_model_run(&s.p, &body).await,
     };
     extender.abort();
     let secs = started.elapsed().as_secs_f64();

@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
+use hdf5_lite::RangeSource;
+use hdf5_lite::source::{BoxFuture, SourceErrorKind};
 use ingest::config::{Config, Pipeline};
 use ingest::steps::{self, StepError};
-use ingest::store::{LocalStore, ObjectStore, StoreUrl};
+use ingest::store::{LocalStore, ObjectInfo, ObjectStore, PutCondition, StoreError, StoreUrl};
 use kerchunk::{Ref, RefSet};
 
 const SRC: &str = "noaa-ofs-pds";
@@ -348,13 +350,17 @@ fn model_run_and_best_series_any_order() {
         assert_eq!(hours_after_12z(&r18), vec![7]);
 
         // Idempotent: every message again, in reverse, changes nothing.
-        let snapshot = e.dest.list("").await.unwrap();
+        // (Keys and content; rewriting identical bytes moves mtimes.)
+        let contents = |l: Vec<ingest::store::ObjectInfo>| -> Vec<(String, String)> {
+            l.into_iter().map(|o| (o.key, o.etag)).collect()
+        };
+        let snapshot = contents(e.dest.list("").await.unwrap());
         let refs: Vec<String> = FILES.iter().rev().map(|(c, h)| ref_key(c, h)).collect();
         for r in &refs {
             update(&e, std::slice::from_ref(r)).await.unwrap();
         }
         extract(&e, &all_keys()).await.unwrap();
-        assert_eq!(e.dest.list("").await.unwrap(), snapshot);
+        assert_eq!(contents(e.dest.list("").await.unwrap()), snapshot);
     });
 }
 
@@ -442,5 +448,351 @@ fn backfill_indexes_and_aggregates() {
         // Second run: everything exists already.
         let again = ingest::backfill::run(&p, &o).await.unwrap();
         assert_eq!(again.existing, FILES.len() as u64);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Consistency under races (issue 13): a store that holds one chosen write
+// until the test releases it, so the interleaving is exact, not timed.
+// ---------------------------------------------------------------------------
+
+/// Delegates to `inner`; the first `put` of a key containing `needle` waits
+/// (after signalling `reached`) until `release` is notified.
+#[derive(Debug)]
+struct Holding {
+    inner: Arc<dyn ObjectStore>,
+    needle: String,
+    armed: std::sync::atomic::AtomicBool,
+    reached: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Holding {
+    fn new(inner: Arc<dyn ObjectStore>, needle: &str) -> Arc<Holding> {
+        Arc::new(Holding {
+            inner,
+            needle: needle.to_string(),
+            armed: std::sync::atomic::AtomicBool::new(true),
+            reached: Arc::new(tokio::sync::Notify::new()),
+            release: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+}
+
+impl ObjectStore for Holding {
+    fn url(&self) -> String {
+        self.inner.url()
+    }
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(bytes::Bytes, String), StoreError>> {
+        self.inner.get(key)
+    }
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: bytes::Bytes,
+        cond: PutCondition,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        Box::pin(async move {
+            if key.contains(&self.needle)
+                && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                self.reached.notify_one();
+                self.release.notified().await;
+            }
+            self.inner.put(key, body, cond).await
+        })
+    }
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
+        self.inner.list(prefix)
+    }
+    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>> {
+        self.inner.head(key)
+    }
+    fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
+        self.inner.range_source(key)
+    }
+}
+
+/// Defect 1: update X (12z f007) computes the best series and its write is
+/// held; meanwhile 18z f001 is indexed and its update Y writes a best
+/// series with 18z f001 for 19z. X's write must not land over Y's: the
+/// final best series holds 18z f001.
+#[test]
+fn best_series_keeps_the_newer_update_when_an_older_write_lands_last() {
+    let e = env();
+    rt().block_on(async {
+        let hours = ["f001", "f002", "f003", "f007"];
+        let keys: Vec<String> = hours.iter().map(|h| key("12", h)).collect();
+        extract(&e, &keys).await.unwrap();
+        let best = "nos/nos.dbofs.fields.best.nc.zarr";
+        let holding = Holding::new(e.dest.clone(), "best");
+        let x = {
+            let (p, store) = (e.p.clone(), holding.clone());
+            tokio::spawn(
+                async move { steps::update_for_ref(&p, &*store, &ref_key("12", "f007")).await },
+            )
+        };
+        // X has read the best series' version, listed and combined.
+        holding.reached.notified().await;
+        extract(&e, &[key("18", "f001")]).await.unwrap();
+        let y = steps::update_for_ref(&e.p, &*e.dest, &ref_key("18", "f001"))
+            .await
+            .unwrap();
+        assert!(y.written.iter().any(|w| w.ends_with(best)), "{y:?}");
+        holding.release.notify_one();
+        let x = x.await.unwrap().unwrap();
+        // X's conditional write was refused; rebuilt, 12z f007 is no longer
+        // a member, so X writes no best series.
+        assert!(!x.written.iter().any(|w| w.ends_with(best)), "{x:?}");
+        let b = refset(&e, best).await;
+        assert_eq!(hours_after_12z(&b), vec![1, 2, 3, 7]);
+        assert_eq!(zeta_url(&b, 3), format!("s3://{SRC}/{}", key("18", "f001")));
+    });
+}
+
+/// A private copy of one source file under `{root}/{SRC}/{key}`.
+fn private_source(root: &Path, from: &str, to_key: &str) {
+    let src = sources().join(SRC).join(from);
+    let dst = root.join(SRC).join(to_key);
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    // Replace atomically, as S3 does.
+    let tmp = dst.with_extension("tmp-copy");
+    std::fs::copy(src, &tmp).unwrap();
+    std::fs::rename(tmp, dst).unwrap();
+}
+
+fn env_with_sources(root: &Path) -> Env {
+    let e = env();
+    let mut config = e.p.config.clone();
+    config.source_root = Some(root.to_path_buf());
+    Env {
+        _tmp: e._tmp,
+        p: Arc::new(Pipeline::new(config)),
+        dest: e.dest,
+    }
+}
+
+fn stamp(body: &[u8]) -> steps::SourceStamp {
+    steps::SourceStamp::of_refs(body).expect("reference set has a source stamp")
+}
+
+/// Defect 2: extract A reads version A; its write is held; the object is
+/// replaced by version B and extract B finishes. When A's write is let go
+/// it must not replace B's references with references to bytes that no
+/// longer exist.
+#[test]
+fn reference_set_is_never_replaced_by_one_from_an_older_source_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = env_with_sources(tmp.path());
+    let k = key("12", "f001");
+    // Version A: the 12z f001 file; version B: other bytes (the 12z f002
+    // file) under the same key.
+    private_source(tmp.path(), &key("12", "f001"), &k);
+    rt().block_on(async {
+        let out_key = ref_key("12", "f001");
+        let holding = Holding::new(e.dest.clone(), &out_key);
+        let a = {
+            let (p, store, k) = (e.p.clone(), holding.clone(), k.clone());
+            tokio::spawn(async move {
+                steps::extract_single(&p, &message(SRC, &[k]), &*store, "nos").await
+            })
+        };
+        holding.reached.notified().await;
+        private_source(tmp.path(), &key("12", "f002"), &k);
+        let b = extract(&e, std::slice::from_ref(&k)).await.unwrap();
+        assert_eq!(b.written.len(), 1, "{b:?}");
+        let (b_body, _) = e.dest.get(&out_key).await.unwrap();
+        holding.release.notify_one();
+        a.await.unwrap().unwrap();
+        let (final_body, _) = e.dest.get(&out_key).await.unwrap();
+        let version_b =
+            ingest::store::content_etag(&std::fs::read(tmp.path().join(SRC).join(&k)).unwrap());
+        assert_eq!(stamp(&final_body).etag, version_b);
+        assert_eq!(final_body, b_body, "B's references stay");
+        // And they are the references of version B's bytes.
+        let fresh = env_with_sources(tmp.path());
+        extract(&fresh, std::slice::from_ref(&k)).await.unwrap();
+        let (want, _) = fresh.dest.get(&out_key).await.unwrap();
+        assert_eq!(final_body, want);
+    });
+}
+
+/// A source store whose pinned range reads report "changed" for the first
+/// `changes` reads after the first (a 412 on `If-Match` from S3).
+#[derive(Debug)]
+struct Changing {
+    inner: Arc<dyn ObjectStore>,
+    changes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct ChangingSource {
+    inner: Arc<dyn RangeSource>,
+    changes: Arc<std::sync::atomic::AtomicUsize>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl RangeSource for ChangingSource {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn get_ranges<'a>(
+        &'a self,
+        ranges: &'a [std::ops::Range<u64>],
+    ) -> BoxFuture<'a, Result<Vec<bytes::Bytes>, hdf5_lite::SourceError>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = self.reads.fetch_add(1, SeqCst);
+        let fail = n >= 1
+            && self
+                .changes
+                .fetch_update(SeqCst, SeqCst, |c| c.checked_sub(1))
+                .is_ok();
+        if fail {
+            return Box::pin(async {
+                Err(hdf5_lite::SourceError::new(
+                    SourceErrorKind::Changed,
+                    "GetObject: object changed while reading (If-Match failed)",
+                ))
+            });
+        }
+        self.inner.get_ranges(ranges)
+    }
+    fn size(&self) -> BoxFuture<'_, Result<u64, hdf5_lite::SourceError>> {
+        self.inner.size()
+    }
+}
+
+impl ObjectStore for Changing {
+    fn url(&self) -> String {
+        self.inner.url()
+    }
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(bytes::Bytes, String), StoreError>> {
+        self.inner.get(key)
+    }
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: bytes::Bytes,
+        cond: PutCondition,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        self.inner.put(key, body, cond)
+    }
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
+        self.inner.list(prefix)
+    }
+    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>> {
+        self.inner.head(key)
+    }
+    fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
+        Ok(Arc::new(ChangingSource {
+            inner: self.inner.range_source(key)?,
+            changes: self.changes.clone(),
+            reads: Default::default(),
+        }))
+    }
+}
+
+/// Defect 3: a source that changes mid-walk is read again (success when it
+/// settles, exit 3 when it keeps changing, never 1); the S3 errors that no
+/// retry can fix are permanent; a missing bucket is named as such.
+#[test]
+fn exit_codes_follow_the_kind_of_failure() {
+    use std::sync::atomic::AtomicUsize;
+    let e = env();
+    rt().block_on(async {
+        let changes = Arc::new(AtomicUsize::new(2));
+        let url = StoreUrl::Local {
+            dir: sources().join(SRC),
+        };
+        let inner: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(sources().join(SRC)).unwrap());
+        e.p.insert_store(
+            &url,
+            Arc::new(Changing {
+                inner,
+                changes: changes.clone(),
+            }),
+        )
+        .await;
+        // Changed twice mid-walk, then stable: indexed.
+        let out = extract(&e, &[key("12", "f002")]).await.unwrap();
+        assert_eq!(out.written.len(), 1, "{out:?}");
+        assert_eq!(changes.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // Changing on every read: transient (exit 3), nothing written.
+        changes.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+        let err = extract(&e, &[key("12", "f003")]).await.unwrap_err();
+        assert!(err.is_transient() && err.exit_code() == 3, "{err:?}");
+        assert!(
+            err.to_string().contains("changed while being read"),
+            "{err}"
+        );
+        assert!(e.dest.head(&ref_key("12", "f003")).await.unwrap().is_none());
+
+        // Mapping of source failures by kind.
+        use hdf5_lite::SourceError as SE;
+        let src = |kind| hdf5_lite::Error::Source {
+            file: "s3://b/k".into(),
+            error: SE::new(kind, "GetObject bytes=0-7: x"),
+        };
+        for (kind, code) in [
+            (SourceErrorKind::NotFound, 1),
+            (SourceErrorKind::Denied, 1),
+            (SourceErrorKind::Malformed, 1),
+            (SourceErrorKind::Rejected, 1),
+            (SourceErrorKind::Transient, 3),
+            (SourceErrorKind::Changed, 3),
+        ] {
+            let err = StepError::from_hdf5(&src(kind));
+            assert_eq!(err.exit_code(), code, "{kind:?}");
+            // The URL is said once.
+            assert_eq!(err.to_string().matches("s3://b/k").count(), 1, "{err}");
+        }
+
+        // A reference into a bucket outside the allowlist: permanent.
+        let fetcher = steps::SourceFetcher::new(&e.p);
+        use kerchunk::combine::Fetcher as _;
+        let err = fetcher
+            .fetch("s3://not-a-source-bucket/x.nc", &[0u64..8, 8..16])
+            .await
+            .unwrap_err();
+        assert!(err.contains("not a configured source bucket"), "{err}");
+        assert!(fetcher.saw_permanent());
+    });
+}
+
+/// Defect 4: one message naming the same object 400 times indexes it once;
+/// a message over the record limit fails permanently with nothing written.
+#[test]
+fn duplicate_records_are_indexed_once_and_records_are_capped() {
+    let e = env();
+    rt().block_on(async {
+        let k = key("12", "f001");
+        let many = vec![k.clone(); 400];
+        let mut cfg = e.p.config.clone();
+        cfg.max_records_per_message = 500;
+        let p = Pipeline::new(cfg);
+        let out = steps::extract_single(&p, &message(SRC, &many), &*e.dest, "nos")
+            .await
+            .unwrap();
+        assert_eq!(out.written.len(), 1, "{out:?}");
+
+        let other = env();
+        let err = extract(&other, &many).await.unwrap_err();
+        assert_eq!(err.exit_code(), 1, "{err:?}");
+        assert!(
+            err.to_string().contains("more than the limit of 100"),
+            "{err}"
+        );
+        assert!(other.dest.list("").await.unwrap().is_empty());
     });
 }

@@ -152,6 +152,17 @@ impl RefSet {
     /// (only when there are any). fsspec ignores unknown top-level keys, so
     /// the set still opens everywhere; a reader sees what is missing and why.
     pub fn to_json_with_warnings(&self, warnings: &[(String, String)]) -> String {
+        self.to_json_with_source(None, warnings)
+    }
+
+    /// Like [`RefSet::to_json_with_warnings`], plus a top-level `"source"`
+    /// value (the version of the file the references were made from: etag,
+    /// size, modification time), ignored by fsspec like `"warnings"`.
+    pub fn to_json_with_source(
+        &self,
+        source: Option<&serde_json::Value>,
+        warnings: &[(String, String)],
+    ) -> String {
         let mut out = String::with_capacity(64 * self.refs.len() + 32);
         out.push_str("{\"refs\":{");
         for (i, (k, v)) in self.refs.iter().enumerate() {
@@ -162,7 +173,12 @@ impl RefSet {
             out.push(':');
             v.write_json(&mut out);
         }
-        out.push_str("},\"version\":1");
+        out.push('}');
+        if let Some(src) = source {
+            out.push_str(",\"source\":");
+            out.push_str(&src.to_string());
+        }
+        out.push_str(",\"version\":1");
         if !warnings.is_empty() {
             out.push_str(",\"warnings\":[");
             for (i, (path, reason)) in warnings.iter().enumerate() {
@@ -379,5 +395,20 @@ mod warning_tests {
         assert_eq!(back.to_json(), r.to_json());
         // no warnings: exactly kerchunk's shape
         assert_eq!(r.to_json_with_warnings(&[]), r.to_json());
+    }
+
+    #[test]
+    fn source_stamp_sits_beside_version_and_is_ignored_when_read_back() {
+        let mut r = RefSet::new();
+        r.insert(".zgroup", Ref::Text("{\"zarr_format\":2}".into()));
+        let stamp = serde_json::json!({"etag": "\"abc\"", "size": 10});
+        let text = r.to_json_with_source(Some(&stamp), &[]);
+        assert_eq!(
+            text,
+            r#"{"refs":{".zgroup":"{\"zarr_format\":2}"},"source":{"etag":"\"abc\"","size":10},"version":1}"#
+        );
+        let back = RefSet::from_json(&text).expect("reads back");
+        assert_eq!(back, r);
+        assert_eq!(r.to_json_with_source(None, &[]), r.to_json());
     }
 }

@@ -308,7 +308,8 @@ def main():
                             "--bucket", SRC, "--dest", f"s3://{DEST}/backfill", "--anonymous", "never"],
                            env=env_direct, capture_output=True, text=True, timeout=600)
         report = json.loads(r.stdout) if r.stdout.strip().startswith("{") else {}
-        check(r.returncode == 3 and report.get("failed") == 1 and report.get("indexed") == len(files),
+        # The corrupt file is a permanent failure: exit 1 (3 only when a retry could help).
+        check(r.returncode == 1 and report.get("failed") == 1 and report.get("indexed") == len(files),
               f"backfill indexed {report.get('indexed')} files, 1 failure (the corrupt file), exit {r.returncode}")
         same_bytes = True
         for name in [ref_key("", c, h)[1:] for (c, h) in files] + [

@@ -8,6 +8,9 @@
 //! - `416 Range Not Satisfiable` (a range past the end) yields empty bytes.
 //! - 5xx, 408, 429, timeouts, connection errors and short bodies are retried
 //!   with exponential backoff and jitter, up to `SourceOptions::max_attempts`.
+//! - Version pinning: later ranges carry `If-Match` with the first
+//!   response's strong ETag; a 412 or a different ETag is
+//!   `SourceErrorKind::Changed` (the object was replaced mid-read).
 //! - TLS is rustls with aws-lc-rs and the compiled-in webpki roots only, so a
 //!   static binary needs no CA bundle on disk.
 
@@ -16,11 +19,11 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::header::{CONTENT_RANGE, ETAG, IF_MATCH, LAST_MODIFIED, RANGE};
 
 use super::{
-    BoxFuture, Failure, RangeSource, SourceError, SourceOptions, clip, fetch_all,
-    parse_content_range, with_retries,
+    BoxFuture, RangeSource, SourceError, SourceErrorKind, SourceOptions, SourceVersion, VersionPin,
+    clip, fetch_all, parse_content_range, with_retries,
 };
 
 /// A remote object read with HTTP range requests.
@@ -32,6 +35,8 @@ pub struct HttpSource {
     size: OnceLock<u64>,
     /// The whole object, when the server answered a range request with 200.
     full: OnceLock<Bytes>,
+    /// Later ranges are read with `If-Match` on the first response's ETag.
+    pin: VersionPin,
 }
 
 impl HttpSource {
@@ -52,7 +57,14 @@ impl HttpSource {
             opts: opts.clone(),
             size: OnceLock::new(),
             full: OnceLock::new(),
+            pin: VersionPin::default(),
         }
+    }
+
+    /// Reads only the version with this ETag (see [`VersionPin`]).
+    pub fn pinned_to(mut self, etag: Option<String>) -> Self {
+        self.pin = VersionPin::expecting(etag);
+        self
     }
 
     /// The client `new` uses: rustls with the webpki roots compiled in (no
@@ -68,7 +80,12 @@ impl HttpSource {
             .connect_timeout(opts.connect_timeout)
             .pool_max_idle_per_host(opts.concurrency.max(1))
             .build()
-            .map_err(|e| SourceError(format!("cannot build HTTP client: {e}")))
+            .map_err(|e| {
+                SourceError::new(
+                    SourceErrorKind::Rejected,
+                    format!("cannot build HTTP client: {e}"),
+                )
+            })
     }
 
     /// The URL this source reads.
@@ -95,50 +112,70 @@ impl HttpSource {
         with_retries(&self.opts, &self.url, || self.attempt(&range)).await
     }
 
-    async fn attempt(&self, r: &Range<u64>) -> Result<Bytes, Failure> {
+    async fn attempt(&self, r: &Range<u64>) -> Result<Bytes, SourceError> {
         let url = &self.url;
-        let what = format!("GET {url} bytes={}-{}", r.start, r.end - 1);
-        let resp = self
+        let what = format!("GET bytes={}-{}", r.start, r.end - 1);
+        let mut req = self
             .client
             .get(url)
             .header(RANGE, format!("bytes={}-{}", r.start, r.end - 1))
-            .timeout(self.opts.request_timeout)
-            .send()
-            .await
-            .map_err(|e| transport(&what, e))?;
+            .timeout(self.opts.request_timeout);
+        if let Some(etag) = self.pin.if_match() {
+            req = req.header(IF_MATCH, etag);
+        }
+        let resp = req.send().await.map_err(|e| transport(&what, e))?;
         let status = resp.status();
-        let content_range = resp
-            .headers()
-            .get(CONTENT_RANGE)
-            .and_then(|v| v.to_str().ok())
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_range = header(CONTENT_RANGE)
+            .as_deref()
             .and_then(parse_content_range);
+        if status.is_success() {
+            let size = match status {
+                StatusCode::OK => resp.content_length(),
+                _ => content_range.and_then(|c| c.total),
+            };
+            self.pin
+                .check(&what, header(ETAG).as_deref(), header(LAST_MODIFIED), size)?;
+        }
+        let fail = |kind, msg: String| Err(SourceError::new(kind, msg));
         match status {
             StatusCode::PARTIAL_CONTENT => {
                 let Some(cr) = content_range else {
-                    return Err(Failure::Fatal(format!(
-                        "{what}: HTTP {status} without a valid Content-Range"
-                    )));
+                    return fail(
+                        SourceErrorKind::Malformed,
+                        format!("{what}: HTTP {status} without a valid Content-Range"),
+                    );
                 };
                 if let Some(total) = cr.total {
                     let _ = self.size.set(total);
                 }
                 let Some((first, last)) = cr.range else {
-                    return Err(Failure::Fatal(format!(
-                        "{what}: HTTP {status} with Content-Range `*`"
-                    )));
+                    return fail(
+                        SourceErrorKind::Malformed,
+                        format!("{what}: HTTP {status} with Content-Range `*`"),
+                    );
                 };
                 if first != r.start {
-                    return Err(Failure::Fatal(format!(
-                        "{what}: HTTP {status} returned bytes {first}-{last} instead"
-                    )));
+                    return fail(
+                        SourceErrorKind::Malformed,
+                        format!("{what}: HTTP {status} returned bytes {first}-{last} instead"),
+                    );
                 }
                 let body = resp.bytes().await.map_err(|e| transport(&what, e))?;
                 let want = (r.end.min(last + 1) - r.start) as usize;
                 if body.len() < want {
-                    return Err(Failure::Retry(format!(
-                        "{what}: HTTP {status}: short body, {} of {want} bytes",
-                        body.len()
-                    )));
+                    return fail(
+                        SourceErrorKind::Transient,
+                        format!(
+                            "{what}: HTTP {status}: short body, {} of {want} bytes",
+                            body.len()
+                        ),
+                    );
                 }
                 Ok(body.slice(..want))
             }
@@ -146,11 +183,14 @@ impl HttpSource {
                 let declared = resp.content_length();
                 let body = resp.bytes().await.map_err(|e| transport(&what, e))?;
                 if declared.is_some_and(|n| (body.len() as u64) < n) {
-                    return Err(Failure::Retry(format!(
-                        "{what}: HTTP {status}: short body, {} of {} bytes",
-                        body.len(),
-                        declared.unwrap_or_default()
-                    )));
+                    return fail(
+                        SourceErrorKind::Transient,
+                        format!(
+                            "{what}: HTTP {status}: short body, {} of {} bytes",
+                            body.len(),
+                            declared.unwrap_or_default()
+                        ),
+                    );
                 }
                 tracing::warn!(url = %url, size = body.len(), "server ignored Range; using the full body");
                 let _ = self.size.set(body.len() as u64);
@@ -167,9 +207,21 @@ impl HttpSource {
                 || s == StatusCode::REQUEST_TIMEOUT
                 || s == StatusCode::TOO_MANY_REQUESTS =>
             {
-                Err(Failure::Retry(format!("{what}: HTTP {status}")))
+                fail(SourceErrorKind::Transient, format!("{what}: HTTP {status}"))
             }
-            _ => Err(Failure::Fatal(format!("{what}: HTTP {status}"))),
+            StatusCode::PRECONDITION_FAILED => fail(
+                SourceErrorKind::Changed,
+                format!("{what}: HTTP {status}: object changed while reading"),
+            ),
+            StatusCode::NOT_FOUND | StatusCode::GONE => fail(
+                SourceErrorKind::NotFound,
+                format!("{what}: HTTP {status}: no such object"),
+            ),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => fail(
+                SourceErrorKind::Denied,
+                format!("{what}: HTTP {status}: access denied"),
+            ),
+            _ => fail(SourceErrorKind::Rejected, format!("{what}: HTTP {status}")),
         }
     }
 }
@@ -180,13 +232,13 @@ fn usize_range(r: &Range<u64>) -> Range<usize> {
 
 /// Transport errors (connect, timeout, reset, truncated body) are retried;
 /// a request that cannot even be built is not.
-fn transport(what: &str, e: reqwest::Error) -> Failure {
-    let msg = format!("{what}: {}", error_chain(&e));
-    if e.is_builder() {
-        Failure::Fatal(msg)
+fn transport(what: &str, e: reqwest::Error) -> SourceError {
+    let kind = if e.is_builder() {
+        SourceErrorKind::Rejected
     } else {
-        Failure::Retry(msg)
-    }
+        SourceErrorKind::Transient
+    };
+    SourceError::new(kind, format!("{what}: {}", error_chain(&e)))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -221,11 +273,15 @@ impl RangeSource for HttpSource {
             }
             self.fetch(0..1).await?;
             self.size.get().copied().ok_or_else(|| {
-                SourceError(format!(
-                    "{}: the server did not report the object size",
-                    self.url
-                ))
+                SourceError::new(
+                    SourceErrorKind::Malformed,
+                    "the server did not report the object size",
+                )
             })
         })
+    }
+
+    fn version(&self) -> Option<SourceVersion> {
+        self.pin.get()
     }
 }

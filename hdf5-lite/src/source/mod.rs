@@ -23,15 +23,95 @@ pub mod s3;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Failure of a source to deliver bytes (not a format problem).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceError(pub String);
+/// Why a source could not deliver bytes. Callers decide exit codes and
+/// retries from the kind, never from the message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceErrorKind {
+    /// The object or its bucket does not exist.
+    NotFound,
+    /// Access denied (401/403, or a bucket outside an allowlist).
+    Denied,
+    /// The object changed while it was being read (a pinned `If-Match`
+    /// failed with 412, or two responses carried different ETags): reading
+    /// it again from the start will succeed.
+    Changed,
+    /// Worth retrying: 5xx, throttling, timeouts, resets, short bodies.
+    Transient,
+    /// The server's answer is unusable (a range other than the one asked
+    /// for, a 206 without `Content-Range`).
+    Malformed,
+    /// The request itself is refused for another reason (unsupported URL,
+    /// other 4xx): retrying cannot help.
+    Rejected,
+}
+
+/// Failure of a source to deliver bytes (not a format problem). The message
+/// says what was asked and what came back; it does not repeat the source's
+/// URL for range reads (whoever reports it names the file once).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceError {
+    pub kind: SourceErrorKind,
+    pub message: String,
+}
+
+/// Transitional constructor with the shape of the former tuple struct
+/// (`SourceError(msg)`), so existing call sites keep compiling: a failure
+/// of unknown cause, treated as transient. Prefer [`SourceError::new`].
+#[allow(non_snake_case)]
+pub fn SourceError(message: String) -> SourceError {
+    SourceError::new(SourceErrorKind::Transient, message)
+}
+
+impl SourceError {
+    pub fn new(kind: SourceErrorKind, message: impl Into<String>) -> Self {
+        SourceError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn kind(&self) -> SourceErrorKind {
+        self.kind
+    }
+
+    /// A retry (of the request, or of the whole read for `Changed`) may
+    /// succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            SourceErrorKind::Transient | SourceErrorKind::Changed
+        )
+    }
+}
 
 impl From<std::io::Error> for SourceError {
     fn from(e: std::io::Error) -> Self {
-        SourceError(e.to_string())
+        use std::io::ErrorKind as K;
+        let kind = match e.kind() {
+            K::NotFound => SourceErrorKind::NotFound,
+            K::PermissionDenied => SourceErrorKind::Denied,
+            K::UnexpectedEof | K::InvalidInput | K::InvalidData => SourceErrorKind::Malformed,
+            _ => SourceErrorKind::Transient,
+        };
+        SourceError::new(kind, e.to_string())
     }
+}
+
+/// The version of a remote object a source read, as its responses told it.
+/// Recorded beside the references made from it, so a reader can tell which
+/// bytes they describe and a writer never replaces them with references
+/// made from an older version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceVersion {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// As the server sent it (HTTP date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
 }
 
 /// A random-access byte source (local file, HTTP object, S3 object, memory).
@@ -52,6 +132,14 @@ pub trait RangeSource: Send + Sync {
     /// (HTTP `Content-Range`) may require a `get_ranges` call first; the
     /// walker always reads the head of the file before asking.
     fn size(&self) -> BoxFuture<'_, Result<u64, SourceError>>;
+
+    /// The object version every read so far came from (remote sources pin
+    /// it: later reads of another version fail with
+    /// [`SourceErrorKind::Changed`]). `None` when the source has no notion
+    /// of versions or has not read yet.
+    fn version(&self) -> Option<SourceVersion> {
+        None
+    }
 }
 
 impl<T: RangeSource + ?Sized> RangeSource for Arc<T> {
@@ -66,6 +154,9 @@ impl<T: RangeSource + ?Sized> RangeSource for Arc<T> {
     }
     fn size(&self) -> BoxFuture<'_, Result<u64, SourceError>> {
         (**self).size()
+    }
+    fn version(&self) -> Option<SourceVersion> {
+        (**self).version()
     }
 }
 
@@ -143,7 +234,9 @@ impl RangeSource for FileSource {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || read_ranges_blocking(&path, &ranges))
                 .await
-                .map_err(|e| SourceError(format!("read task failed: {e}")))?
+                .map_err(|e| {
+                    SourceError::new(SourceErrorKind::Transient, format!("read task failed: {e}"))
+                })?
         })
     }
     fn size(&self) -> BoxFuture<'_, Result<u64, SourceError>> {
@@ -154,8 +247,10 @@ impl RangeSource for FileSource {
 
 fn read_ranges_blocking(path: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, SourceError> {
     use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path)
-        .map_err(|e| SourceError(format!("cannot open {}: {e}", path.display())))?;
+    let file = std::fs::File::open(path).map_err(|e| {
+        let kind = SourceError::from(std::io::Error::new(e.kind(), "")).kind;
+        SourceError::new(kind, format!("cannot open {}: {e}", path.display()))
+    })?;
     let len = file.metadata()?.len();
     let mut out = Vec::with_capacity(ranges.len());
     for r in ranges {
@@ -241,9 +336,10 @@ pub async fn open_url(
             // file:///abs/path or file://localhost/abs/path
             let path = rest.strip_prefix("localhost").unwrap_or(rest);
             if !path.starts_with('/') {
-                return Err(SourceError(format!(
-                    "{url}: unsupported file URL (only local absolute paths)"
-                )));
+                return Err(SourceError::new(
+                    SourceErrorKind::Rejected,
+                    format!("{url}: unsupported file URL (only local absolute paths)"),
+                ));
             }
             open_local(&percent_decode(path)).await
         }
@@ -251,22 +347,30 @@ pub async fn open_url(
         "s3" => {
             let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() || key.is_empty() {
-                return Err(SourceError(format!("{url}: expected s3://bucket/key")));
+                return Err(SourceError::new(
+                    SourceErrorKind::Rejected,
+                    format!("{url}: expected s3://bucket/key"),
+                ));
             }
             open_s3(bucket, key, opts).await
         }
-        other => Err(SourceError(format!(
-            "{url}: unsupported URL scheme `{other}://`"
-        ))),
+        other => Err(SourceError::new(
+            SourceErrorKind::Rejected,
+            format!("{url}: unsupported URL scheme `{other}://`"),
+        )),
     }
 }
 
 async fn open_local(path: &str) -> Result<Arc<dyn RangeSource>, SourceError> {
-    let meta = tokio::fs::metadata(path)
-        .await
-        .map_err(|e| SourceError(format!("cannot open {path}: {e}")))?;
+    let meta = tokio::fs::metadata(path).await.map_err(|e| {
+        let kind = SourceError::from(std::io::Error::new(e.kind(), "")).kind;
+        SourceError::new(kind, format!("cannot open {path}: {e}"))
+    })?;
     if meta.is_dir() {
-        return Err(SourceError(format!("cannot open {path}: is a directory")));
+        return Err(SourceError::new(
+            SourceErrorKind::Rejected,
+            format!("cannot open {path}: is a directory"),
+        ));
     }
     Ok(Arc::new(FileSource::new(path)))
 }
@@ -278,9 +382,10 @@ fn open_http(url: &str, opts: &SourceOptions) -> Result<Arc<dyn RangeSource>, So
 
 #[cfg(not(feature = "http"))]
 fn open_http(url: &str, _opts: &SourceOptions) -> Result<Arc<dyn RangeSource>, SourceError> {
-    Err(SourceError(format!(
-        "{url}: HTTP support is not compiled in (build hdf5-lite with feature `http`)"
-    )))
+    Err(SourceError::new(
+        SourceErrorKind::Rejected,
+        format!("{url}: HTTP support is not compiled in (build hdf5-lite with feature `http`)"),
+    ))
 }
 
 #[cfg(feature = "s3")]
@@ -298,9 +403,12 @@ async fn open_s3(
     key: &str,
     _opts: &SourceOptions,
 ) -> Result<Arc<dyn RangeSource>, SourceError> {
-    Err(SourceError(format!(
-        "s3://{bucket}/{key}: S3 support is not compiled in (build hdf5-lite with feature `s3`)"
-    )))
+    Err(SourceError::new(
+        SourceErrorKind::Rejected,
+        format!(
+            "s3://{bucket}/{key}: S3 support is not compiled in (build hdf5-lite with feature `s3`)"
+        ),
+    ))
 }
 
 /// `%XX` decoding for `file://` paths; malformed escapes are kept as is.
@@ -359,18 +467,10 @@ pub(crate) fn parse_content_range(s: &str) -> Option<ContentRange> {
     Some(ContentRange { range, total })
 }
 
-/// Outcome of one failed attempt of a remote read.
-#[cfg(any(feature = "http", feature = "s3"))]
-pub(crate) enum Failure {
-    /// Worth another attempt (5xx, throttling, timeouts, resets, short bodies).
-    Retry(String),
-    /// Retrying cannot help (4xx other than throttling, bad responses).
-    Fatal(String),
-}
-
-/// Run `attempt` until it succeeds, fails fatally, or `max_attempts` is
-/// reached, sleeping with jittered exponential backoff in between. Shared by
-/// the HTTP and S3 sources so both retry the same way.
+/// Run `attempt` until it succeeds, fails with anything but
+/// [`SourceErrorKind::Transient`], or `max_attempts` is reached, sleeping
+/// with jittered exponential backoff in between. Shared by the HTTP and S3
+/// sources so both retry the same way.
 #[cfg(any(feature = "http", feature = "s3"))]
 pub(crate) async fn with_retries<F, Fut>(
     opts: &SourceOptions,
@@ -379,21 +479,105 @@ pub(crate) async fn with_retries<F, Fut>(
 ) -> Result<Bytes, SourceError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Bytes, Failure>>,
+    Fut: std::future::Future<Output = Result<Bytes, SourceError>>,
 {
     let mut n = 1;
     loop {
         match attempt().await {
             Ok(b) => return Ok(b),
-            Err(Failure::Fatal(e)) => return Err(SourceError(e)),
-            Err(Failure::Retry(e)) => {
+            Err(e) if e.kind != SourceErrorKind::Transient => return Err(e),
+            Err(e) => {
                 if n >= opts.max_attempts {
-                    return Err(SourceError(format!("{e} (gave up after {n} attempts)")));
+                    return Err(SourceError::new(
+                        e.kind,
+                        format!("{} (gave up after {n} attempts)", e.message),
+                    ));
                 }
                 let delay = backoff(opts, n);
                 tracing::debug!(what, attempt = n, ?delay, error = %e, "retrying range read");
                 tokio::time::sleep(delay).await;
                 n += 1;
+            }
+        }
+    }
+}
+
+/// Records the version of the first response and checks every later one
+/// against it: a different ETag means the object was replaced between two
+/// range reads (a server that ignores `If-Match` cannot hide that).
+#[cfg(any(feature = "http", feature = "s3"))]
+#[derive(Debug, Default)]
+pub(crate) struct VersionPin {
+    seen: std::sync::Mutex<Option<SourceVersion>>,
+}
+
+#[cfg(any(feature = "http", feature = "s3"))]
+impl VersionPin {
+    /// Pinned to `etag` before the first read (an ETag from a listing or
+    /// HEAD, so even the first range comes from that version).
+    pub(crate) fn expecting(etag: Option<String>) -> Self {
+        let pin = VersionPin::default();
+        if let Some(etag) = etag.filter(|e| !e.is_empty())
+            && let Ok(mut g) = pin.seen.lock()
+        {
+            *g = Some(SourceVersion {
+                etag: Some(etag),
+                ..SourceVersion::default()
+            });
+        }
+        pin
+    }
+
+    /// The strong ETag to send as `If-Match` (weak ones cannot be).
+    pub(crate) fn if_match(&self) -> Option<String> {
+        let g = self.seen.lock().ok()?;
+        g.as_ref()?.etag.clone().filter(|e| !e.starts_with("W/"))
+    }
+
+    pub(crate) fn get(&self) -> Option<SourceVersion> {
+        self.seen.lock().ok()?.clone()
+    }
+
+    /// Checks a response's version against the pinned one, pinning it if
+    /// there is none yet.
+    pub(crate) fn check(
+        &self,
+        what: &str,
+        etag: Option<&str>,
+        last_modified: Option<String>,
+        size: Option<u64>,
+    ) -> Result<(), SourceError> {
+        let Ok(mut g) = self.seen.lock() else {
+            return Ok(());
+        };
+        match g.as_mut() {
+            None => {
+                *g = Some(SourceVersion {
+                    etag: etag.map(str::to_string),
+                    size,
+                    last_modified,
+                });
+                Ok(())
+            }
+            Some(v) => {
+                if let (Some(want), Some(got)) = (v.etag.as_deref(), etag)
+                    && want != got
+                {
+                    return Err(SourceError::new(
+                        SourceErrorKind::Changed,
+                        format!("{what}: object changed while reading (ETag {want} became {got})"),
+                    ));
+                }
+                if v.etag.is_none() {
+                    v.etag = etag.map(str::to_string);
+                }
+                if v.size.is_none() {
+                    v.size = size;
+                }
+                if v.last_modified.is_none() {
+                    v.last_modified = last_modified;
+                }
+                Ok(())
             }
         }
     }
@@ -521,11 +705,13 @@ mod tests {
             ]
         );
         let missing = open_url("/nonexistent/x.h5", &opts).await.err().unwrap();
-        assert!(missing.0.contains("/nonexistent/x.h5"), "{missing}");
+        assert!(missing.message.contains("/nonexistent/x.h5"), "{missing}");
+        assert_eq!(missing.kind, SourceErrorKind::NotFound);
         let bad = open_url("gs://b/k", &opts).await.err().unwrap();
-        assert!(bad.0.contains("gs://"), "{bad}");
+        assert!(bad.message.contains("gs://"), "{bad}");
+        assert_eq!(bad.kind, SourceErrorKind::Rejected);
         let bad = open_url("s3://bucket-only", &opts).await.err().unwrap();
-        assert!(bad.0.contains("s3://bucket/key"), "{bad}");
+        assert!(bad.message.contains("s3://bucket/key"), "{bad}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -11,6 +11,11 @@
 //!   top of that a body that breaks off or comes back short is re-requested.
 //!   `InvalidRange` (416, a range past the end) yields empty bytes.
 //! - The object size comes from the `Content-Range` of the first response.
+//! - Version pinning: every range after the first (all of them with
+//!   [`S3Source::pinned_to`]) carries `If-Match` with the ETag first seen;
+//!   a 412, or a response with another ETag, is `SourceErrorKind::Changed`.
+//!   Errors are classified by [`classify`] (missing bucket vs. missing key,
+//!   denied, changed, transient, rejected).
 //! - TLS: rustls + aws-lc-rs with the compiled-in webpki roots only.
 
 use std::ops::Range;
@@ -21,8 +26,8 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use bytes::Bytes;
 
 use super::{
-    BoxFuture, Failure, RangeSource, SourceError, SourceOptions, clip, fetch_all,
-    parse_content_range, with_retries,
+    BoxFuture, RangeSource, SourceError, SourceErrorKind, SourceOptions, SourceVersion, VersionPin,
+    clip, fetch_all, parse_content_range, with_retries,
 };
 
 /// Buckets read without credentials unless `SourceOptions::anonymous` says
@@ -38,6 +43,9 @@ pub struct S3Source {
     client: aws_sdk_s3::Client,
     opts: SourceOptions,
     size: std::sync::Arc<OnceLock<u64>>,
+    /// Every range after the first is read with `If-Match` on the first
+    /// response's ETag (or the one given to [`S3Source::pinned_to`]).
+    pin: std::sync::Arc<VersionPin>,
 }
 
 impl S3Source {
@@ -61,7 +69,16 @@ impl S3Source {
             client,
             opts: opts.clone(),
             size: Default::default(),
+            pin: Default::default(),
         }
+    }
+
+    /// Reads only the version with this ETag (from a listing or HEAD):
+    /// every range GET carries `If-Match`, and a 412 fails the read with
+    /// [`SourceErrorKind::Changed`].
+    pub fn pinned_to(mut self, etag: Option<String>) -> Self {
+        self.pin = std::sync::Arc::new(VersionPin::expecting(etag));
+        self
     }
 
     /// The client `new` uses for `bucket` (whose name decides anonymous
@@ -91,7 +108,12 @@ impl S3Source {
         let tls_context = TlsContext::builder()
             .with_trust_store(trust)
             .build()
-            .map_err(|e| SourceError(format!("cannot build TLS context: {e}")))?;
+            .map_err(|e| {
+                SourceError::new(
+                    SourceErrorKind::Rejected,
+                    format!("cannot build TLS context: {e}"),
+                )
+            })?;
         let http_client = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
             .tls_context(tls_context)
@@ -143,44 +165,37 @@ impl S3Source {
         with_retries(&self.opts, &self.name, || self.attempt(&range)).await
     }
 
-    async fn attempt(&self, r: &Range<u64>) -> Result<Bytes, Failure> {
-        let what = format!("GetObject {} bytes={}-{}", self.name, r.start, r.end - 1);
+    async fn attempt(&self, r: &Range<u64>) -> Result<Bytes, SourceError> {
+        let what = format!("GetObject bytes={}-{}", r.start, r.end - 1);
         let result = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(&self.key)
             .range(format!("bytes={}-{}", r.start, r.end - 1))
+            .set_if_match(self.pin.if_match())
             .send()
             .await;
         let out = match result {
             Ok(out) => out,
             Err(err) => {
-                let status = err.raw_response().map(|resp| resp.status().as_u16());
-                if status == Some(416) {
+                if err.raw_response().map(|resp| resp.status().as_u16()) == Some(416) {
                     // Past the end; the error body does not carry the size.
                     return Ok(Bytes::new());
                 }
-                let status = status.map(|s| format!("HTTP {s}: ")).unwrap_or_default();
-                let detail = match &err {
-                    SdkError::ServiceError(se) => {
-                        let e = se.err();
-                        format!(
-                            "{}: {}",
-                            e.code().unwrap_or("no error code"),
-                            e.message().unwrap_or("no message")
-                        )
-                    }
-                    other => DisplayErrorContext(other).to_string(),
-                };
-                let msg = format!("{what}: {status}{detail}");
-                // The SDK has already retried what it considers transient.
-                return Err(match err {
-                    SdkError::ResponseError(_) => Failure::Retry(msg),
-                    _ => Failure::Fatal(msg),
-                });
+                return Err(classify(&what, &self.bucket, &err));
             }
         };
+        let total = out
+            .content_range()
+            .and_then(parse_content_range)
+            .and_then(|c| c.total);
+        self.pin.check(
+            &what,
+            out.e_tag(),
+            out.last_modified().map(|t| t.to_string()),
+            total,
+        )?;
         let cr = out.content_range().and_then(parse_content_range);
         if let Some(total) = cr.and_then(|c| c.total) {
             let _ = self.size.set(total);
@@ -189,25 +204,27 @@ impl S3Source {
         let body = match out.body.collect().await {
             Ok(b) => b.into_bytes(),
             Err(e) => {
-                return Err(Failure::Retry(format!(
-                    "{what}: body: {}",
-                    DisplayErrorContext(&e)
-                )));
+                return Err(SourceError::new(
+                    SourceErrorKind::Transient,
+                    format!("{what}: body: {}", DisplayErrorContext(&e)),
+                ));
             }
         };
         let len = body.len() as u64;
         match cr.and_then(|c| c.range) {
             Some((first, last)) => {
                 if first != r.start {
-                    return Err(Failure::Fatal(format!(
-                        "{what}: returned bytes {first}-{last} instead"
-                    )));
+                    return Err(SourceError::new(
+                        SourceErrorKind::Malformed,
+                        format!("{what}: returned bytes {first}-{last} instead"),
+                    ));
                 }
                 let want = r.end.min(last + 1) - r.start;
                 if len < want {
-                    return Err(Failure::Retry(format!(
-                        "{what}: short body, {len} of {want} bytes"
-                    )));
+                    return Err(SourceError::new(
+                        SourceErrorKind::Transient,
+                        format!("{what}: short body, {len} of {want} bytes"),
+                    ));
                 }
                 Ok(body.slice(..want as usize))
             }
@@ -215,10 +232,13 @@ impl S3Source {
                 // No Content-Range: the whole object (as S3 answers ranges
                 // it ignores).
                 if declared.is_some_and(|n| len < n) {
-                    return Err(Failure::Retry(format!(
-                        "{what}: short body, {len} of {} bytes",
-                        declared.unwrap_or_default()
-                    )));
+                    return Err(SourceError::new(
+                        SourceErrorKind::Transient,
+                        format!(
+                            "{what}: short body, {len} of {} bytes",
+                            declared.unwrap_or_default()
+                        ),
+                    ));
                 }
                 let _ = self.size.set(len);
                 let c = clip(r, len);
@@ -226,6 +246,56 @@ impl S3Source {
             }
         }
     }
+}
+
+/// The kind of a failed S3 request, from its status and error code. Names
+/// the bucket when it is the bucket that is missing.
+pub fn classify<E>(
+    what: &str,
+    bucket: &str,
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> SourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    use SourceErrorKind as K;
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let (code, message) = match err {
+        SdkError::ServiceError(se) => (
+            se.err().code().unwrap_or(""),
+            se.err().message().unwrap_or(""),
+        ),
+        _ => ("", ""),
+    };
+    let (kind, text) = match (status, code) {
+        (_, "NoSuchBucket") => (K::NotFound, format!("no such bucket {bucket:?}")),
+        (_, "NoSuchKey") | (Some(404), _) => (K::NotFound, "no such object".to_string()),
+        (_, "PreconditionFailed") | (Some(412), _) => (
+            K::Changed,
+            "object changed while reading (If-Match failed)".to_string(),
+        ),
+        (_, "AccessDenied")
+        | (_, "InvalidAccessKeyId")
+        | (_, "SignatureDoesNotMatch")
+        | (Some(401), _)
+        | (Some(403), _) => (
+            K::Denied,
+            format!(
+                "access denied ({})",
+                if code.is_empty() { "HTTP 403" } else { code }
+            ),
+        ),
+        (Some(s), _) if s == 408 || s == 429 || s >= 500 => {
+            (K::Transient, format!("HTTP {s}: {code} {message}"))
+        }
+        (Some(s), _) => (K::Rejected, format!("HTTP {s}: {code} {message}")),
+        (None, _) => match err {
+            SdkError::ConstructionFailure(_) => (K::Rejected, DisplayErrorContext(err).to_string()),
+            // Timeouts, connection failures, broken bodies, unparseable replies.
+            _ => (K::Transient, DisplayErrorContext(err).to_string()),
+        },
+    };
+    SourceError::new(kind, format!("{what}: {}", text.trim_end()))
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -263,21 +333,22 @@ impl RangeSource for S3Source {
                 .key(&self.key)
                 .send()
                 .await
-                .map_err(|e| {
-                    SourceError(format!(
-                        "HeadObject {}: {}",
-                        self.name,
-                        DisplayErrorContext(&e)
-                    ))
-                })?;
+                .map_err(|e| classify("HeadObject", &self.bucket, &e))?;
             let n = head
                 .content_length()
                 .and_then(|n| u64::try_from(n).ok())
                 .ok_or_else(|| {
-                    SourceError(format!("{}: S3 did not report the object size", self.name))
+                    SourceError::new(
+                        SourceErrorKind::Malformed,
+                        "HeadObject: S3 did not report the object size",
+                    )
                 })?;
             let _ = self.size.set(n);
             Ok(n)
         })
+    }
+
+    fn version(&self) -> Option<SourceVersion> {
+        self.pin.get()
     }
 }
