@@ -63,7 +63,16 @@ fn extract_single_indexes_a_netcdf3_object() {
         let t = kerchunk::translate_opened(&opened, &*src, &opts)
             .await
             .unwrap();
-        assert_eq!(std::str::from_utf8(&got).unwrap(), t.to_json());
+        // The pipeline's output is translate's plus the source stamp (the
+        // version it was read from), which fsspec ignores.
+        let mut got: serde_json::Value = serde_json::from_slice(&got).unwrap();
+        let stamp = got
+            .as_object_mut()
+            .and_then(|o| o.remove("source"))
+            .expect("source stamp");
+        assert_eq!(stamp["url"], format!("s3://{SRC}/{KEY}"));
+        let want: serde_json::Value = serde_json::from_str(&t.to_json()).unwrap();
+        assert_eq!(got, want);
         assert!(t.to_json().contains("temp/.zarray"));
     });
 }
