@@ -183,8 +183,13 @@ mod tests {
 
     #[test]
     fn a_missing_or_unwritable_cache_is_not_an_error() {
-        let c = LayoutCache::new("/nonexistent/dir/for/layouts");
+        // A directory under a regular file can be neither read nor made.
+        let file = std::env::temp_dir().join(format!("knos-layout-unit-{}", std::process::id()));
+        std::fs::write(&file, b"not a directory").unwrap();
+        let c = LayoutCache::new(file.join("layouts"));
         assert!(c.predict("a.f001.nc").is_empty());
         c.remember("a.f001.nc", 10, &[0..10]);
+        assert!(c.predict("a.f002.nc").is_empty());
+        std::fs::remove_file(&file).unwrap();
     }
 }

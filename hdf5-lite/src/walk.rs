@@ -588,7 +588,10 @@ struct Walker {
     blobs: HashMap<(u64, u64), Bytes>,
     chunk_states: HashMap<u64, ChunkState>,
     shared_table: Option<SharedTable>,
-    requested: HashSet<(u64, u8)>,
+    /// Shared resources already asked for: (tag, address, length). The
+    /// length is part of the key (not mixed into the address), so two
+    /// requests can only be merged when they are the same request.
+    requested: HashSet<(u8, u64, u64)>,
     /// Extents of every structure parsed, for `Stats::metadata_bytes`.
     parsed: Vec<(u64, u64)>,
     /// Paged aggregation page size, once the superblock extension says so:
@@ -823,7 +826,7 @@ impl Walker {
     }
 
     fn once(&mut self, addr: u64, tag: u8) -> bool {
-        self.requested.insert((addr, tag))
+        self.requested.insert((tag, addr, 0))
     }
 
     fn request_local_heap(&mut self, addr: u64) -> Result<(), Error> {
@@ -892,7 +895,7 @@ impl Walker {
     }
 
     fn request_blob(&mut self, addr: u64, len: u64) -> Result<(), Error> {
-        if self.once(addr ^ len.rotate_left(32), R_BLOB) {
+        if self.requested.insert((R_BLOB, addr, len)) {
             self.check_addr("huge heap object", addr)?;
             self.check_len("huge heap object", addr, len)?;
             self.push(addr, len, JobKind::Blob);
@@ -1509,7 +1512,16 @@ impl Walker {
                 for info in levels.iter().take(h.index_super_blocks()) {
                     for d in 0..info.data_blocks {
                         if let Some(Some(a)) = ib.data_blocks.get(k) {
-                            let first = base + info.start_index + d * info.data_block_elements;
+                            // Checked: the element index of a hostile
+                            // array's block must not wrap.
+                            let Some(first) = d
+                                .checked_mul(info.data_block_elements)
+                                .and_then(|x| x.checked_add(info.start_index))
+                                .and_then(|x| x.checked_add(base))
+                            else {
+                                self.fail_chunks(ds, "extensible array index overflows".into());
+                                return Ok(());
+                            };
                             jobs.push((
                                 *a,
                                 h.data_block_size(&ctx, info.data_block_elements),
@@ -1527,7 +1539,10 @@ impl Walker {
                 for (s, a) in ib.secondary_blocks.iter().enumerate() {
                     let level = h.index_super_blocks() + s;
                     if let (Some(a), Some(info)) = (a, levels.get(level)) {
-                        let first = base + info.start_index;
+                        let Some(first) = base.checked_add(info.start_index) else {
+                            self.fail_chunks(ds, "extensible array index overflows".into());
+                            return Ok(());
+                        };
                         jobs.push((
                             *a,
                             ea::secondary_block_size(&ctx, &h, info),
@@ -1554,12 +1569,19 @@ impl Walker {
                 let mut jobs = Vec::new();
                 for (d, a) in sb.data_blocks.iter().enumerate() {
                     if let Some(a) = a {
+                        let Some(first) = (d as u64)
+                            .checked_mul(info.data_block_elements)
+                            .and_then(|x| x.checked_add(first))
+                        else {
+                            self.fail_chunks(ds, "extensible array index overflows".into());
+                            return Ok(());
+                        };
                         jobs.push((
                             *a,
                             h.data_block_size(&ctx, info.data_block_elements),
                             JobKind::EaData {
                                 ds,
-                                first: first + d as u64 * info.data_block_elements,
+                                first,
                                 n: info.data_block_elements,
                                 page_init: sb.page_init.get(d).cloned(),
                             },
@@ -1664,7 +1686,12 @@ impl Walker {
         };
         for (k, e) in entries.into_iter().enumerate() {
             let Some(e) = e else { continue };
-            if let Err(reason) = st.push_entry(first + k as u64, &e, &ctx, client) {
+            let Some(idx) = first.checked_add(k as u64) else {
+                st.error = Some("extensible array index overflows".into());
+                st.pending = 0;
+                return;
+            };
+            if let Err(reason) = st.push_entry(idx, &e, &ctx, client) {
                 st.error = Some(reason);
                 st.pending = 0;
                 return;
@@ -2346,7 +2373,12 @@ impl Walker {
                 });
             }
             ChunkIndex::Implicit { address: Some(a) } => {
-                let n: u64 = geom.grid.iter().product();
+                // Checked: a hostile maximum extent must not wrap the count.
+                let n = geom
+                    .grid
+                    .iter()
+                    .try_fold(1u64, |a, g| a.checked_mul(*g))
+                    .unwrap_or(u64::MAX);
                 if n > self.opts.max_chunks_per_dataset {
                     st.error = Some(format!("implicit index of {n} chunks exceeds the limit"));
                 } else {
