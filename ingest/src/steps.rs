@@ -224,16 +224,20 @@ pub async fn index_object(
         )));
     }
     let src = source.range_source(key)?;
-    let (file, stats) =
-        hdf5_lite::open(src.clone(), &p.config.hdf5)
-            .await
-            .map_err(|e| match e {
-                hdf5_lite::Error::Source { .. } => StepError::Transient(format!("{url}: {e}")),
-                other => StepError::Permanent(format!("{url}: {other}")),
-            })?;
+    // The walk also fetches the chunks translate inlines, in its own waves.
+    let walk = hdf5_lite::Options {
+        prefetch_below: p.config.inline_threshold,
+        ..p.config.hdf5.clone()
+    };
+    let (file, stats, prefetched) = hdf5_lite::open_prefetched(src.clone(), &walk)
+        .await
+        .map_err(|e| match e {
+            hdf5_lite::Error::Source { .. } => StepError::Transient(format!("{url}: {e}")),
+            other => StepError::Permanent(format!("{url}: {other}")),
+        })?;
     let mut opts = kerchunk::TranslateOptions::new(url.clone());
     opts.inline_threshold = p.config.inline_threshold;
-    let t = kerchunk::translate(&file, &*src, &opts)
+    let t = kerchunk::translate(&file, &*prefetched, &opts)
         .await
         .map_err(|e| match e {
             kerchunk::Error::Parse(_) => StepError::Permanent(format!("{url}: {e}")),
