@@ -180,7 +180,8 @@ pub fn open_path(path: impl AsRef<std::path::Path>) -> Result<File, Error> {
 // ---------------------------------------------------------------------------
 
 /// Fetched extents keyed by start; lookups are served from any extent that
-/// covers them, so no byte range is fetched twice.
+/// covers them. A wanted range is trimmed to its uncached part, except that
+/// a cached middle is fetched again (one request beats two).
 #[derive(Default)]
 struct Cache {
     extents: BTreeMap<u64, Bytes>,
