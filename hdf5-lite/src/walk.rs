@@ -3057,7 +3057,7 @@ mod buffer_tests {
             }
             for o in &out {
                 // A merged range exceeds `max` only if one input alone did.
-                let alone = input.iter().any(|r| *r == *o);
+                let alone = input.contains(o);
                 assert!(o.end - o.start <= max || alone, "{o:?} > {max}");
             }
             assert!(out.len() <= input.len());
