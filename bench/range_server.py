@@ -280,13 +280,18 @@ class Server:
                 buf = os.pread(fd, min(CHUNK, length - sent), start + sent)
                 if not buf:
                     break
+                # Pace before writing: a piece leaves when the bandwidth
+                # allows it. (Sleeping after the last piece kept a finished
+                # response "in flight" for up to a piece's time, so a
+                # client's next wave arriving then was counted as the
+                # same wave.)
+                if bw > 0:
+                    ahead = t_start + (sent + len(buf)) / bw - time.monotonic()
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
                 writer.write(buf)
                 sent += len(buf)
                 await writer.drain()
-                if bw > 0:
-                    ahead = t_start + sent / bw - time.monotonic()
-                    if ahead > 0:
-                        await asyncio.sleep(ahead)
             await writer.drain()
             return True
         finally:
