@@ -1,29 +1,41 @@
 #!/usr/bin/env python3
-"""Benchmark: metadata scan of NetCDF-4/HDF5 files over HTTP, kerchunk-nos vs
-kerchunk 0.2.7 (h5py through fsspec).
+"""Benchmark: `kerchunk-nos refs URL` over HTTP, cold and warm, beside
+kerchunk 0.2.7 (h5py through fsspec), with requests and sequential waves
+counted at the server.
 
-Not a timed test: it prints a table for a human. Run with the project venv:
+Not a timed test: it prints tables for a human. Run with the project venv:
 
-    .venv/bin/python bench/bench.py            # or bench/run.sh
+    bench/run.sh                               # builds the release binary
     .venv/bin/python bench/bench.py --reps 3 --delay-ms 20 --bandwidth 80
 
 What it does:
-1. Generates realistic OFS files with fixtures/make_ofs.py --scale real
-   (dbofs fields, a ROMS file of ~33 MB; sfbofs fields, an FVCOM file of
-   ~50 MB), cached under bench/out/ofs/, plus a few fixture files.
-2. Starts bench/range_server.py (per-request delay, per-connection bandwidth,
-   server-side counters: requests, bytes, waves; see its docstring).
+1. Generates real-scale OFS files with fixtures/make_ofs.py --scale real
+   (cached under bench/out/ofs/): dbofs fields (ROMS, ~33 MB) and sfbofs
+   fields (FVCOM, ~50 MB), each with a sibling forecast hour (for the warm
+   runs), plus zlib-compressed copies of a cbofs (ROMS) and an sfbofs
+   (FVCOM) file (make_ofs writes uncompressed files as the real OFS do;
+   the copies, written with netCDF4-python zlib=True shuffle=True
+   complevel=1, stand in for models that set DEFLATE). `--big` adds sscofs
+   (~140 MB).
+2. Starts bench/range_server.py (20 ms per request, 80 MB/s per
+   connection, one event loop; counters at the server: requests, bytes,
+   waves; see its docstring).
 3. For each file measures
-   - ours:   `target/release/kerchunk-nos inspect URL --stats` (whole
-             process wall time; output checked against the local file);
+   - cold:   `kerchunk-nos refs URL --stats` with an empty layout cache
+             (whole process wall time; the output is checked byte for byte
+             against `refs` of the local file);
+   - warm:   the same after `refs` of the sibling file filled the layout
+             cache (`--layout-cache DIR`; the sibling run is not counted);
+             the output must be byte-identical to the cold one;
    - kc-def: kerchunk.hdf.SingleHdf5ToZarr(fsspec.open(url).open(), url)
-             .translate() with fsspec's HTTP defaults (in-process wall time of
-             open + translate, imports excluded, fresh filesystem instance);
+             .translate() with fsspec's HTTP defaults (in-process wall time
+             of open + translate, imports excluded, fresh filesystem);
    - kc-50M: the same with an s3fs-like 50 MiB read-ahead
-             (block_size=50 MiB, cache_type="readahead").
+             (block_size=50 MiB, cache_type="readahead"), the original
+             pipeline's setting.
    Requests, waves and bytes are the server's counters for that run.
-4. Prints a markdown table, a per-wave breakdown of our runs on the OFS
-   files, and writes bench/out/results.json.
+4. Prints a markdown table, a per-wave breakdown of our cold and warm runs,
+   and writes bench/out/results.json.
 """
 from __future__ import annotations
 
@@ -42,47 +54,82 @@ ROOT = os.path.dirname(HERE)
 OUT = os.path.join(HERE, "out")
 MAKE_OFS = os.path.join(ROOT, "fixtures", "make_ofs.py")
 
+# label, model, hour, sibling hour (warm runs), cycle, zlib copy?
 OFS_FILES = [
-    # (model, hour, cycle) -> generated with --scale real --layout new
-    ("dbofs", "f001", "2025-06-01T06"),
-    ("sfbofs", "f001", "2025-06-01T03"),
+    ("dbofs", "dbofs", "f030", "f029", "2025-06-01T06", False),
+    ("sfbofs", "sfbofs", "f002", "f001", "2025-06-01T03", False),
+    ("cbofs-zlib", "cbofs", "f030", "f029", "2025-06-01T06", True),
+    ("sfbofs-zlib", "sfbofs", "n006", "n005", "2025-06-01T03", True),
 ]
-FIXTURES = [
-    "fixtures/files/netcdf4_features.nc",
-    "fixtures/files/ofs/ngofs2.20241005/ngofs2.t03z.20241005.fields.n003.nc",
-    "fixtures/files/ofs/dbofs.20241005/dbofs.t06z.20241005.stations.nowcast.nc",
-    "fixtures/files/latest_chunk_indexes.h5",
+BIG_FILES = [
+    ("sscofs", "sscofs", "n006", "n005", "2025-06-01T03", False),
 ]
 
 
-def generate(python: str) -> list[str]:
-    """Paths (relative to the serve dir) of the files to benchmark."""
-    serve = os.path.join(OUT, "serve")
-    os.makedirs(serve, exist_ok=True)
-    names = []
-    for model, hour, cycle in OFS_FILES:
-        day = cycle[:10].replace("-", "")
-        cc = cycle[11:13]
-        rel = f"{model}.{day}/{model}.t{cc}z.{day}.fields.{hour}.nc"
-        path = os.path.join(OUT, "ofs", rel)
-        if not os.path.exists(path):
-            subprocess.run(
-                [python, MAKE_OFS, "--model", model, "--kind", "fields", "--hour", hour,
-                 "--cycle", cycle, "--out", os.path.join(OUT, "ofs"), "--scale", "real", "--layout", "new"],
-                check=True,
-            )
-        names.append(link(path, serve))
-    for f in FIXTURES:
-        names.append(link(os.path.join(ROOT, f), serve))
-    return names
+def make(python: str, model: str, hour: str, cycle: str) -> str:
+    day = cycle[:10].replace("-", "")
+    cc = cycle[11:13]
+    rel = f"{model}.{day}/{model}.t{cc}z.{day}.fields.{hour}.nc"
+    path = os.path.join(OUT, "ofs", rel)
+    if not os.path.exists(path):
+        subprocess.run(
+            [python, MAKE_OFS, "--model", model, "--kind", "fields", "--hour", hour,
+             "--cycle", cycle, "--out", os.path.join(OUT, "ofs"), "--scale", "real", "--layout", "new"],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+    return path
+
+
+ZLIB_COPY = r"""
+import sys, netCDF4
+src, dst = sys.argv[1], sys.argv[2]
+with netCDF4.Dataset(src) as a, netCDF4.Dataset(dst, "w", format="NETCDF4") as b:
+    b.setncatts({k: a.getncattr(k) for k in a.ncattrs()})
+    for n, d in a.dimensions.items():
+        b.createDimension(n, None if d.isunlimited() else len(d))
+    for n, v in a.variables.items():
+        fill = v.getncattr("_FillValue") if "_FillValue" in v.ncattrs() else None
+        w = b.createVariable(n, v.datatype, v.dimensions, zlib=v.ndim > 0, complevel=1,
+                             shuffle=True, fill_value=fill)
+        w.setncatts({k: v.getncattr(k) for k in v.ncattrs() if k != "_FillValue"})
+        v.set_auto_maskandscale(False)
+        w.set_auto_maskandscale(False)
+        w[...] = v[...]
+"""
+
+
+def zlib_copy(python: str, src: str) -> str:
+    """A deflate+shuffle copy of an OFS file, same name under ofs-zlib/."""
+    dst = os.path.join(OUT, "ofs-zlib", os.path.relpath(src, os.path.join(OUT, "ofs")))
+    if not os.path.exists(dst):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        subprocess.run([python, "-c", ZLIB_COPY, src, dst + ".tmp"], check=True)
+        os.replace(dst + ".tmp", dst)
+    return dst
+
+
+def generate(python: str, big: bool) -> list[dict]:
+    """The files to benchmark: serve-dir names of each file and its sibling."""
+    out = []
+    for label, model, hour, sib, cycle, z in OFS_FILES + (BIG_FILES if big else []):
+        pair = []
+        for h in (hour, sib):
+            path = make(python, model, h, cycle)
+            if z:
+                path = zlib_copy(python, path)
+            pair.append(link(path, os.path.join(OUT, "serve", label)))
+        out.append({"label": label, "name": pair[0], "sibling": pair[1]})
+    return out
 
 
 def link(path: str, serve: str) -> str:
+    """Copy into the served tree; the name is relative to the serve root."""
+    os.makedirs(serve, exist_ok=True)
     name = os.path.basename(path)
     dst = os.path.join(serve, name)
     if not os.path.exists(dst):
         shutil.copyfile(path, dst)
-    return name
+    return os.path.relpath(dst, os.path.join(OUT, "serve"))
 
 
 def server_stats(base: str, log=False) -> dict:
@@ -91,23 +138,32 @@ def server_stats(base: str, log=False) -> dict:
         return json.load(r)
 
 
-def run_ours(binary: str, url: str, local: str) -> tuple[float, dict]:
+def supports_layout_cache(binary: str) -> bool:
+    p = subprocess.run([binary, "refs", "--help"], capture_output=True, text=True)
+    return "--layout-cache" in p.stdout
+
+
+def refs_cmd(binary: str, source: str, url: str, out: str, cache: str | None) -> list[str]:
+    cmd = [binary, "refs", source, "--url", url, "-o", out, "--stats"]
+    if cache is not None:
+        cmd += ["--layout-cache", cache]
+    return cmd
+
+
+def run_refs(binary: str, source: str, url: str, out: str, cache: str | None) -> tuple[float, dict]:
+    """One `refs` process: (wall seconds, engine --stats)."""
     t = time.perf_counter()
-    proc = subprocess.Popen([binary, "inspect", url, "--stats"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate()
+    p = subprocess.run(refs_cmd(binary, source, url, out, cache), capture_output=True, text=True)
     wall = time.perf_counter() - t
-    p = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     if p.returncode != 0:
-        raise RuntimeError(f"kerchunk-nos failed on {url}: {p.stderr}")
+        raise RuntimeError(f"kerchunk-nos refs failed on {source}: {p.stderr}")
     stats = json.loads([line for line in p.stderr.splitlines() if line.startswith("{")][-1])
-    # Same answer as for the local file?
-    q = subprocess.run([binary, "inspect", local], capture_output=True, text=True, check=True)
-    a, b = json.loads(p.stdout), json.loads(q.stdout)
-    a["source"] = b["source"] = None
-    if a != b:
-        raise RuntimeError(f"HTTP and local inspect differ for {url}")
     return wall, stats
+
+
+def read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def run_kerchunk(url: str, readahead: bool) -> float:
@@ -152,14 +208,24 @@ def main():
     ap.add_argument("--python", default=os.path.join(ROOT, ".venv/bin/python"))
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/kerchunk-nos"))
     ap.add_argument("--reps", type=int, default=3, help="runs per variant; the median wall time is shown")
+    ap.add_argument("--kc-default-reps", type=int, default=1,
+                    help="runs of kerchunk with fsspec defaults (10-15 s each on these files)")
     ap.add_argument("--delay-ms", type=float, default=20.0)
     ap.add_argument("--bandwidth", type=float, default=80.0, help="MB/s per connection")
+    ap.add_argument("--big", action="store_true", help="add sscofs (~140 MB)")
+    ap.add_argument("--no-kerchunk", action="store_true", help="ours only (quick engine iterations)")
+    ap.add_argument("--only", help="comma-separated labels to run")
     a = ap.parse_args()
 
     if not os.path.exists(a.bin):
         subprocess.run(["cargo", "build", "--release", "-p", "ingest"], cwd=ROOT, check=True)
-    names = generate(a.python)
+    files = generate(a.python, a.big)
+    if a.only:
+        files = [f for f in files if f["label"] in a.only.split(",")]
+    warm_ok = supports_layout_cache(a.bin)
     serve = os.path.join(OUT, "serve")
+    tmp = os.path.join(OUT, "tmp")
+    os.makedirs(tmp, exist_ok=True)
     port_file = os.path.join(OUT, "port")
     if os.path.exists(port_file):
         os.remove(port_file)
@@ -176,27 +242,46 @@ def main():
         with open(port_file) as f:
             base = f"http://127.0.0.1:{f.read().strip()}"
         results = []
-        for name in names:
+        for spec in files:
+            name = spec["name"]
             url = f"{base}/{name}"
             local = os.path.join(serve, name)
             size = os.path.getsize(local)
-            row = {"file": name, "size": size}
+            row = {"file": spec["label"], "name": name, "size": size}
+            # The reference answer: refs of the local file, same URL written in.
+            expect = os.path.join(tmp, "local.json")
+            run_refs(a.bin, local, url, expect, None)
+            expected = read(expect)
             server_stats(base)
-            walls, srvs, log = [], [], None
-            for i in range(a.reps):
-                w, st = run_ours(a.bin, url, local)
-                walls.append(w)
-                s = server_stats(base, log=(i == 0))
-                log = log or s.pop("log", None)
-                srvs.append(s)
-            row["ours"] = dict(srvs[0], wall=statistics.median(walls), engine=st)
-            row["ours_waves_detail"] = waves_breakdown(log or [])
-            for key, ra in (("kc_default", False), ("kc_50mib", True)):
-                walls, srvs = [], []
-                for _ in range(a.reps):
-                    walls.append(run_kerchunk(url, ra))
-                    srvs.append(server_stats(base))
-                row[key] = dict(srvs[0], wall=statistics.median(walls))
+            modes = [("cold", False)] + ([("warm", True)] if warm_ok else [])
+            for mode, warm in modes:
+                walls, srvs, log, st = [], [], None, {}
+                for i in range(a.reps):
+                    cache = os.path.join(tmp, f"cache-{mode}-{i}")
+                    shutil.rmtree(cache, ignore_errors=True)
+                    os.makedirs(cache)
+                    if warm:
+                        run_refs(a.bin, f"{base}/{spec['sibling']}", f"{base}/{spec['sibling']}",
+                                 os.path.join(tmp, "sib.json"), cache)
+                    server_stats(base)
+                    out = os.path.join(tmp, f"{mode}.json")
+                    w, st = run_refs(a.bin, url, url, out, cache if warm_ok else None)
+                    walls.append(w)
+                    s = server_stats(base, log=(i == 0))
+                    log = log or s.pop("log", None)
+                    srvs.append(s)
+                    if read(out) != expected:
+                        raise RuntimeError(f"{mode} refs over HTTP differ from refs of the local file for {name}")
+                    shutil.rmtree(cache, ignore_errors=True)
+                row[mode] = dict(srvs[0], wall=statistics.median(walls), engine=st)
+                row[f"{mode}_waves_detail"] = waves_breakdown(log or [])
+            if not a.no_kerchunk:
+                for key, ra, reps in (("kc_default", False, a.kc_default_reps), ("kc_50mib", True, a.reps)):
+                    walls, srvs = [], []
+                    for _ in range(reps):
+                        walls.append(run_kerchunk(url, ra))
+                        srvs.append(server_stats(base))
+                    row[key] = dict(srvs[0], wall=statistics.median(walls))
             results.append(row)
             print(f"done {name}", file=sys.stderr, flush=True)
     finally:
@@ -206,27 +291,46 @@ def main():
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump({"delay_ms": a.delay_ms, "bandwidth_MBps": a.bandwidth, "reps": a.reps, "results": results}, f, indent=1)
 
-    print(f"\nServer: {a.delay_ms:g} ms per request, {a.bandwidth:g} MB/s per connection; "
-          f"median of {a.reps} runs; req/waves/bytes counted at the server.\n")
-    hdr = ("| file | size | ours wall | req | waves | bytes (% file) | kc-default wall | req | waves | bytes (% file) "
-           "| kc-50MiB wall | req | waves | bytes (% file) | speedup vs default | vs 50MiB |")
+    print(f"\n`refs`; server: {a.delay_ms:g} ms per request, {a.bandwidth:g} MB/s per connection; "
+          f"median of {a.reps} runs (kerchunk defaults: {a.kc_default_reps}); req/waves/bytes counted at the server.\n")
+    keys = [k for k in ("cold", "warm", "kc_default", "kc_50mib") if k in results[0]]
+    names = {"cold": "ours cold", "warm": "ours warm", "kc_default": "kerchunk defaults", "kc_50mib": "kerchunk 50 MiB read-ahead"}
+    hdr = "| file | size | " + " | ".join(f"{names[k]}: wall, req, waves, bytes (% file)" for k in keys)
+    if "kc_50mib" in keys:
+        hdr += " | cold vs defaults | cold vs read-ahead"
+        if "warm" in keys:
+            hdr += " | warm vs read-ahead"
+    hdr += " |"
     print(hdr)
     print("|" + "|".join(["---"] * (hdr.count("|") - 1)) + "|")
+    ratios = []
     for r in results:
         cells = [r["file"], fmt_bytes(r["size"])]
-        for key in ("ours", "kc_default", "kc_50mib"):
+        for key in keys:
             v = r[key]
-            cells += [f"{v['wall'] * 1000:.0f} ms", str(v["requests"]), str(v["waves"]),
-                      f"{fmt_bytes(v['bytes_sent'])} ({100 * v['bytes_sent'] / r['size']:.1f}%)"]
-        cells += [f"{r['kc_default']['wall'] / r['ours']['wall']:.1f}x", f"{r['kc_50mib']['wall'] / r['ours']['wall']:.1f}x"]
+            cells.append(f"{v['wall'] * 1000:.0f} ms, {v['requests']}, {v['waves']}, "
+                         f"{fmt_bytes(v['bytes_sent'])} ({100 * v['bytes_sent'] / r['size']:.2f}%)")
+        if "kc_50mib" in keys:
+            best = min(r["kc_default"]["wall"], r["kc_50mib"]["wall"])
+            ratios.append(best / r["cold"]["wall"])
+            cells += [f"{r['kc_default']['wall'] / r['cold']['wall']:.1f}x", f"{r['kc_50mib']['wall'] / r['cold']['wall']:.1f}x"]
+            if "warm" in keys:
+                cells.append(f"{r['kc_50mib']['wall'] / r['warm']['wall']:.1f}x")
         print("| " + " | ".join(cells) + " |")
+    if ratios:
+        print(f"\nGeometric mean, cold vs the better kerchunk: {statistics.geometric_mean(ratios):.1f}x")
 
-    print("\nOur engine's own counters (Stats) and the per-wave breakdown at the server:")
+    print("\nOur engine's own counters (--stats) and the per-wave breakdown at the server:")
     for r in results:
-        e = r["ours"]["engine"]
-        print(f"\n{r['file']}: engine requests={e['requests']} waves={e['waves']} bytes_fetched={e['bytes_fetched']} peak_rss={e.get('peak_rss_kib', 0) / 1024:.1f} MiB")
-        for w in r["ours_waves_detail"]:
-            print(f"  wave {w['wave']:>2}: {w['requests']:>4} req {fmt_bytes(w['bytes']):>10} {w['ms']:>7.1f} ms")
+        for mode in ("cold", "warm"):
+            if mode not in r:
+                continue
+            e = r[mode]["engine"]
+            print(f"\n{r['file']} {mode}: engine requests={e['requests']} waves={e['waves']} "
+                  f"bytes_fetched={e['bytes_fetched']} metadata_bytes={e.get('metadata_bytes', 0)} "
+                  f"peak_rss={e.get('peak_rss_kib', 0) / 1024:.1f} MiB")
+            for w in r[f"{mode}_waves_detail"]:
+                print(f"  wave {w['wave']:>2}: {w['requests']:>4} req {fmt_bytes(w['bytes']):>10} {w['ms']:>7.1f} ms")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => return eprintln!("runtime: {e}"),
     };
-    // Tuning knobs from the environment (HEAD, PROBE, GAP), for experiments.
+    // Tuning knobs from the environment (HEAD, PROBE, GAP, BEHIND, HEAP,
+    // PREFETCH = the `refs` inline threshold), for experiments.
     let env = |k: &str, d: u64| {
         std::env::var(k)
             .ok()
@@ -24,6 +25,10 @@ fn main() {
         head_size: env("HEAD", defaults.head_size),
         probe_size: env("PROBE", defaults.probe_size),
         coalesce_gap: env("GAP", defaults.coalesce_gap),
+        header_lookbehind: env("BEHIND", defaults.header_lookbehind),
+        heap_probe: env("HEAP", defaults.heap_probe),
+        lookbehind: env("LB", defaults.lookbehind),
+        prefetch_below: env("PREFETCH", 500),
         ..defaults
     };
     for path in std::env::args().skip(1) {

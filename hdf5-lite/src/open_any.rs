@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::model::File;
 use crate::netcdf3;
 use crate::source::{BoxFuture, RangeSource, SourceError};
-use crate::walk::{self, Options, Stats};
+use crate::walk::{self, Options, Prefetched, Stats};
 
 /// A file read by whichever parser its magic number asked for.
 #[derive(Debug, Clone)]
@@ -51,18 +51,32 @@ pub async fn open_any(
     source: Arc<dyn RangeSource>,
     options: &Options,
 ) -> Result<(Opened, Stats), Error> {
+    let (f, stats, _) = open_any_prefetched(source, options).await?;
+    Ok((f, stats))
+}
+
+/// [`open_any`], also returning a source that serves what the open already
+/// fetched from memory ([`walk::open_prefetched`] for HDF5; for NetCDF-3 it
+/// passes every range through, counting it).
+pub async fn open_any_prefetched(
+    source: Arc<dyn RangeSource>,
+    options: &Options,
+) -> Result<(Opened, Stats, Arc<Prefetched>), Error> {
     let name = source.name().to_string();
     let src_err = |error| Error::Source {
         file: name.clone(),
         error,
     };
-    let range = 0..options.head_size.max(1024);
-    let head = source
-        .get_ranges(std::slice::from_ref(&range))
-        .await
-        .map_err(src_err)?
-        .into_iter()
-        .next()
+    // Exactly the walker's first wave (the head and a sibling's predicted
+    // layout), so that wave is served from memory below and a warm open
+    // still costs one round trip.
+    let first = walk::first_wave(options);
+    let got = source.get_ranges(&first).await.map_err(src_err)?;
+    let extents: Vec<(Range<u64>, Bytes)> = first.into_iter().zip(got).collect();
+    let head = extents
+        .iter()
+        .find(|(r, _)| r.start == 0)
+        .map(|(_, b)| b.clone())
         .unwrap_or_default();
     if netcdf3::is_netcdf3(&head) {
         let size = source.size().await.map_err(src_err)?;
@@ -74,35 +88,42 @@ pub async fn open_any(
             metadata_bytes: 0,
         };
         let f = netcdf3::read(&*source, head, size, options, &mut stats).await?;
-        return Ok((Opened::NetCdf3(f), stats));
+        return Ok((
+            Opened::NetCdf3(f),
+            stats,
+            Arc::new(Prefetched::passthrough(source)),
+        ));
     }
     let cached: Arc<dyn RangeSource> = Arc::new(HeadCached {
         inner: source,
-        range,
-        head,
+        extents,
     });
-    let (f, stats) = walk::open(cached, options).await?;
-    Ok((Opened::Hdf5(f), stats))
+    let (f, stats, prefetched) = walk::open_prefetched(cached, options).await?;
+    Ok((Opened::Hdf5(f), stats, prefetched))
 }
 
-/// A source whose head was already fetched: ranges inside it are served
-/// from memory (as the inner source would: clamped to the bytes that
-/// exist), everything else goes to the inner source.
+/// A source whose first wave was already fetched: ranges inside one of
+/// those extents are served from memory (as the inner source would:
+/// clamped to the bytes that exist), everything else goes to the inner
+/// source.
 struct HeadCached {
     inner: Arc<dyn RangeSource>,
-    range: Range<u64>,
-    head: Bytes,
+    extents: Vec<(Range<u64>, Bytes)>,
 }
 
 impl HeadCached {
     fn serve(&self, r: &Range<u64>) -> Option<Bytes> {
-        if r.start < self.range.start || r.end > self.range.end || r.start > r.end {
+        if r.start > r.end {
             return None;
         }
-        let len = self.head.len() as u64;
-        let s = (r.start - self.range.start).min(len) as usize;
-        let e = (r.end - self.range.start).min(len) as usize;
-        Some(self.head.slice(s..e))
+        let (range, bytes) = self
+            .extents
+            .iter()
+            .find(|(e, _)| r.start >= e.start && r.end <= e.end)?;
+        let len = bytes.len() as u64;
+        let s = (r.start - range.start).min(len) as usize;
+        let e = (r.end - range.start).min(len) as usize;
+        Some(bytes.slice(s..e))
     }
 }
 

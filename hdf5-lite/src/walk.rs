@@ -46,6 +46,17 @@ pub struct Options {
     pub head_size: u64,
     /// Bytes read for a structure whose size is unknown until parsed.
     pub probe_size: u64,
+    /// Bytes before each object header read in the same request: the
+    /// library allocates a dataset's chunk index and dense-attribute heap
+    /// blocks next to (often just before) its header, so they are then
+    /// already in memory when the header points at them.
+    pub header_lookbehind: u64,
+    /// The same for every other structure fetched (heap, B-tree and chunk
+    /// index blocks): their children are often allocated just before them.
+    pub lookbehind: u64,
+    /// Bytes read for a fractal heap header (whose size is known only once
+    /// parsed).
+    pub heap_probe: u64,
     /// Ranges closer than this are merged into one request.
     pub coalesce_gap: u64,
     /// Merged requests are not grown beyond this size.
@@ -59,28 +70,56 @@ pub struct Options {
     /// Stop with [`Error::Limit`] past this many waves (a bound on work for
     /// hostile files; real files need fewer than 20).
     pub max_waves: u64,
+    /// Also fetch, during the walk, the stored bytes of every chunk (and
+    /// contiguous dataset) smaller than this, and of string datasets up to
+    /// [`Options::prefetch_budget`], in the wave after the one that
+    /// located them. A reference writer that inlines small chunks (kerchunk's
+    /// `inline_threshold`) then finds them in [`Prefetched`] instead of
+    /// asking for them in extra round trips after the walk. 0 = metadata
+    /// only (what `inspect` needs).
+    pub prefetch_below: u64,
+    /// Upper bound on the bytes fetched for `prefetch_below`; past it the
+    /// remaining data is left for the reader to fetch (never an error).
+    pub prefetch_budget: u64,
+    /// Ranges predicted to hold this file's metadata (a sibling's layout,
+    /// [`crate::layout_cache`]), fetched with the head in the first wave.
+    /// Only what is fetched changes: every structure is still parsed and
+    /// checked from this file's bytes, and what the prediction missed is
+    /// fetched as usual. At most [`crate::layout_cache::MAX_PREDICTED_BYTES`]
+    /// are used.
+    pub predicted: Vec<Range<u64>>,
 }
 
 impl Default for Options {
-    /// Chosen by measurement on real-scale OFS files (dbofs 33 MB ROMS,
-    /// sfbofs 50 MB FVCOM; `examples/walk_stats.rs` with HEAD/PROBE/GAP):
-    /// metadata is scattered through the whole file, so a bigger head does
-    /// not save waves; object headers are mostly under 1.3 KiB, so larger
-    /// probes only add bytes; merging ranges across big gaps saves requests
-    /// but not latency (a wave's requests run concurrently). With these
-    /// values both files take at most 7 waves and fetch under 2x the bytes
-    /// of the structures actually parsed (64 KiB head / 4 KiB probes / 64 KiB
-    /// gaps gave 6 waves but 2.9x).
+    /// Chosen by measurement on real-scale OFS files (dbofs 33 MB and a
+    /// zlib cbofs ROMS, sfbofs 50 MB and a zlib sfbofs FVCOM;
+    /// `examples/walk_stats.rs` with HEAD/PROBE/BEHIND/LB/GAP, waves counted
+    /// at a range server by `bench/bench.py`). A round trip costs as much
+    /// as ~1.6 MB of transfer at S3-like 20 ms / 80 MB/s, so bytes are
+    /// traded for waves: a 64 KiB head holds the root group's link heap and
+    /// name index in netCDF-4 files (-1 wave on dbofs); 8 KiB before each
+    /// object header block and 2 KiB before other blocks hold most chunk
+    /// index and dense-attribute heap blocks, which the library allocates
+    /// just before the header (-1 wave on dbofs); 2 KiB probes hold most
+    /// headers whole. Together: 5-8 waves instead of 7-9 for `refs`, at
+    /// about 1% of the file instead of 0.5%. Larger windows (16 KiB behind,
+    /// 4 KiB probes, 128 KiB head) added bytes and saved no further wave.
     fn default() -> Self {
         Options {
-            head_size: 16 * 1024,
-            probe_size: 1280,
+            head_size: 64 * 1024,
+            probe_size: 2048,
+            header_lookbehind: 8 * 1024,
+            lookbehind: 2048,
+            heap_probe: 512,
             coalesce_gap: 2048,
             max_request: 8 * 1024 * 1024,
             max_metadata_bytes: 256 * 1024 * 1024,
             max_objects: 1_000_000,
             max_chunks_per_dataset: 4_000_000,
             max_waves: 10_000,
+            prefetch_below: 0,
+            prefetch_budget: 16 * 1024 * 1024,
+            predicted: Vec::new(),
         }
     }
 }
@@ -104,11 +143,23 @@ pub struct Stats {
 
 /// Walk a whole file: every group, dataset, attribute and chunk.
 pub async fn open(source: Arc<dyn RangeSource>, options: &Options) -> Result<(File, Stats), Error> {
-    let mut w = Walker::start(source, options.clone()).await?;
+    let (file, stats, _) = open_prefetched(source, options).await?;
+    Ok((file, stats))
+}
+
+/// [`open`], also returning a source that serves every byte the walk
+/// fetched (metadata and the data of [`Options::prefetch_below`]) from
+/// memory and asks `source` only for the rest.
+pub async fn open_prefetched(
+    source: Arc<dyn RangeSource>,
+    options: &Options,
+) -> Result<(File, Stats, Arc<Prefetched>), Error> {
+    let mut w = Walker::start(source.clone(), options.clone()).await?;
     w.run().await?;
     let file = w.assemble()?;
     w.stats.metadata_bytes = w.metadata_bytes();
-    Ok((file, w.stats))
+    let cache = std::mem::take(&mut w.cache);
+    Ok((file, w.stats, Arc::new(Prefetched::new(source, cache))))
 }
 
 /// Blocking convenience for tests and tools: open a local file.
@@ -129,7 +180,8 @@ pub fn open_path(path: impl AsRef<std::path::Path>) -> Result<File, Error> {
 // ---------------------------------------------------------------------------
 
 /// Fetched extents keyed by start; lookups are served from any extent that
-/// covers them, so no byte range is fetched twice.
+/// covers them. A wanted range is trimmed to its uncached part, except that
+/// a cached middle is fetched again (one request beats two).
 #[derive(Default)]
 struct Cache {
     extents: BTreeMap<u64, Bytes>,
@@ -215,6 +267,112 @@ pub fn coalesce(mut ranges: Vec<Range<u64>>, gap: u64, max: u64) -> Vec<Range<u6
     out
 }
 
+/// A [`RangeSource`] over the bytes a walk already fetched: ranges it holds
+/// are answered from memory, the others (all of one call together) from the
+/// underlying source. Counts what it had to fetch, so `--stats` can report
+/// the round trips of a whole `refs` run, not only of the walk.
+pub struct Prefetched {
+    inner: Arc<dyn RangeSource>,
+    cache: Cache,
+    misses: std::sync::Mutex<(Stats, Vec<Range<u64>>)>,
+}
+
+impl Prefetched {
+    /// Nothing prefetched: every range goes to `inner` (and is counted).
+    pub(crate) fn passthrough(inner: Arc<dyn RangeSource>) -> Self {
+        Prefetched::new(inner, Cache::default())
+    }
+
+    fn new(inner: Arc<dyn RangeSource>, cache: Cache) -> Self {
+        Prefetched {
+            inner,
+            cache,
+            misses: std::sync::Mutex::new((Stats::default(), Vec::new())),
+        }
+    }
+
+    /// Requests, bytes and waves sent to the underlying source since the
+    /// walk ended (coalescing is the underlying source's business).
+    pub fn miss_stats(&self) -> Stats {
+        self.misses.lock().map(|s| s.0.clone()).unwrap_or_default()
+    }
+
+    /// Every range fetched so far, by the walk and since: the layout a
+    /// sibling file is predicted to need ([`Options::predicted`]).
+    pub fn fetched_ranges(&self) -> Vec<Range<u64>> {
+        let mut out: Vec<Range<u64>> = self
+            .cache
+            .extents
+            .iter()
+            .map(|(s, b)| *s..*s + b.len() as u64)
+            .collect();
+        if let Ok(m) = self.misses.lock() {
+            out.extend(m.1.iter().cloned());
+        }
+        coalesce(out, 0, u64::MAX)
+    }
+}
+
+/// The ranges of the first wave: the head, and a sibling's layout if one is
+/// predicted (at most [`crate::layout_cache::MAX_PREDICTED_BYTES`]),
+/// coalesced. [`crate::open_any`] fetches exactly these before it knows the
+/// format, so the walk's first wave is then served from memory.
+pub(crate) fn first_wave(opts: &Options) -> Vec<Range<u64>> {
+    let head_len = opts.head_size.max(1024);
+    let mut budget = crate::layout_cache::MAX_PREDICTED_BYTES;
+    let mut want = vec![0..head_len];
+    for r in &opts.predicted {
+        let n = r.end.saturating_sub(r.start);
+        if n == 0 || n > budget {
+            break;
+        }
+        budget -= n;
+        want.push(r.clone());
+    }
+    coalesce(want, opts.coalesce_gap, opts.max_request)
+}
+
+impl RangeSource for Prefetched {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn get_ranges<'a>(
+        &'a self,
+        ranges: &'a [Range<u64>],
+    ) -> crate::source::BoxFuture<'a, Result<Vec<Bytes>, SourceError>> {
+        Box::pin(async move {
+            let mut out: Vec<Option<Bytes>> = ranges
+                .iter()
+                .map(|r| {
+                    (r.end >= r.start)
+                        .then(|| self.cache.get(r.start, r.end - r.start))
+                        .flatten()
+                })
+                .collect();
+            let missing: Vec<usize> = (0..ranges.len()).filter(|i| out[*i].is_none()).collect();
+            if !missing.is_empty() {
+                let want: Vec<Range<u64>> = missing.iter().map(|i| ranges[*i].clone()).collect();
+                let got = self.inner.get_ranges(&want).await?;
+                if let Ok(mut m) = self.misses.lock() {
+                    m.0.waves += 1;
+                    m.0.requests += want.len() as u64;
+                    m.0.bytes_fetched += got.iter().map(|b| b.len() as u64).sum::<u64>();
+                    m.1.extend(want.iter().cloned());
+                }
+                for (i, b) in missing.into_iter().zip(got) {
+                    out[i] = Some(b);
+                }
+            }
+            Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+        })
+    }
+
+    fn size(&self) -> crate::source::BoxFuture<'_, Result<u64, SourceError>> {
+        self.inner.size()
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Jobs and per-structure state
 // ---------------------------------------------------------------------------
@@ -281,6 +439,9 @@ enum JobKind {
         page_init: Option<Vec<bool>>,
     },
     SharedTable,
+    /// Stored data bytes fetched for [`Options::prefetch_below`]: nothing
+    /// to parse, the wave's cache keeps them.
+    Data,
 }
 
 #[derive(Debug, Clone)]
@@ -452,12 +613,22 @@ struct Walker {
     blobs: HashMap<(u64, u64), Bytes>,
     chunk_states: HashMap<u64, ChunkState>,
     shared_table: Option<SharedTable>,
-    requested: HashSet<(u64, u8)>,
+    /// Shared resources already asked for: (tag, address, length). The
+    /// length is part of the key (not mixed into the address), so two
+    /// requests can only be merged when they are the same request.
+    requested: HashSet<(u8, u64, u64)>,
     /// Extents of every structure parsed, for `Stats::metadata_bytes`.
     parsed: Vec<(u64, u64)>,
     /// Paged aggregation page size, once the superblock extension says so:
     /// metadata then sits in whole pages, so reads are widened to pages.
     page_size: Option<u64>,
+    /// Datasets whose data prefetch has been planned.
+    data_planned: HashSet<u64>,
+    /// Bytes queued for data prefetch so far.
+    prefetch_bytes: u64,
+    /// Global heap collections of vlen attributes were requested once the
+    /// structure was complete.
+    vlen_planned: bool,
 }
 
 /// Tags for de-duplicating requests of shared resources.
@@ -472,28 +643,27 @@ const R_BLOB: u8 = 7;
 impl Walker {
     async fn start(src: Arc<dyn RangeSource>, opts: Options) -> Result<Walker, Error> {
         let name = src.name().to_string();
-        let head_len = opts.head_size.max(1024);
-        let first = src
-            .get_ranges(&[0..head_len])
-            .await
-            .map_err(|error| Error::Source {
-                file: name.clone(),
-                error,
-            })?;
+        let want = first_wave(&opts);
+        let first = src.get_ranges(&want).await.map_err(|error| Error::Source {
+            file: name.clone(),
+            error,
+        })?;
         let size = src.size().await.map_err(|error| Error::Source {
             file: name.clone(),
             error,
         })?;
-        let head = first.into_iter().next().unwrap_or_default();
         let mut stats = Stats {
-            requests: 1,
-            bytes_fetched: head.len() as u64,
+            requests: want.len() as u64,
+            bytes_fetched: first.iter().map(|b| b.len() as u64).sum(),
             waves: 1,
             file_size: size,
             metadata_bytes: 0,
         };
         let mut cache = Cache::default();
-        cache.insert(0, head.clone());
+        for (r, b) in want.iter().zip(first) {
+            cache.insert(r.start, b);
+        }
+        let head = cache.extents.get(&0).cloned().unwrap_or_default();
         let fmt = |structure, address, reason: String| Error::Format {
             file: name.clone(),
             error: FormatError::new(structure, address, reason),
@@ -571,6 +741,9 @@ impl Walker {
             requested: HashSet::new(),
             parsed: Vec::new(),
             page_size: None,
+            data_planned: HashSet::new(),
+            prefetch_bytes: 0,
+            vlen_planned: false,
         };
         let so = ctx.size_of_offsets as u64;
         let sb_size = if w.sb.version >= 2 {
@@ -666,7 +839,7 @@ impl Walker {
     }
 
     fn once(&mut self, addr: u64, tag: u8) -> bool {
-        self.requested.insert((addr, tag))
+        self.requested.insert((tag, addr, 0))
     }
 
     fn request_local_heap(&mut self, addr: u64) -> Result<(), Error> {
@@ -705,7 +878,8 @@ impl Walker {
                     ..Default::default()
                 },
             );
-            self.push(addr, 512, JobKind::HeapHeader);
+            let probe = self.opts.heap_probe.max(64);
+            self.push(addr, probe, JobKind::HeapHeader);
         }
         Ok(())
     }
@@ -734,7 +908,7 @@ impl Walker {
     }
 
     fn request_blob(&mut self, addr: u64, len: u64) -> Result<(), Error> {
-        if self.once(addr ^ len.rotate_left(32), R_BLOB) {
+        if self.requested.insert((R_BLOB, addr, len)) {
             self.check_addr("huge heap object", addr)?;
             self.check_len("huge heap object", addr, len)?;
             self.push(addr, len, JobKind::Blob);
@@ -775,6 +949,19 @@ impl Walker {
             if len > 0
                 && let Some(r) = self.cache.uncovered(j.addr, j.addr + len)
             {
+                // Speculation: the bytes just before a structure often hold
+                // the next structures it leads to (see the options).
+                let behind = match j.kind {
+                    JobKind::Data => 0,
+                    JobKind::Header | JobKind::Continuation { .. } => self.opts.header_lookbehind,
+                    _ => self.opts.lookbehind,
+                }
+                .min(r.start);
+                let r = if behind > 0 {
+                    self.cache.uncovered(r.start - behind, r.end).unwrap_or(r)
+                } else {
+                    r
+                };
                 missing.push(self.page_align(r));
             }
         }
@@ -1176,6 +1363,7 @@ impl Walker {
                 self.used(job.addr, job.len);
                 self.gheaps.insert(job.addr, c);
             }
+            JobKind::Data => {}
             JobKind::Blob => {
                 if (bytes.len() as u64) < job.len {
                     return Err(self.format_err("huge heap object", job.addr, "truncated"));
@@ -1337,7 +1525,16 @@ impl Walker {
                 for info in levels.iter().take(h.index_super_blocks()) {
                     for d in 0..info.data_blocks {
                         if let Some(Some(a)) = ib.data_blocks.get(k) {
-                            let first = base + info.start_index + d * info.data_block_elements;
+                            // Checked: the element index of a hostile
+                            // array's block must not wrap.
+                            let Some(first) = d
+                                .checked_mul(info.data_block_elements)
+                                .and_then(|x| x.checked_add(info.start_index))
+                                .and_then(|x| x.checked_add(base))
+                            else {
+                                self.fail_chunks(ds, "extensible array index overflows".into());
+                                return Ok(());
+                            };
                             jobs.push((
                                 *a,
                                 h.data_block_size(&ctx, info.data_block_elements),
@@ -1355,7 +1552,10 @@ impl Walker {
                 for (s, a) in ib.secondary_blocks.iter().enumerate() {
                     let level = h.index_super_blocks() + s;
                     if let (Some(a), Some(info)) = (a, levels.get(level)) {
-                        let first = base + info.start_index;
+                        let Some(first) = base.checked_add(info.start_index) else {
+                            self.fail_chunks(ds, "extensible array index overflows".into());
+                            return Ok(());
+                        };
                         jobs.push((
                             *a,
                             ea::secondary_block_size(&ctx, &h, info),
@@ -1382,12 +1582,19 @@ impl Walker {
                 let mut jobs = Vec::new();
                 for (d, a) in sb.data_blocks.iter().enumerate() {
                     if let Some(a) = a {
+                        let Some(first) = (d as u64)
+                            .checked_mul(info.data_block_elements)
+                            .and_then(|x| x.checked_add(first))
+                        else {
+                            self.fail_chunks(ds, "extensible array index overflows".into());
+                            return Ok(());
+                        };
                         jobs.push((
                             *a,
                             h.data_block_size(&ctx, info.data_block_elements),
                             JobKind::EaData {
                                 ds,
-                                first: first + d as u64 * info.data_block_elements,
+                                first,
                                 n: info.data_block_elements,
                                 page_init: sb.page_init.get(d).cloned(),
                             },
@@ -1492,7 +1699,12 @@ impl Walker {
         };
         for (k, e) in entries.into_iter().enumerate() {
             let Some(e) = e else { continue };
-            if let Err(reason) = st.push_entry(first + k as u64, &e, &ctx, client) {
+            let Some(idx) = first.checked_add(k as u64) else {
+                st.error = Some("extensible array index overflows".into());
+                st.pending = 0;
+                return;
+            };
+            if let Err(reason) = st.push_entry(idx, &e, &ctx, client) {
                 st.error = Some(reason);
                 st.pending = 0;
                 return;
@@ -1549,9 +1761,93 @@ impl Walker {
         for c in children {
             self.request_header(c)?;
         }
-        // Shared-message heap lookups that need huge objects, and vlen data.
-        if self.jobs.is_empty() && self.structure_done() {
+        // Vlen attribute values: their global heap collections can be asked
+        // for as soon as every attribute is known, alongside the chunk index
+        // levels still being walked (not in a wave of their own at the end).
+        // Asked again once nothing else is pending, for values that only
+        // then became decodable (requests are de-duplicated).
+        if self.structure_done() && (!self.vlen_planned || self.jobs.is_empty()) {
+            self.vlen_planned = true;
             self.request_vlen_collections()?;
+        }
+        if self.opts.prefetch_below > 0 {
+            self.plan_data()?;
+        }
+        Ok(())
+    }
+
+    /// Queue the data bytes of [`Options::prefetch_below`] for every dataset
+    /// whose storage is fully located (a complete header for contiguous
+    /// data, a complete chunk index for chunked data). String datasets are
+    /// fetched whole (within the budget): reference writers convert them.
+    fn plan_data(&mut self) -> Result<(), Error> {
+        let ctx = self.ctx;
+        let ready: Vec<u64> = self
+            .headers
+            .iter()
+            .filter(|(a, h)| h.complete() && h.expanded && !self.data_planned.contains(a))
+            .map(|(a, _)| *a)
+            .collect();
+        for ds in ready {
+            let Some(m) = self.msgs(ds, oh::MSG_LAYOUT).into_iter().next() else {
+                self.data_planned.insert(ds);
+                continue;
+            };
+            let Ok(lay) =
+                crate::parse::run("data layout message", ds, &m.body, |i| layout(i, &ctx))
+            else {
+                self.data_planned.insert(ds);
+                continue;
+            };
+            let whole = matches!(
+                self.datatype_of(ds, 0),
+                Ok(Some(Datatype::String { .. } | Datatype::VlenString { .. }))
+            );
+            let extents: Vec<(u64, u64)> = match lay {
+                DataLayout::Contiguous {
+                    address: Some(a),
+                    size: Some(n),
+                } => vec![(a, n)],
+                DataLayout::Chunked {
+                    index: ChunkIndex::BTreeV2 { address: Some(bt) },
+                    ..
+                } => match self.btrees.get(&bt) {
+                    Some(t) if t.pending > 0 => continue,
+                    _ => self
+                        .btree2_chunks(ds, bt, &mut None)
+                        .iter()
+                        .map(|c| (c.address, c.size))
+                        .collect(),
+                },
+                DataLayout::Chunked { .. } => match self.chunk_states.get(&ds) {
+                    Some(st) if st.pending > 0 => continue,
+                    Some(st) if st.error.is_none() => {
+                        st.chunks.iter().map(|c| (c.address, c.size)).collect()
+                    }
+                    _ => vec![],
+                },
+                _ => vec![],
+            };
+            self.data_planned.insert(ds);
+            let total = extents.iter().fold(0u64, |t, (_, n)| t.saturating_add(*n));
+            let below = self.opts.prefetch_below;
+            // Data never pushes the walk into its metadata limit.
+            let budget = self
+                .opts
+                .prefetch_budget
+                .min(self.opts.max_metadata_bytes / 4);
+            for (a, n) in extents {
+                if n == 0 || !(n < below || whole && total <= budget) {
+                    continue;
+                }
+                let end = a.checked_add(n);
+                let next = self.prefetch_bytes.saturating_add(n);
+                if end.is_none_or(|e| e > self.size) || next > budget {
+                    continue;
+                }
+                self.prefetch_bytes = next;
+                self.push(a, n, JobKind::Data);
+            }
         }
         Ok(())
     }
@@ -2090,7 +2386,12 @@ impl Walker {
                 });
             }
             ChunkIndex::Implicit { address: Some(a) } => {
-                let n: u64 = geom.grid.iter().product();
+                // Checked: a hostile maximum extent must not wrap the count.
+                let n = geom
+                    .grid
+                    .iter()
+                    .try_fold(1u64, |a, g| a.checked_mul(*g))
+                    .unwrap_or(u64::MAX);
                 if n > self.opts.max_chunks_per_dataset {
                     st.error = Some(format!("implicit index of {n} chunks exceeds the limit"));
                 } else {
@@ -2670,5 +2971,108 @@ fn fill_soft_targets(g: &mut Group, resolved: &[(String, String, Option<u64>)]) 
     }
     for c in g.groups.iter_mut() {
         fill_soft_targets(c, resolved);
+    }
+}
+
+#[cfg(test)]
+mod buffer_tests {
+    //! Property tests of the byte cache and of coalescing against simple
+    //! models, over many random cases from a fixed-seed generator (no
+    //! dependency needed for that).
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    /// The byte at `i` of the pretend file.
+    fn byte(i: u64) -> u8 {
+        (i.wrapping_mul(2_654_435_761) >> 7) as u8
+    }
+
+    #[test]
+    fn cache_serves_exactly_what_was_inserted() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _case in 0..300 {
+            let mut cache = Cache::default();
+            let mut known = vec![false; 4096];
+            for _ in 0..rng.below(12) {
+                let s = rng.below(4000);
+                let n = rng.below(300);
+                let e = (s + n).min(4096);
+                cache.insert(s, Bytes::from((s..e).map(byte).collect::<Vec<_>>()));
+                known[s as usize..e as usize]
+                    .iter_mut()
+                    .for_each(|k| *k = true);
+            }
+            // Extents stay disjoint and non-touching.
+            let ext: Vec<(u64, u64)> = cache
+                .extents
+                .iter()
+                .map(|(s, b)| (*s, *s + b.len() as u64))
+                .collect();
+            assert!(ext.windows(2).all(|w| w[0].1 < w[1].0), "{ext:?}");
+            for _ in 0..50 {
+                let s = rng.below(4096);
+                let n = rng.below(400);
+                let e = (s + n).min(4096);
+                let all = known[s as usize..e as usize].iter().all(|k| *k);
+                match cache.get(s, e - s) {
+                    Some(b) => {
+                        assert!(all, "served bytes never inserted at {s}..{e}");
+                        assert!(b.iter().zip(s..).all(|(v, i)| *v == byte(i)));
+                    }
+                    None => assert!(!all || e == s, "{s}..{e} cached but not served"),
+                }
+                // Everything not cached in s..e lies inside `uncovered`.
+                let u = cache.uncovered(s, e);
+                for i in s..e {
+                    if !known[i as usize] {
+                        assert!(u.as_ref().is_some_and(|u| u.contains(&i)), "{i} missed");
+                    }
+                }
+                if let Some(u) = u {
+                    assert!(s <= u.start && u.end <= e && u.start < u.end);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn coalesce_covers_every_range_and_respects_limits() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for _case in 0..500 {
+            let gap = rng.below(64);
+            let max = 1 + rng.below(500);
+            let input: Vec<Range<u64>> = (0..rng.below(20))
+                .map(|_| {
+                    let s = rng.below(2000);
+                    s..s + rng.below(200)
+                })
+                .collect();
+            let out = coalesce(input.clone(), gap, max);
+            assert!(out.windows(2).all(|w| w[0].start <= w[1].start));
+            for r in &input {
+                assert!(
+                    out.iter().any(|o| o.start <= r.start && r.end <= o.end),
+                    "{r:?} not covered by {out:?}"
+                );
+            }
+            for o in &out {
+                // A merged range exceeds `max` only if one input alone did.
+                let alone = input.contains(o);
+                assert!(o.end - o.start <= max || alone, "{o:?} > {max}");
+            }
+            assert!(out.len() <= input.len());
+        }
     }
 }

@@ -56,6 +56,10 @@ fn small_reads() -> Options {
         head_size: 1024,
         probe_size: 256,
         coalesce_gap: 0,
+        // No speculative reads around structures: the reads seen are the
+        // structures' own, widened to pages or not.
+        header_lookbehind: 0,
+        lookbehind: 0,
         ..Options::default()
     }
 }

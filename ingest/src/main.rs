@@ -123,6 +123,10 @@ enum Command {
         /// Print request/byte/wave counters to stderr.
         #[arg(long)]
         stats: bool,
+        /// Directory of layouts: a file whose name differs only in digits
+        /// from one indexed before is read in one wave (same output).
+        #[arg(long, env = "KERCHUNK_NOS_LAYOUT_CACHE")]
+        layout_cache: Option<String>,
     },
     /// Write the kerchunk reference set (version 1 JSON) of one file.
     Refs {
@@ -147,6 +151,10 @@ enum Command {
         /// Print request/byte/wave counters to stderr.
         #[arg(long)]
         stats: bool,
+        /// Directory of layouts: a file whose name differs only in digits
+        /// from one indexed before is read in one wave (same output).
+        #[arg(long, env = "KERCHUNK_NOS_LAYOUT_CACHE")]
+        layout_cache: Option<String>,
     },
     /// Print the S3 records of an SQS/SNS message (as the seed's `dump`).
     Dump {
@@ -534,19 +542,26 @@ async fn shutdown_signal() {
     }
 }
 
+/// Walk `source`; with a layout cache, fetch a sibling's layout in the
+/// first wave and remember this file's afterwards (see `remember`).
 async fn open(
     source: &str,
+    options: &hdf5_lite::Options,
+    cache: Option<&hdf5_lite::layout_cache::LayoutCache>,
 ) -> Result<
     (
         hdf5_lite::Opened,
         hdf5_lite::Stats,
-        Arc<dyn hdf5_lite::RangeSource>,
+        Arc<hdf5_lite::Prefetched>,
     ),
     Failure,
 > {
     let src = open_url(source, &SourceOptions::default()).await?;
-    let (f, st) = hdf5_lite::open_any(src.clone(), &hdf5_lite::Options::default()).await?;
-    Ok((f, st, src))
+    let mut options = options.clone();
+    if let Some(c) = cache {
+        options.predicted = c.predict(source);
+    }
+    Ok(hdf5_lite::open_any_prefetched(src, &options).await?)
 }
 
 /// `--stats` output: the engine's counters plus this process's peak
@@ -572,8 +587,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             file,
             json: _,
             stats,
+            layout_cache,
         } => {
-            let (f, st, _) = open(&file).await?;
+            let cache = layout_cache.map(hdf5_lite::layout_cache::LayoutCache::new);
+            let (f, st, src) = open(&file, &hdf5_lite::Options::default(), cache.as_ref()).await?;
+            if let Some(c) = &cache {
+                c.remember(&file, st.file_size, &src.fetched_ranges());
+            }
             let mut j = ingest::inspect::inspect_json(&f.model());
             if let Some(o) = j.as_object_mut() {
                 o.insert("format".into(), f.format_name().into());
@@ -591,6 +611,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             split_contiguous,
             record_size,
             stats,
+            layout_cache,
         } => {
             if let Some(path) = output
                 .as_deref()
@@ -598,12 +619,26 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             {
                 kerchunk::parquet::check_target(parquet_dir(path))?;
             }
-            let (f, st, src) = open(&source).await?;
+            let cache = layout_cache.map(hdf5_lite::layout_cache::LayoutCache::new);
+            // The walk also fetches the chunks `translate` will inline, in the
+            // waves it already makes, instead of after it.
+            let walk = hdf5_lite::Options {
+                prefetch_below: inline_threshold,
+                ..Default::default()
+            };
+            let (f, mut st, src) = open(&source, &walk, cache.as_ref()).await?;
             let mut opts =
                 kerchunk::translate::TranslateOptions::new(url.unwrap_or_else(|| source.clone()));
             opts.inline_threshold = inline_threshold;
             opts.split_contiguous = split_contiguous;
             let t = kerchunk::translate_opened(&f, &*src, &opts).await?;
+            let after = src.miss_stats();
+            if let Some(c) = &cache {
+                c.remember(&source, st.file_size, &src.fetched_ranges());
+            }
+            st.waves += after.waves;
+            st.requests += after.requests;
+            st.bytes_fetched += after.bytes_fetched;
             for w in &t.warnings {
                 eprintln!("warning: {source}: {}: {}", w.path, w.reason);
             }

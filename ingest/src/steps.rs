@@ -399,7 +399,12 @@ pub async fn index_object_at(
             )));
         };
         let src = source.range_source_pinned(key, &head.etag)?;
-        let (file, stats) = match hdf5_lite::open_any(src.clone(), &p.config.hdf5).await {
+        // The walk also fetches the chunks translate inlines, in its own waves.
+        let walk = hdf5_lite::Options {
+            prefetch_below: p.config.inline_threshold,
+            ..p.config.hdf5.clone()
+        };
+        let (file, stats, prefetched) = match hdf5_lite::open_any_prefetched(src, &walk).await {
             Ok(x) => x,
             Err(e) if source_changed_hdf5(&e) => {
                 info!(source = %url, read, "source changed while being read; reading again");
@@ -409,7 +414,7 @@ pub async fn index_object_at(
         };
         let mut opts = kerchunk::TranslateOptions::new(url.clone());
         opts.inline_threshold = p.config.inline_threshold;
-        let t = match kerchunk::translate_opened(&file, &*src, &opts).await {
+        let t = match kerchunk::translate_opened(&file, &*prefetched, &opts).await {
             Ok(t) => t,
             Err(e) if source_changed_kerchunk(&e) => {
                 info!(source = %url, read, "source changed while being read; reading again");

@@ -1,0 +1,106 @@
+//! Warm runs: a sibling's layout (hdf5_lite::layout_cache) changes which
+//! bytes are fetched when, never the reference set. The cold reference set
+//! of each file is the oracle (itself checked against kerchunk and h5py by
+//! the fixture tests); the warm one must be byte-identical to it, for a
+//! true sibling's layout, a foreign file's layout and garbage layouts.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hdf5_lite::layout_cache::LayoutCache;
+use hdf5_lite::{FileSource, Options, RangeSource, Stats};
+use kerchunk::TranslateOptions;
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/layout-siblings")
+        .join(name)
+}
+
+const F002: &str = "dbofs.t06z.20250601.fields.f002.nc";
+const F003: &str = "dbofs.t06z.20250601.fields.f003.nc";
+
+/// `refs` as the CLI runs it: walk with data prefetch, translate from the
+/// prefetched source. Returns the JSON, the whole run's counters (walk plus
+/// what translate still fetched) and the ranges to remember.
+fn refs(path: &Path, predicted: Vec<Range<u64>>) -> (String, Stats, Vec<Range<u64>>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let src: Arc<dyn RangeSource> = Arc::new(FileSource::new(path));
+        let opts = Options {
+            prefetch_below: 500,
+            predicted,
+            ..Default::default()
+        };
+        let (file, mut st, pre) = hdf5_lite::open_prefetched(src, &opts).await.unwrap();
+        let t = kerchunk::translate(&file, &*pre, &TranslateOptions::new("file://x".to_string()))
+            .await
+            .unwrap();
+        let m = pre.miss_stats();
+        st.waves += m.waves;
+        st.requests += m.requests;
+        (t.to_json(), st, pre.fetched_ranges())
+    })
+}
+
+#[test]
+fn a_sibling_layout_gives_the_same_refs_in_one_wave() {
+    let (_, cold_a, layout) = refs(&data(F002), vec![]);
+    let (cold, cold_st, _) = refs(&data(F003), vec![]);
+    let (warm, warm_st, _) = refs(&data(F003), layout);
+    assert_eq!(warm, cold, "warm refs differ from cold refs");
+    assert!(
+        cold_a.waves > 1 && cold_st.waves > 1,
+        "cold runs: {cold_st:?}"
+    );
+    assert_eq!(warm_st.waves, 1, "warm run: {warm_st:?}");
+}
+
+#[test]
+fn foreign_and_garbage_layouts_change_nothing() {
+    let (cold, _, _) = refs(&data(F003), vec![]);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/files");
+    let (_, _, foreign) = refs(&root.join("netcdf4_features.nc"), vec![]);
+    #[allow(clippy::reversed_empty_ranges)]
+    let garbage = vec![
+        0..1,
+        5..3, // reversed
+        1 << 40..(1 << 40) + 4096,
+        u64::MAX - 10..u64::MAX,
+        100..200,
+        150..170,
+        300_000..400_000,
+    ];
+    for (what, layout) in [("foreign", foreign), ("garbage", garbage)] {
+        let (warm, st, _) = refs(&data(F003), layout);
+        assert_eq!(warm, cold, "{what} layout changed the refs");
+        assert!(st.waves >= 1);
+    }
+}
+
+#[test]
+fn the_cache_directory_round_trips_and_survives_corruption() {
+    let dir = std::env::temp_dir().join(format!("knos-layout-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = LayoutCache::new(&dir);
+    let a = data(F002).display().to_string();
+    let b = data(F003).display().to_string();
+    assert!(cache.predict(&b).is_empty(), "empty cache predicts nothing");
+    let (_, _, layout) = refs(&data(F002), vec![]);
+    cache.remember(&a, 304_268, &layout);
+    assert_eq!(cache.predict(&b), layout, "the sibling's layout is found");
+    let (cold, _, _) = refs(&data(F003), vec![]);
+    // Corrupt every entry in place: ignored, the run is cold and identical.
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        std::fs::write(e.path(), text.replace(' ', "x")).unwrap();
+    }
+    assert!(cache.predict(&b).is_empty(), "a corrupt entry is ignored");
+    let (warm, _, _) = refs(&data(F003), cache.predict(&b));
+    assert_eq!(warm, cold);
+    let _ = std::fs::remove_dir_all(&dir);
+}
