@@ -39,6 +39,9 @@ export CC_x86_64_unknown_linux_musl="${CC_x86_64_unknown_linux_musl:-x86_64-linu
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 [[ "$TARGET_DIR" = /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
 export KERCHUNK_NOS_BIN="$TARGET_DIR/$MUSL/debug/kerchunk-nos"
+# Never test a stale binary: if `cargo test` cannot build it, the script
+# steps find none and fail.
+rm -f "$KERCHUNK_NOS_BIN"
 # The Python checks read the refs kerchunk's fixtures test writes during
 # `cargo test`; remove old ones so they read this run's.
 rm -rf "$ROOT/target/kerchunk-ours"
