@@ -22,9 +22,17 @@ ROOT=$(pwd)
 W=${DEMO_DIR:-$ROOT/target/demo}
 rm -rf "$W" && mkdir -p "$W/buckets/noaa-ofs-pds" "$W/buckets/nextgen-dmac"
 
-echo "== building kerchunk-nos (release)"
-cargo build --release -q -p ingest
-BIN=$ROOT/target/release/kerchunk-nos
+# KERCHUNK_NOS_BIN: use that binary (tests/run-all.sh passes the one its
+# `cargo test` built) instead of building the release binary.
+if [ -n "${KERCHUNK_NOS_BIN:-}" ]; then
+  BIN=$KERCHUNK_NOS_BIN
+  echo "== using $BIN"
+else
+  echo "== building kerchunk-nos (release)"
+  cargo build --release -q -p ingest
+  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/kerchunk-nos
+fi
+[ -x "$BIN" ] || { echo "demo: no binary at $BIN" >&2; exit 1; }
 bash tests/python/setup-venv.sh
 PY=$ROOT/.venv/bin/python
 

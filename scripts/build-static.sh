@@ -5,11 +5,16 @@
 #   bash scripts/build-static.sh --print-path   # same, but stdout is only the path
 #   bash scripts/build-static.sh --locked       # extra arguments go to cargo build
 #
-# Installs what is missing: the rustup target x86_64-unknown-linux-musl and
-# (Debian/Ubuntu, as root) musl-tools, whose x86_64-linux-musl-gcc compiles
-# aws-lc-sys. TLS is rustls + aws-lc with compiled-in webpki roots, so the
-# binary needs nothing from the filesystem: it runs in an empty root / FROM
-# scratch image (see tests/static/run.sh, scripts/image-rootfs.sh).
+# Installs what is missing (scripts/musl-setup.sh): the rustup target
+# x86_64-unknown-linux-musl and (Debian/Ubuntu, as root) musl-tools, whose
+# x86_64-linux-musl-gcc compiles aws-lc-sys. TLS is rustls + aws-lc with
+# compiled-in webpki roots, so the binary needs nothing from the filesystem:
+# it runs in an empty root / FROM scratch image (see tests/static/run.sh, scripts/image-rootfs.sh).
+#
+# This is the release build (thin LTO, stripped) that the Dockerfile ships.
+# tests/run-all.sh does not build it: it tests the dev-profile musl binary
+# its `cargo test --target x86_64-unknown-linux-musl` already built (same
+# target, same static linking; one compile instead of two).
 #
 # Honors CARGO_TARGET_DIR (default: <repo>/target). Output:
 #   $CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/kerchunk-nos
@@ -26,22 +31,7 @@ done
 log() { echo "build-static: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-command -v cargo >/dev/null || die "cargo not found (install Rust: https://rustup.rs)"
-
-if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
-    command -v rustup >/dev/null || die "rustup not found; install the $TARGET std another way"
-    log "adding rust target $TARGET"
-    rustup target add "$TARGET" >&2
-fi
-
-if ! command -v x86_64-linux-musl-gcc >/dev/null; then
-    command -v apt-get >/dev/null || die "x86_64-linux-musl-gcc missing and no apt-get: install musl-tools (musl-gcc)"
-    SUDO=""
-    [[ "$(id -u)" != 0 ]] && SUDO="sudo"
-    log "installing musl-tools"
-    $SUDO apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq musl-tools >&2
-fi
+bash "$ROOT/scripts/musl-setup.sh" || die "cannot set up the musl target (scripts/musl-setup.sh)"
 command -v file >/dev/null || die "'file' is needed to verify the result (apt-get install file)"
 
 # The cc crate finds x86_64-linux-musl-gcc by itself; be explicit anyway.

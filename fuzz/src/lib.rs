@@ -2,6 +2,8 @@
 //! `fuzz/harness/` so the stable regression tests can `#[path]`-include the
 //! very same code.
 
+#![forbid(unsafe_code)]
+
 #[path = "../harness/hdf5.rs"]
 pub mod hdf5;
 

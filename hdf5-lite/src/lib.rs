@@ -8,6 +8,13 @@
 //! [`source::RangeSource`] for a whole wave of them at once, so round trips
 //! grow with the depth of the file's structure, not with its object count.
 
+#![forbid(unsafe_code)]
+// No panics on data from a file or message: outside tests, failures are typed
+// errors. (Integration tests, examples and unit tests may unwrap.)
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 // `get_ranges(&[a..b])` asks for one byte range; that is not the
 // `vec![a..b]`-meant-as-values mistake this lint looks for.
 #![allow(clippy::single_range_in_vec_init)]

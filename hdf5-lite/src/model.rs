@@ -24,8 +24,9 @@ pub struct File {
     pub root: Group,
 }
 
-/// A group and everything below it, children ordered by creation order when
-/// the group tracks it, else by name (h5py's default order).
+/// A group and everything below it. Children (and attributes) are sorted by
+/// name, byte-wise, as h5py iterates by default; a tracked creation order is
+/// not used.
 #[derive(Debug, Clone, Serialize)]
 pub struct Group {
     /// Absolute path, `/` for the root.

@@ -8,14 +8,20 @@
 //!   is itself, a continuation pointing at its own header or block, a
 //!   fractal heap indirect block referencing itself, a v2 B-tree of depth 60,
 //!   absurd dataspaces, a global heap object larger than its collection), and
-//!   `open` must fail with an error that names the problem. `cargo test
-//!   --test fuzz_regressions -- --ignored write_hostile_regressions` saves
-//!   them under `fuzz/regressions/` so the fuzzers start from them too.
+//!   `open` must fail with an error that names the problem; likewise hostile
+//!   superblocks. They are committed under `fuzz/regressions/` so the
+//!   fuzzers start from them too; `write_hostile_regressions` checks the
+//!   committed files equal the generator's output (`FUZZ_WRITE_REGRESSIONS=1
+//!   cargo test -p hdf5-lite --test fuzz_regressions write_hostile` rewrites
+//!   them).
+//! * Missing or empty regression directories fail (see
+//!   `fuzz/harness/regressions.rs`, the loader shared with ingest's replay).
 
 #[path = "../../fuzz/harness/hdf5.rs"]
 mod harness;
+#[path = "../../fuzz/harness/regressions.rs"]
+mod regressions;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -31,43 +37,10 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// Every file of `fuzz/regressions/<target>/`, sorted by name.
-fn regressions(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = main_dir().join("fuzz/regressions").join(target);
-    let mut out: Vec<_> = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        // `oom-*` inputs once exhausted memory (finding F4); they now fail
-        // fast and replay with everything else.
-        .map(|p| {
-            let b = std::fs::read(&p).unwrap();
-            (p, b)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// Run `f` on every regression of `target`; report all that panic.
-fn replay(target: &str, f: impl Fn(&[u8])) -> usize {
-    let cases = regressions(target);
-    let mut failed = Vec::new();
-    for (path, data) in &cases {
-        if catch_unwind(AssertUnwindSafe(|| f(data))).is_err() {
-            failed.push(path.display().to_string());
-        }
-    }
-    assert!(failed.is_empty(), "{target}: panicked on {failed:#?}");
-    cases.len()
-}
-
 #[test]
 fn replay_open_file() {
     let rt = harness::runtime();
-    let n = replay("open_file", |d| {
+    let n = regressions::replay("open_file", |d| {
         let r = harness::open_file(&rt, d);
         eprintln!("open_file: {}", r.err().unwrap_or_else(|| "ok".into()));
     });
@@ -80,47 +53,49 @@ fn replay_open_file() {
 
 #[test]
 fn replay_superblock() {
-    replay("superblock", harness::superblock);
+    let n = regressions::replay("superblock", harness::superblock);
+    // The hand-made hostile superblocks are always there.
+    assert!(n >= hostile_superblocks().len(), "found {n}");
 }
 
 #[test]
 fn replay_object_header() {
-    replay("object_header", harness::object_header);
+    regressions::replay("object_header", harness::object_header);
 }
 
 #[test]
 fn replay_messages() {
-    replay("messages", harness::messages);
+    regressions::replay("messages", harness::messages);
 }
 
 #[test]
 fn replay_btree_v1() {
-    replay("btree_v1", harness::btree_v1);
+    regressions::replay("btree_v1", harness::btree_v1);
 }
 
 #[test]
 fn replay_btree_v2() {
-    replay("btree_v2", harness::btree_v2);
+    regressions::replay("btree_v2", harness::btree_v2);
 }
 
 #[test]
 fn replay_fractal_heap() {
-    replay("fractal_heap", harness::fractal_heap);
+    regressions::replay("fractal_heap", harness::fractal_heap);
 }
 
 #[test]
 fn replay_arrays() {
-    replay("arrays", harness::arrays);
+    regressions::replay("arrays", harness::arrays);
 }
 
 #[test]
 fn replay_global_heap() {
-    replay("global_heap", harness::global_heap);
+    regressions::replay("global_heap", harness::global_heap);
 }
 
 #[test]
 fn replay_value_decode() {
-    replay("value_decode", harness::value_decode);
+    regressions::replay("value_decode", harness::value_decode);
 }
 
 // ---------------------------------------------------------------------------
@@ -336,6 +311,80 @@ fn fixed_array_entries_huge() -> Vec<u8> {
     b
 }
 
+/// Hostile superblocks: (name, superblock bytes at offset 0, a word the
+/// parse error must contain). Built from the v0 superblock of
+/// `sb0_old_groups.h5` (96 bytes) and the v3 one of `sb3_dense_attrs.h5` (48
+/// bytes, checksum at 44, recomputed unless the case is about it).
+fn hostile_superblocks() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let v0 = fixture("sb0_old_groups.h5")[..96].to_vec();
+    let v3 = fixture("sb3_dense_attrs.h5")[..48].to_vec();
+    assert_eq!(
+        (v0[8], v3[8]),
+        (0, 3),
+        "superblock versions of the fixtures"
+    );
+    let patch = |base: &[u8], f: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = base.to_vec();
+        f(&mut b);
+        if b[8] >= 2 && b.len() >= 48 {
+            fix_checksum(&mut b, 0, 44);
+        }
+        b
+    };
+    vec![
+        (
+            "v0_size_of_offsets_3",
+            patch(&v0, &|b| b[13] = 3),
+            "size of offsets",
+        ),
+        (
+            "v0_size_of_lengths_16",
+            patch(&v0, &|b| b[14] = 16),
+            "size of offsets",
+        ),
+        (
+            "v0_group_leaf_k_0",
+            patch(&v0, &|b| wr(b, 16, 2, 0)),
+            "B-tree K of 0",
+        ),
+        (
+            "v0_root_undefined",
+            patch(&v0, &|b| wr(b, 64, 8, u64::MAX)),
+            "root group",
+        ),
+        ("v0_truncated_in_root_entry", v0[..70].to_vec(), "truncated"),
+        (
+            "version_4",
+            patch(&v0, &|b| b[8] = 4),
+            "superblock version 4",
+        ),
+        (
+            "v3_size_of_offsets_16",
+            patch(&v3, &|b| b[9] = 16),
+            "size of offsets",
+        ),
+        (
+            "v3_root_undefined",
+            patch(&v3, &|b| wr(b, 36, 8, u64::MAX)),
+            "root group",
+        ),
+        (
+            "v3_checksum_mismatch",
+            {
+                let mut b = v3.clone();
+                b[28] ^= 1;
+                b
+            },
+            "checksum",
+        ),
+        (
+            "v3_truncated_before_checksum",
+            v3[..44].to_vec(),
+            "truncated",
+        ),
+    ]
+}
+
 /// All hostile files: (name, bytes).
 fn hostile() -> Vec<(&'static str, Vec<u8>)> {
     vec![
@@ -385,6 +434,41 @@ fn assert_open_fails(data: Vec<u8>, words: &[&str]) -> String {
 }
 
 #[test]
+fn hostile_superblocks_are_rejected() {
+    for (name, b, word) in hostile_superblocks() {
+        match hdf5_lite::superblock::parse(&b, 0) {
+            Ok(sb) => panic!("{name}: parsed {sb:?}"),
+            Err(e) => {
+                let msg = e.into_format("superblock", 0, b.len()).to_string();
+                assert!(msg.contains(word), "{name}: {msg:?} lacks {word:?}");
+            }
+        }
+    }
+}
+
+/// The same superblocks at the start of the whole file: `open` fails and
+/// names the file (truncated ones are complete again here).
+#[test]
+fn files_with_hostile_superblocks_do_not_open() {
+    for (name, sb, _) in hostile_superblocks() {
+        let (fixture_name, full) = if sb[8] == 3 {
+            ("sb3_dense_attrs.h5", 48)
+        } else {
+            ("sb0_old_groups.h5", 96)
+        };
+        if sb.len() < full {
+            continue;
+        }
+        let mut b = fixture(fixture_name);
+        b[..sb.len()].copy_from_slice(&sb);
+        match open(b) {
+            Ok(_) => panic!("{name}: opened"),
+            Err(e) => assert!(e.to_string().contains(harness::FILE_NAME), "{name}: {e}"),
+        }
+    }
+}
+
+#[test]
 fn hostile_fixtures_still_open_unpatched() {
     // The patches only make sense if the originals open cleanly.
     for name in [
@@ -428,7 +512,8 @@ fn global_heap_object_larger_than_collection_is_rejected() {
 }
 
 /// Dimensions of u64::MAX (2^64 - 1 elements of 4 bytes in a 20-byte
-/// contiguous block) must not panic anywhere; today `open` accepts them.
+/// contiguous block) must not panic anywhere (whether `open` accepts them is
+/// the next test's business).
 #[test]
 fn absurd_dataspace_dimensions_do_not_panic() {
     let _ = open(dataspace_dims_max());
@@ -496,6 +581,11 @@ fn write_hostile_regressions() {
     };
     for (name, data) in hostile() {
         put("open_file", name, &data);
+    }
+    // Superblock target input: selector byte 0 (no checksum repair), then
+    // the superblock.
+    for (name, data, _) in hostile_superblocks() {
+        put("superblock", name, &[&[0u8][..], &data].concat());
     }
     // Structure-level variants in each harness's input format.
     let b = btree_v2_depth_60();

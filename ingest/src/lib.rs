@@ -1,4 +1,7 @@
 //! The cloud edge of kerchunk-nos.
+
+#![forbid(unsafe_code)]
+
 pub mod backfill;
 pub mod config;
 pub mod dead_letter;

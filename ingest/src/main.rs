@@ -4,6 +4,8 @@
 //! (bad input: retrying will not help), 2 usage error, 3 transient failure
 //! (network/store: worth retrying).
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 use std::sync::Arc;
 

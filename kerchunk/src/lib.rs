@@ -6,6 +6,14 @@
 //! kerchunk 0.2.7's `SingleHdf5ToZarr` output. Differences from kerchunk are
 //! deliberate and listed in this crate's README.
 
+#![forbid(unsafe_code)]
+// No panics on data from a file or message: outside tests, failures are typed
+// errors. (Integration tests, examples and unit tests may unwrap.)
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod attrs;
 pub mod codecs;
 pub mod combine;

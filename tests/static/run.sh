@@ -4,7 +4,11 @@
 #   bash tests/static/run.sh [BINARY]
 #
 # BINARY defaults to the output of scripts/build-static.sh (built if needed:
-# a cold release musl build takes ~5 min on 2 cores). The script then
+# a cold release musl build takes ~5 min on 2 cores). tests/run-all.sh passes
+# the dev-profile musl binary its `cargo test --target
+# x86_64-unknown-linux-musl` built: the same static linking and code, without
+# a second compile (the release build's size is printed by build-static.sh).
+# The script then
 #   * checks the binary is static (file, ldd, no PT_INTERP);
 #   * assembles the FROM-scratch image filesystem with scripts/image-rootfs.sh
 #     (a directory holding only /kerchunk-nos; no /etc, /dev, /proc, /tmp)
@@ -288,6 +292,10 @@ fi
 # ---------------------------------------------------------------- size, cold start
 SIZE="$(stat -c %s "$RFS/kerchunk-nos")"
 echo "binary size: $SIZE bytes ($(numfmt --to=iec --suffix=B "$SIZE")); image size (FROM scratch) = binary size"
+case "$BIN" in
+    */release/*) ;;
+    *) echo "  (not a release build: the image ships scripts/build-static.sh's smaller, stripped binary)" ;;
+esac
 if ! command -v hyperfine >/dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
     (apt-get install -y -qq hyperfine || { apt-get update -qq && apt-get install -y -qq hyperfine; }) >/dev/null 2>&1
 fi

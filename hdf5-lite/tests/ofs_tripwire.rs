@@ -1,0 +1,80 @@
+//! Tripwire on the engine's cost for the committed OFS fixtures
+//! (`fixtures/files/ofs/`, structurally faithful NOAA OFS files): walking
+//! each through the in-memory source must stay within a fixed number of
+//! sequential waves (the latency multiplier) and fetch at most
+//! [`MAX_AMPLIFICATION`] times the bytes of the structures actually parsed.
+//! A change that adds a wave or re-fetches bytes fails here, before it shows
+//! up in the benchmarks.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hdf5_lite::{MemorySource, Options, RangeSource};
+
+/// Most waves any OFS fixture may take. Today: the fields files take 7, the
+/// dbofs stations nowcast file 10. Lower this when the engine needs fewer.
+const MAX_WAVES: u64 = 10;
+
+/// `bytes_fetched <= MAX_AMPLIFICATION * metadata_bytes` (today 1.2x-1.9x).
+const MAX_AMPLIFICATION: u64 = 2;
+
+fn ofs_fixtures() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "nc") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/files/ofs"),
+        &mut out,
+    );
+    out.sort();
+    out
+}
+
+#[test]
+fn ofs_fixtures_stay_within_waves_and_read_amplification() {
+    let files = ofs_fixtures();
+    // The four committed files: ROMS fields (two key layouts), ROMS
+    // stations, FVCOM fields. Fewer means the tripwire lost its inputs.
+    assert!(files.len() >= 4, "OFS fixtures: {files:?}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut over = Vec::new();
+    for path in &files {
+        let data = std::fs::read(path).unwrap();
+        let name = path.display().to_string();
+        let src: Arc<dyn RangeSource> = Arc::new(MemorySource::new(&name, data));
+        let (_, s) = rt
+            .block_on(hdf5_lite::open(src, &Options::default()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        eprintln!(
+            "{name}: waves {} requests {} fetched {} parsed {} ({:.2}x)",
+            s.waves,
+            s.requests,
+            s.bytes_fetched,
+            s.metadata_bytes,
+            s.bytes_fetched as f64 / s.metadata_bytes.max(1) as f64
+        );
+        assert!(s.metadata_bytes > 0, "{name}: nothing parsed");
+        if s.waves > MAX_WAVES {
+            over.push(format!("{name}: {} waves > {MAX_WAVES}", s.waves));
+        }
+        if s.bytes_fetched > MAX_AMPLIFICATION * s.metadata_bytes {
+            over.push(format!(
+                "{name}: fetched {} bytes > {MAX_AMPLIFICATION} x {} parsed",
+                s.bytes_fetched, s.metadata_bytes
+            ));
+        }
+    }
+    assert!(over.is_empty(), "{over:#?}");
+}
