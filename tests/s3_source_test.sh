@@ -140,11 +140,14 @@ else
     fail=$((fail + 1))
 fi
 
-# A missing key fails, naming the object and the status.
-if "$BIN" inspect "s3://kn-test/no/such.nc" >"$WORK/missing.out" 2>"$WORK/missing.err"; then
+# A missing key fails permanently (exit 1: retrying cannot help), naming the
+# object and what is wrong with it.
+rc=0
+"$BIN" inspect "s3://kn-test/no/such.nc" >"$WORK/missing.out" 2>"$WORK/missing.err" || rc=$?
+if [ "$rc" -eq 0 ]; then
     echo "FAIL missing key: inspect succeeded"
     fail=$((fail + 1))
-elif grep -q "s3://kn-test/no/such.nc" "$WORK/missing.err" && grep -q "404" "$WORK/missing.err"; then
+elif [ "$rc" -eq 1 ] && grep -q "s3://kn-test/no/such.nc" "$WORK/missing.err" && grep -q "no such object" "$WORK/missing.err"; then
     echo "ok   missing key: $(head -c 300 "$WORK/missing.err")"
     pass=$((pass + 1))
 else

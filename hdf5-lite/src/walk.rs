@@ -974,7 +974,14 @@ impl Walker {
             }
             let merged = coalesce(missing, self.opts.coalesce_gap, self.opts.max_request);
             let total: u64 = merged.iter().map(|r| r.end - r.start).sum();
-            if self.stats.bytes_fetched + total > self.opts.max_metadata_bytes {
+            // Prefetched data (at most `prefetch_budget`, planned into
+            // `prefetch_bytes` before it is fetched) has its own bound and is
+            // not metadata: it is allowed on top of the metadata limit.
+            let allowed = self
+                .opts
+                .max_metadata_bytes
+                .saturating_add(self.prefetch_bytes);
+            if self.stats.bytes_fetched.saturating_add(total) > allowed {
                 return Err(Error::Limit {
                     file: self.name.clone(),
                     what: format!(

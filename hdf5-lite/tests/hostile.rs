@@ -116,10 +116,30 @@ fn truncations_and_bit_flips_never_panic() {
     );
     // Silence the default hook: panics are collected and reported below.
     std::panic::set_hook(Box::new(|_| {}));
-    let mut failures = Vec::new();
-    for f in &files {
-        failures.extend(sweep(f, 1000));
-    }
+    // The files are independent: sweep them on every core (each thread its
+    // own runtime), so this test does not dominate a warm test run.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut failures: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(f) = files.get(i) else { break };
+                        out.extend(sweep(f, 1000));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("sweep thread"))
+            .collect()
+    });
+    failures.sort();
     let _ = std::panic::take_hook();
     assert!(
         failures.is_empty(),

@@ -11,12 +11,20 @@ use std::sync::Arc;
 
 use hdf5_lite::{MemorySource, Options, RangeSource};
 
-/// Most waves any OFS fixture may take. Today: the fields files take 7, the
-/// dbofs stations nowcast file 10. Lower this when the engine needs fewer.
-const MAX_WAVES: u64 = 10;
+/// Most waves any OFS fixture may take (metadata walk, no data prefetch).
+/// Today: the fields files take 5, the dbofs stations nowcast file 7.
+/// Lower this when the engine needs fewer.
+const MAX_WAVES: u64 = 7;
 
-/// `bytes_fetched <= MAX_AMPLIFICATION * metadata_bytes` (today 1.2x-1.9x).
-const MAX_AMPLIFICATION: u64 = 2;
+/// `bytes_fetched <= MAX_AMPLIFICATION * metadata_bytes / 10`, today
+/// 1.8x-4.1x. The engine trades bytes for waves on purpose: one round trip
+/// costs as much as ~1.6 MB of transfer at S3-like 20 ms / 80 MB/s, so it
+/// reads a 64 KiB head and look-behind windows before headers and blocks
+/// (`Options::default`). On these ~300 KB fixtures that fixed overhead is
+/// most of the excess; on real-scale files it is ~1% of the file
+/// (README, Benchmarks). An engine that starts re-fetching or over-reading
+/// still trips this.
+const MAX_AMPLIFICATION: u64 = 45;
 
 fn ofs_fixtures() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -69,9 +77,9 @@ fn ofs_fixtures_stay_within_waves_and_read_amplification() {
         if s.waves > MAX_WAVES {
             over.push(format!("{name}: {} waves > {MAX_WAVES}", s.waves));
         }
-        if s.bytes_fetched > MAX_AMPLIFICATION * s.metadata_bytes {
+        if s.bytes_fetched * 10 > MAX_AMPLIFICATION * s.metadata_bytes {
             over.push(format!(
-                "{name}: fetched {} bytes > {MAX_AMPLIFICATION} x {} parsed",
+                "{name}: fetched {} bytes > {MAX_AMPLIFICATION}/10 x {} parsed",
                 s.bytes_fetched, s.metadata_bytes
             ));
         }
