@@ -522,7 +522,23 @@ pub async fn read_values(
     file: &File,
     ds: &Dataset,
 ) -> Result<Vec<Value>, Error> {
-    let raw = read_raw(src, file, ds).await?;
+    if let Datatype::FloatingPoint {
+        size,
+        bit_offset,
+        bit_precision,
+        ..
+    } = &ds.datatype
+        && (*bit_offset != 0 || u32::from(*bit_precision) != size * 8)
+    {
+        return Err(err(
+            file,
+            ds,
+            "floating point of reduced precision (needs HDF5's float conversion) is not supported",
+        ));
+    }
+    let mut raw = read_raw(src, file, ds).await?;
+    // reduced-precision integers (n-bit datasets) read as HDF5 converts them
+    fixed_point_to_full(&mut raw, &ds.datatype);
     let ctx = Ctx::new(
         file.size_of_offsets,
         file.size_of_lengths,
