@@ -1,5 +1,6 @@
 //! Reading raw data: only for the few places an indexer must look at values
-//! (embedding vlen strings, which have no byte-range representation, and
+//! (embedding vlen strings, which have no byte-range representation;
+//! decoding n-bit / scale-offset datasets, which no numcodecs codec reads;
 //! tests). Chunk bytes are fetched in one batch, filters undone (deflate,
 //! shuffle, fletcher32, n-bit, scale-offset), and elements decoded, with vlen data resolved from
 //! global heap collections fetched in as many rounds as nesting requires.
