@@ -436,6 +436,22 @@ pub async fn read_raw(src: &dyn RangeSource, file: &File, ds: &Dataset) -> Resul
                 .collect();
             let got = fetch(src, file, &ranges).await?;
             let chunk_elems: u64 = chunk_shape.iter().product();
+            // n-bit / scale-offset decode cd[2] elements per chunk: HDF5
+            // sets it to the chunk's element count; anything else is corrupt
+            for f in &ds.filters {
+                if matches!(f.id, FILTER_NBIT | FILTER_SCALEOFFSET)
+                    && f.client_data.get(2).map(|n| u64::from(*n)) != Some(chunk_elems)
+                {
+                    return Err(err(
+                        file,
+                        ds,
+                        format!(
+                            "filter {} client data {:?} does not give the chunk's {chunk_elems} elements",
+                            f.id, f.client_data
+                        ),
+                    ));
+                }
+            }
             for (c, b) in chunks.iter().zip(got) {
                 if (b.len() as u64) < c.size {
                     return Err(err(
