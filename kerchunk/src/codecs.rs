@@ -28,8 +28,10 @@
 //! |                       | pixels_per_block, bits_per_pixel, pixels_per_scanline}` |
 //! |                       | = the file's cd_values (HDF5's 4-byte size header =    |
 //! |                       | imagecodecs' `header: true`)                          |
-//! | nbit (5), scaleoffset (6) | no codec: chunks are decoded (hdf5-lite) and inlined |
-//! |                       | when small, else the dataset gets a warning            |
+//! | nbit (5), scaleoffset (6) | no codec: the whole dataset is decoded (hdf5-lite) |
+//! |                       | and inlined unfiltered when it decodes to at most      |
+//! |                       | `max_reencode_bytes` (translate.rs `needs_decoding`), |
+//! |                       | else the dataset gets a warning                        |
 //! | anything else         | unrepresentable: the dataset gets a warning           |
 //!
 //! The `imagecodecs_*` ids exist in numcodecs once a reader has run

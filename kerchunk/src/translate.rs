@@ -137,7 +137,12 @@ pub async fn translate(
     for (ds, plan) in raws {
         match hdf5_lite::data::read_raw(source, file, ds).await {
             Ok(mut bytes) => {
-                spacepad_to_nullpad(&mut bytes, plan.elem);
+                match plan.convert {
+                    RawConvert::SpacePad(elem) => spacepad_to_nullpad(&mut bytes, elem),
+                    RawConvert::Decoded => {
+                        hdf5_lite::data::fixed_point_to_full(&mut bytes, &ds.datatype)
+                    }
+                }
                 st.refs
                     .insert_json(format!("{}/.zarray", plan.prefix), &plan.meta.to_json());
                 st.refs
@@ -276,12 +281,23 @@ struct Ctx<'a> {
     dim_lengths: HashMap<String, u64>,
 }
 
-/// A dataset whose bytes must be converted before zarr can serve them
-/// (space-padded fixed strings): read whole, converted, inlined as chunk 0.
+/// How a [`RawPlan`]'s bytes are turned into what readers get.
+enum RawConvert {
+    /// Space-padded fixed strings of this many bytes: HDF5 reads the
+    /// trailing spaces as NULs.
+    SpacePad(usize),
+    /// Decoded from n-bit / scale-offset chunks: reduced-precision integers
+    /// are widened as HDF5's conversion does (sign extension).
+    Decoded,
+}
+
+/// A dataset whose bytes must be converted or decoded before zarr can
+/// serve them (space-padded fixed strings; filters without a numcodecs
+/// codec): read whole, converted, inlined as chunk 0.
 struct RawPlan {
     prefix: String,
     key: String,
-    elem: usize,
+    convert: RawConvert,
     meta: ArrayMeta,
     attrs: Json,
 }
@@ -537,6 +553,23 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
     let h5_elem = u32::try_from(elem).map_err(|_| "element size overflows".to_string())?;
     let nbytes = ds.dataspace.num_elements().saturating_mul(elem);
 
+    if needs_decoding(ds, &zd, &extra, nbytes, opts)? {
+        // n-bit / scale-offset: no numcodecs codec, so the whole dataset is
+        // decoded here and inlined as one unfiltered chunk
+        return Ok(Planned::Raw(RawPlan {
+            key: chunk_key(&prefix, &vec![0; rank]),
+            prefix,
+            convert: RawConvert::Decoded,
+            meta: ArrayMeta {
+                chunks: whole_chunks(&shape),
+                shape,
+                dtype: zd.json.clone(),
+                fill_value: fill_value(ds, &zd, true),
+                filters: vec![],
+            },
+            attrs,
+        }));
+    }
     if is_spacepad_string(&ds.datatype) {
         // HDF5 converts space padding to the reader's padding (h5py: NUL),
         // so the stored bytes are not what readers get
@@ -551,7 +584,7 @@ fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
         return Ok(Planned::Raw(RawPlan {
             key: chunk_key(&prefix, &vec![0; rank]),
             prefix,
-            elem: zd.size as usize,
+            convert: RawConvert::SpacePad(zd.size as usize),
             meta: ArrayMeta {
                 chunks: whole_chunks(&shape),
                 shape,
@@ -845,6 +878,76 @@ fn fill_chunk(ds: &Dataset, zd: &ZDtype, nbytes: u64, opts: &TranslateOptions) -
         return None;
     }
     Some(vec![0u8; usize::try_from(nbytes).ok()?])
+}
+
+/// For a chunked dataset whose pipeline has the n-bit or scale-offset
+/// filter (no numcodecs codec exists for either): `true` when hdf5-lite
+/// decodes it whole and it is inlined (at most `max_reencode_bytes`
+/// decoded bytes, every filter one hdf5-lite undoes, a type whose decoded
+/// bytes readers see once reduced-precision integers are widened); `Err`
+/// (a warning) otherwise; `false` for other datasets.
+fn needs_decoding(
+    ds: &Dataset,
+    zd: &ZDtype,
+    extra: &[u64],
+    nbytes: u64,
+    opts: &TranslateOptions,
+) -> Result<bool, String> {
+    use hdf5_lite::{FILTER_NBIT, FILTER_SCALEOFFSET};
+    if !matches!(ds.layout, Layout::Chunked { .. }) {
+        return Ok(false);
+    }
+    let Some(f) = ds
+        .filters
+        .iter()
+        .find(|f| matches!(f.id, FILTER_NBIT | FILTER_SCALEOFFSET))
+    else {
+        return Ok(false);
+    };
+    let name = if f.id == FILTER_NBIT {
+        "n-bit"
+    } else {
+        "scale-offset"
+    };
+    if nbytes > opts.max_reencode_bytes {
+        return Err(format!(
+            "uses the {name} filter, which numcodecs cannot decode; datasets of at most max_reencode_bytes ({}) are decoded and inlined, this one holds {nbytes} bytes",
+            opts.max_reencode_bytes
+        ));
+    }
+    if let Some(other) = ds.filters.iter().find(|f| {
+        !matches!(
+            f.id,
+            FILTER_NBIT
+                | FILTER_SCALEOFFSET
+                | hdf5_lite::FILTER_DEFLATE
+                | hdf5_lite::FILTER_SHUFFLE
+                | hdf5_lite::FILTER_FLETCHER32
+        )
+    }) {
+        return Err(format!(
+            "uses the {name} filter together with filter {}, which hdf5-lite cannot decode",
+            other.id
+        ));
+    }
+    // a reduced-precision float (n-bit) would need HDF5's float conversion
+    let full_float = match &ds.datatype {
+        Datatype::FloatingPoint {
+            size,
+            bit_offset,
+            bit_precision,
+            ..
+        } => *bit_offset == 0 && u32::from(*bit_precision) == size * 8,
+        _ => true,
+    };
+    if !extra.is_empty() || !full_float || !matches!(zd.kind, Kind::Int | Kind::UInt | Kind::Float)
+    {
+        return Err(format!(
+            "uses the {name} filter on a {} element type; only integers and full-precision floats are decoded",
+            zd.json.to_compact()
+        ));
+    }
+    Ok(true)
 }
 
 /// True for a fixed-length string type with space padding (`H5T_STR_SPACEPAD`).

@@ -974,3 +974,63 @@ fn vlen_sequences_embed_as_vlen_array() {
         std::fs::write(out_dir.join(format!("{rel}.json")), t.to_json()).unwrap();
     }
 }
+
+/// n-bit / scale-offset datasets (no numcodecs codec) are decoded and
+/// inlined up to `max_reencode_bytes` decoded bytes, else warned about.
+/// (The inlined bytes are read back against h5py by check_refs.py.)
+#[test]
+fn nbit_and_scaleoffset_are_decoded_when_small() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = root.join("fixtures/files/realfile_filters.h5");
+    let src: std::sync::Arc<dyn RangeSource> =
+        std::sync::Arc::new(hdf5_lite::FileSource::new(&path));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (f, _) = rt
+        .block_on(hdf5_lite::open(src.clone(), &hdf5_lite::Options::default()))
+        .unwrap();
+    let names = [
+        "nbit_int",
+        "nbit_i4_be24",
+        "scaleoffset_float",
+        "scaleoffset_u2_fill",
+    ];
+    let t = rt
+        .block_on(translate(&f, src.as_ref(), &TranslateOptions::new("x")))
+        .unwrap();
+    for n in names {
+        assert!(t.warnings.iter().all(|w| !w.path.contains(n)), "{n}");
+        let m = meta(&t, &format!("{n}/.zarray"));
+        assert_eq!(m.get("filters"), Some(&Json::Null), "{n}");
+        let chunk = t
+            .refs
+            .refs
+            .get(&format!("{n}/0.0"))
+            .or(t.refs.refs.get(&format!("{n}/0")));
+        assert!(
+            matches!(chunk, Some(Ref::Binary(_) | Ref::Text(_))),
+            "{n}: {chunk:?}"
+        );
+    }
+    // nbit_i4_be24 decodes to 40*25*4 = 4000 bytes: over a 3999-byte limit it
+    // is a warning, and nothing of it is written
+    let opts = TranslateOptions {
+        max_reencode_bytes: 3999,
+        ..TranslateOptions::new("x")
+    };
+    let t = rt.block_on(translate(&f, src.as_ref(), &opts)).unwrap();
+    let w = t
+        .warnings
+        .iter()
+        .find(|w| w.path == "/nbit_i4_be24")
+        .unwrap();
+    assert!(
+        w.reason.contains("n-bit") && w.reason.contains("4000 bytes"),
+        "{}",
+        w.reason
+    );
+    assert!(t.refs.get_json("nbit_i4_be24/.zarray").is_none());
+    assert!(t.warnings.iter().any(|w| w.path == "/scaleoffset_int"));
+}
