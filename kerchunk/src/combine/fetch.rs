@@ -232,3 +232,54 @@ fn store(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use hdf5_lite::source::MemorySource;
+
+    use super::*;
+
+    fn mem(name: &str, data: &'static [u8]) -> Arc<dyn RangeSource> {
+        Arc::new(MemorySource::new(name, data))
+    }
+
+    /// A source is opened once per URL and then served from the cache; a
+    /// failed open is not cached (the next use tries again); `insert`
+    /// replaces what is there.
+    #[tokio::test]
+    async fn source_cache_opens_each_url_once() {
+        let cache = SourceCache::default();
+        let opens = AtomicUsize::new(0);
+        let open = |data: &'static [u8]| {
+            opens.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<_, String>(mem("m", data)) }
+        };
+        let a = cache.get_or_open("u://a", || open(b"aaa")).await.unwrap();
+        let again = cache.get_or_open("u://a", || open(b"zzz")).await.unwrap();
+        assert!(Arc::ptr_eq(&a, &again));
+        assert_eq!(opens.load(Ordering::SeqCst), 1);
+        let b = cache.get_or_open("u://b", || open(b"bbb")).await.unwrap();
+        assert_eq!(opens.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            b.get_ranges(&[0..3]).await.unwrap(),
+            vec![Bytes::from_static(b"bbb")]
+        );
+
+        let failed = cache
+            .get_or_open("u://c", || async { Err::<Arc<dyn RangeSource>, _>("down") })
+            .await;
+        assert_eq!(failed.err(), Some("down"));
+        assert!(cache.get("u://c").is_none());
+        cache.get_or_open("u://c", || open(b"ccc")).await.unwrap();
+        assert_eq!(opens.load(Ordering::SeqCst), 3);
+
+        cache.insert("u://a", mem("n", b"new"));
+        let now = cache.get("u://a").unwrap();
+        assert_eq!(
+            now.get_ranges(&[0..3]).await.unwrap(),
+            vec![Bytes::from_static(b"new")]
+        );
+    }
+}
