@@ -249,6 +249,7 @@ mod tests {
     /// failed open is not cached (the next use tries again); `insert`
     /// replaces what is there.
     #[tokio::test]
+    #[allow(clippy::single_range_in_vec_init)] // one byte range, not a Vec of 0..3
     async fn source_cache_opens_each_url_once() {
         let cache = SourceCache::default();
         let opens = AtomicUsize::new(0);
