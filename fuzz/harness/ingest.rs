@@ -1,12 +1,11 @@
 //! Fuzz harness bodies for the ingest parsers, shared verbatim by the
 //! cargo-fuzz targets (`kerchunk_nos_fuzz::ingest`) and the stable
 //! regression replay (`ingest/tests/fuzz_regressions.rs`, via `#[path]`).
-//! The includer provides `super::ingest_api::{message, ofs_key}`: the real
-//! `ingest` crate in the tests; in the fuzz crate, the same source files
-//! compiled as modules (so the fuzz build skips the AWS SDK).
+//! Both depend on the AWS-free `ofs-keys` crate (which `ingest` re-exports),
+//! so the fuzz build skips the AWS SDK.
 #![allow(dead_code)]
 
-use super::ingest_api::{message, ofs_key};
+use ofs_keys::{message, ofs_key};
 
 /// An SQS body: parse, dump, and check the dump agrees with the parse.
 pub fn sns_message(data: &[u8]) {

@@ -6,29 +6,11 @@ pub mod backfill;
 pub mod config;
 pub mod dead_letter;
 pub mod inspect;
-pub mod message;
-pub mod ofs_key;
 pub mod outputs;
 pub mod steps;
 pub mod store;
 pub mod worker;
 
-/// xorshift64*: a deterministic, dependency-free input generator for the
-/// no-panic tests of the parsers.
-#[cfg(test)]
-pub(crate) mod test_rng {
-    pub struct Rng(pub u64);
-
-    impl Rng {
-        pub fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        pub fn below(&mut self, n: usize) -> usize {
-            usize::try_from(self.next() % n.max(1) as u64).unwrap_or(0)
-        }
-    }
-}
+// The AWS-free parsers live in their own crate (the fuzz crate depends on
+// it); these paths stay `ingest::message`, `ingest::ofs_key`.
+pub use ofs_keys::{key, message, ofs_key};

@@ -29,7 +29,7 @@ use futures_util::StreamExt as _;
 use hdf5_lite::RangeSource;
 use hdf5_lite::source::{BoxFuture, SourceErrorKind};
 use kerchunk::RefSet;
-use kerchunk::combine::{CombineError, CombineOptions, Fetcher};
+use kerchunk::combine::{CombineError, CombineOptions, Fetcher, SourceCache};
 use kerchunk::fmrc::{self, BestRule, FmrcMember, HourKind, RunKinds};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -891,7 +891,7 @@ async fn fetch_ref(
 /// to inline) from the configured source buckets only.
 pub struct SourceFetcher<'a> {
     p: &'a Pipeline,
-    sources: tokio::sync::Mutex<HashMap<String, Arc<dyn RangeSource>>>,
+    sources: SourceCache,
     /// A fetch failed in a way no retry can fix (bucket outside the
     /// allowlist, object missing, access denied): the combine error it
     /// causes is permanent.
@@ -902,7 +902,7 @@ impl<'a> SourceFetcher<'a> {
     pub fn new(p: &'a Pipeline) -> Self {
         SourceFetcher {
             p,
-            sources: tokio::sync::Mutex::new(HashMap::new()),
+            sources: SourceCache::default(),
             permanent: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -920,26 +920,27 @@ impl<'a> SourceFetcher<'a> {
         e.to_string()
     }
 
+    /// Opens only `s3://` URLs of configured source buckets
+    /// ([`Pipeline::source_store`] holds the allowlist).
     async fn source(&self, url: &str) -> Result<Arc<dyn RangeSource>, StepError> {
-        let mut cache = self.sources.lock().await;
-        if let Some(s) = cache.get(url) {
-            return Ok(s.clone());
-        }
-        let Some((bucket, key)) = url.strip_prefix("s3://").and_then(|r| r.split_once('/')) else {
-            return Err(StepError::Permanent(format!(
-                "{url}: not an s3:// reference"
-            )));
-        };
-        let store = self
-            .p
-            .source_store(bucket)
+        self.sources
+            .get_or_open(url, || async {
+                let Some((bucket, key)) = url.strip_prefix("s3://").and_then(|r| r.split_once('/'))
+                else {
+                    return Err(StepError::Permanent(format!(
+                        "{url}: not an s3:// reference"
+                    )));
+                };
+                let store = self
+                    .p
+                    .source_store(bucket)
+                    .await
+                    .map_err(|e| StepError::from(e).prefixed(url))?;
+                store
+                    .range_source(key)
+                    .map_err(|e| StepError::from(e).prefixed(url))
+            })
             .await
-            .map_err(|e| StepError::from(e).prefixed(url))?;
-        let src = store
-            .range_source(key)
-            .map_err(|e| StepError::from(e).prefixed(url))?;
-        cache.insert(url.to_string(), src.clone());
-        Ok(src)
     }
 }
 

@@ -12,16 +12,14 @@
 //! component is its "bucket" name (what S3 messages are matched against).
 
 use std::fmt;
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use hdf5_lite::{RangeSource, SourceOptions};
 use thiserror::Error;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use hdf5_lite::source::BoxFuture;
 
 /// One listed or inspected object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -107,37 +105,13 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 }
 
 /// Rejects keys that could escape a prefix or a directory: empty, absolute,
-/// `..`/`.`/empty segments, backslashes, control characters, > 1024 bytes.
+/// `..`/`.`/empty segments, backslashes, control characters, > 1024 bytes
+/// ([`crate::key::check_object_key`]).
 pub fn validate_key(key: &str) -> Result<(), StoreError> {
-    let bad = |reason| {
-        Err(StoreError::InvalidKey {
-            key: key.chars().take(200).collect(),
-            reason,
-        })
-    };
-    if key.is_empty() {
-        return bad("empty");
-    }
-    if key.len() > 1024 {
-        return bad("longer than 1024 bytes");
-    }
-    if key.starts_with('/') {
-        return bad("absolute");
-    }
-    if key.contains('\\') {
-        return bad("contains a backslash");
-    }
-    if key.chars().any(char::is_control) {
-        return bad("contains a control character");
-    }
-    for seg in key.split('/') {
-        match seg {
-            "" => return bad("has an empty path segment"),
-            "." | ".." => return bad("has a . or .. segment"),
-            _ => {}
-        }
-    }
-    Ok(())
+    crate::key::check_object_key(key).map_err(|reason| StoreError::InvalidKey {
+        key: crate::key::clip(key),
+        reason,
+    })
 }
 
 /// Validates a prefix (may be empty) and strips surrounding slashes.

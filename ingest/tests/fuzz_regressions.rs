@@ -5,11 +5,6 @@
 //! loader (`fuzz/harness/regressions.rs`) is shared with hdf5-lite's replay
 //! and fails on a missing or empty directory.
 
-/// What the shared harness calls `ingest_api`: here, the real crate.
-mod ingest_api {
-    pub use ingest::{message, ofs_key};
-}
-
 #[path = "../../fuzz/harness/ingest.rs"]
 mod harness;
 #[path = "../../fuzz/harness/regressions.rs"]

@@ -412,23 +412,12 @@ async fn open_s3(
 }
 
 /// `%XX` decoding for `file://` paths; malformed escapes are kept as is.
+/// The same decoder (`percent-encoding`) decodes S3 event keys in
+/// `ofs_keys::message`, strictly there.
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A parsed `Content-Range` header: `bytes a-b/total`, `bytes a-b/*` or
@@ -682,6 +671,8 @@ mod tests {
     fn percent_decoding() {
         assert_eq!(percent_decode("/a%20b/c%2"), "/a b/c%2");
         assert_eq!(percent_decode("/x%zz"), "/x%zz");
+        assert_eq!(percent_decode("/%C3%A9%41"), "/éA");
+        assert_eq!(percent_decode("/%FF"), "/\u{FFFD}");
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
+use hdf5_lite::RangeSource;
 use hdf5_lite::source::BoxFuture;
 
 use super::{CombineError, CombineOptions, combine_with, coordinate_ranges};
@@ -38,28 +39,67 @@ pub trait Fetcher: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<Bytes>, String>>;
 }
 
+/// URL to open [`RangeSource`], the one cache every fetcher uses (the
+/// CLI's [`UrlFetcher`], the pipeline's allowlisted `SourceFetcher`): a
+/// source is opened on its first use and kept for the life of the cache.
+#[derive(Default)]
+pub struct SourceCache {
+    sources: Mutex<HashMap<String, Arc<dyn RangeSource>>>,
+}
+
+impl SourceCache {
+    /// Use `source` for `url` from now on.
+    pub fn insert(&self, url: impl Into<String>, source: Arc<dyn RangeSource>) {
+        if let Ok(mut m) = self.sources.lock() {
+            m.insert(url.into(), source);
+        }
+    }
+
+    /// The cached source for `url`.
+    pub fn get(&self, url: &str) -> Option<Arc<dyn RangeSource>> {
+        self.sources.lock().ok()?.get(url).cloned()
+    }
+
+    /// The cached source for `url`, or the one `open` returns (then
+    /// cached). The lock is not held while opening, so opens of different
+    /// URLs overlap; [`fetch_all`] asks once per URL.
+    pub async fn get_or_open<E, Fut>(
+        &self,
+        url: &str,
+        open: impl FnOnce() -> Fut,
+    ) -> Result<Arc<dyn RangeSource>, E>
+    where
+        Fut: Future<Output = Result<Arc<dyn RangeSource>, E>>,
+    {
+        if let Some(s) = self.get(url) {
+            return Ok(s);
+        }
+        let s = open().await?;
+        self.insert(url, s.clone());
+        Ok(s)
+    }
+}
+
 /// A [`Fetcher`] over `hdf5_lite::open_url` (local paths, `file://`, and
 /// `http(s)://`/`s3://` when hdf5-lite is built with those features), one
 /// source per URL, kept open for the life of the fetcher.
 #[derive(Default)]
 pub struct UrlFetcher {
     pub options: hdf5_lite::SourceOptions,
-    sources: Mutex<HashMap<String, Arc<dyn hdf5_lite::RangeSource>>>,
+    sources: SourceCache,
 }
 
 impl UrlFetcher {
     pub fn new(options: hdf5_lite::SourceOptions) -> Self {
         UrlFetcher {
             options,
-            sources: Mutex::default(),
+            sources: SourceCache::default(),
         }
     }
 
     /// Use `source` for `url` instead of opening it.
-    pub fn insert(&self, url: impl Into<String>, source: Arc<dyn hdf5_lite::RangeSource>) {
-        if let Ok(mut m) = self.sources.lock() {
-            m.insert(url.into(), source);
-        }
+    pub fn insert(&self, url: impl Into<String>, source: Arc<dyn RangeSource>) {
+        self.sources.insert(url, source);
     }
 }
 
@@ -70,22 +110,11 @@ impl Fetcher for UrlFetcher {
         ranges: &'a [Range<u64>],
     ) -> BoxFuture<'a, Result<Vec<Bytes>, String>> {
         Box::pin(async move {
-            let cached = self
+            let src = self
                 .sources
-                .lock()
-                .map_err(|e| e.to_string())?
-                .get(url)
-                .cloned();
-            let src = match cached {
-                Some(s) => s,
-                None => {
-                    let s = hdf5_lite::open_url(url, &self.options)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    self.insert(url, s.clone());
-                    s
-                }
-            };
+                .get_or_open(url, || hdf5_lite::open_url(url, &self.options))
+                .await
+                .map_err(|e| e.to_string())?;
             src.get_ranges(ranges).await.map_err(|e| e.to_string())
         })
     }
@@ -202,4 +231,56 @@ fn store(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use hdf5_lite::source::MemorySource;
+
+    use super::*;
+
+    fn mem(name: &str, data: &'static [u8]) -> Arc<dyn RangeSource> {
+        Arc::new(MemorySource::new(name, data))
+    }
+
+    /// A source is opened once per URL and then served from the cache; a
+    /// failed open is not cached (the next use tries again); `insert`
+    /// replaces what is there.
+    #[tokio::test]
+    #[allow(clippy::single_range_in_vec_init)] // one byte range, not a Vec of 0..3
+    async fn source_cache_opens_each_url_once() {
+        let cache = SourceCache::default();
+        let opens = AtomicUsize::new(0);
+        let open = |data: &'static [u8]| {
+            opens.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<_, String>(mem("m", data)) }
+        };
+        let a = cache.get_or_open("u://a", || open(b"aaa")).await.unwrap();
+        let again = cache.get_or_open("u://a", || open(b"zzz")).await.unwrap();
+        assert!(Arc::ptr_eq(&a, &again));
+        assert_eq!(opens.load(Ordering::SeqCst), 1);
+        let b = cache.get_or_open("u://b", || open(b"bbb")).await.unwrap();
+        assert_eq!(opens.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            b.get_ranges(&[0..3]).await.unwrap(),
+            vec![Bytes::from_static(b"bbb")]
+        );
+
+        let failed = cache
+            .get_or_open("u://c", || async { Err::<Arc<dyn RangeSource>, _>("down") })
+            .await;
+        assert_eq!(failed.err(), Some("down"));
+        assert!(cache.get("u://c").is_none());
+        cache.get_or_open("u://c", || open(b"ccc")).await.unwrap();
+        assert_eq!(opens.load(Ordering::SeqCst), 3);
+
+        cache.insert("u://a", mem("n", b"new"));
+        let now = cache.get("u://a").unwrap();
+        assert_eq!(
+            now.get_ranges(&[0..3]).await.unwrap(),
+            vec![Bytes::from_static(b"new")]
+        );
+    }
 }

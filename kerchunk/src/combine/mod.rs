@@ -76,7 +76,9 @@ use crate::json::Json;
 use crate::refs::{Ref, RefSet};
 
 pub use coord::coordinate_ranges;
-pub use fetch::{FetchRange, Fetched, Fetcher, UrlFetcher, combine_fetching, fetch_all};
+pub use fetch::{
+    FetchRange, Fetched, Fetcher, SourceCache, UrlFetcher, combine_fetching, fetch_all,
+};
 pub use load::{parse_inputs, read_inputs};
 
 use concat::{Array, Combine, Mode, Output};

@@ -18,6 +18,8 @@
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
+use crate::key::clip;
+
 /// One object named by an S3 event record, with the key already decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Record {
@@ -192,39 +194,21 @@ pub fn dump(body: &str) -> Result<String, Error> {
 /// index under the wrong name.
 pub fn form_url_decode(s: &str) -> Result<String, DecodeError> {
     let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hi = bytes.get(i + 1).copied().and_then(hex_value);
-                let lo = bytes.get(i + 2).copied().and_then(hex_value);
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                    _ => return Err(DecodeError::BadEscape(i)),
-                }
-                i += 3;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
+    // `percent_decode` keeps a malformed escape literally; find the first
+    // one and refuse instead. A well-formed escape's digits are never `%`,
+    // so every `%` is the start of an escape.
+    for (i, &b) in bytes.iter().enumerate() {
+        let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
+        if b == b'%' && !(hex(i + 1) && hex(i + 2)) {
+            return Err(DecodeError::BadEscape(i));
         }
     }
-    String::from_utf8(out).map_err(|_| DecodeError::NotUtf8)
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    // `+` is a space before decoding, so `%2B` stays a `+`.
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| DecodeError::NotUtf8)
 }
 
 enum Shape<'a> {
@@ -339,15 +323,6 @@ fn json_kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-/// Keeps hostile or huge values from flooding logs through error messages.
-fn clip(s: &str) -> String {
-    const MAX: usize = 200;
-    match s.char_indices().nth(MAX) {
-        None => s.to_owned(),
-        Some((cut, _)) => format!("{}...", s.get(..cut).unwrap_or_default()),
     }
 }
 

@@ -16,6 +16,8 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::key::clip;
+
 /// The part of a name after the model that says what a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -682,31 +684,13 @@ fn is_model_name(s: &str) -> bool {
 }
 
 /// Rejects what could escape the destination prefix or confuse an S3 key
-/// consumer (a filesystem mirror, a URL): `.`/`..` and empty segments, a
-/// leading `/`, backslashes and control characters.
+/// consumer ([`crate::key::check_path`]), naming the field.
 fn check_path(what: &'static str, value: &str) -> Result<(), Error> {
-    let unsafe_because = |reason| Error::Unsafe {
+    crate::key::check_path(value).map_err(|reason| Error::Unsafe {
         what,
         value: clip(value),
         reason,
-    };
-    if value.starts_with('/') {
-        return Err(unsafe_because("starts with '/'"));
-    }
-    if value.contains('\\') {
-        return Err(unsafe_because("contains a backslash"));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(unsafe_because("contains a control character"));
-    }
-    for segment in value.split('/') {
-        match segment {
-            "" => return Err(unsafe_because("has an empty path segment")),
-            "." | ".." => return Err(unsafe_because("has a '.' or '..' path segment")),
-            _ => {}
-        }
-    }
-    Ok(())
+    })
 }
 
 /// An empty prefix means the bucket root; one trailing `/` is tolerated
@@ -724,15 +708,6 @@ fn join(prefix: &str, name: &str) -> String {
         name.to_owned()
     } else {
         format!("{prefix}/{name}")
-    }
-}
-
-/// Keeps hostile keys from flooding logs through error messages.
-fn clip(s: &str) -> String {
-    const MAX: usize = 200;
-    match s.char_indices().nth(MAX) {
-        None => s.to_owned(),
-        Some((cut, _)) => format!("{}...", s.get(..cut).unwrap_or_default()),
     }
 }
 
