@@ -129,6 +129,8 @@ enum Command {
         /// Print request/byte/wave counters to stderr.
         #[arg(long)]
         stats: bool,
+        #[command(flatten)]
+        icechunk: IcechunkArgs,
     },
     /// Print the S3 records of an SQS/SNS message (as the seed's `dump`).
     Dump {
@@ -163,6 +165,8 @@ enum Command {
         /// Input reference sets (local paths), in order.
         #[arg(required = true)]
         inputs: Vec<String>,
+        #[command(flatten)]
+        icechunk: IcechunkArgs,
     },
     /// Index the OFS files a source-bucket message names into
     /// DEST_BUCKET/DEST_PREFIX/{basename}.zarr (as the seed's extract_single).
@@ -254,6 +258,66 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+}
+
+/// `--icechunk URL`: also commit the reference set to branch `main` of an
+/// Icechunk repository (README "Icechunk output").
+#[derive(clap::Args, Debug, Default)]
+struct IcechunkArgs {
+    /// Icechunk repository (file:///dir or s3://bucket/prefix), created if missing.
+    #[arg(long, value_name = "URL")]
+    icechunk: Option<String>,
+    /// S3-compatible endpoint for an s3:// repository (e.g. moto's http://127.0.0.1:PORT).
+    #[arg(long, value_name = "URL", requires = "icechunk")]
+    endpoint_url: Option<String>,
+}
+
+/// Commit `refs` to the `--icechunk` repository, if one was given.
+async fn write_icechunk(
+    args: &IcechunkArgs,
+    refs: &kerchunk::RefSet,
+    growable: &[String],
+    message: &str,
+) -> Result<(), Failure> {
+    let Some(url) = &args.icechunk else {
+        return Ok(());
+    };
+    #[cfg(feature = "icechunk")]
+    {
+        let s3 = kerchunk_icechunk::S3Config {
+            endpoint_url: args.endpoint_url.clone(),
+            region: None,
+        };
+        let s = kerchunk_icechunk::write(url, refs, growable, &s3, message)
+            .await
+            .map_err(|e| Failure {
+                code: e.exit_code(),
+                message: e.to_string(),
+            })?;
+        for (path, reason) in &s.warnings {
+            eprintln!("warning: icechunk: /{path}: {reason}");
+        }
+        eprintln!(
+            "icechunk {url}: {} ({} arrays, {} inline + {} virtual chunks; containers {})",
+            s.snapshot
+                .as_deref()
+                .map_or("no changes, no new commit".to_string(), |id| format!(
+                    "commit {id}"
+                )),
+            s.arrays,
+            s.inline_chunks,
+            s.virtual_chunks,
+            s.containers.join(" ")
+        );
+        Ok(())
+    }
+    #[cfg(not(feature = "icechunk"))]
+    {
+        let _ = (refs, growable, message);
+        Err(usage(format!(
+            "--icechunk {url}: this binary was built without the icechunk feature"
+        )))
+    }
 }
 
 /// A failure with the exit code Argo should see.
@@ -462,6 +526,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             inline_threshold,
             split_contiguous,
             stats,
+            icechunk,
         } => {
             let (f, st, src) = open(&source).await?;
             let mut opts =
@@ -473,6 +538,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 eprintln!("warning: {source}: {}: {}", w.path, w.reason);
             }
             let text = t.to_json();
+            write_icechunk(&icechunk, &t.refs, &[], &format!("refs {source}")).await?;
             match output {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| format!("cannot write {path}: {e}"))?
@@ -495,6 +561,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             inline_threshold,
             output,
             inputs,
+            icechunk,
         } => {
             use kerchunk::combine::{
                 CombineOptions, Duplicates, StaticVars, UrlFetcher, combine_fetching,
@@ -523,6 +590,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             let fetcher = UrlFetcher::new(hdf5_lite::SourceOptions::default());
             let combined = combine_fetching(&sets, &opts, &fetcher).await?;
+            write_icechunk(
+                &icechunk,
+                &combined,
+                std::slice::from_ref(&opts.concat_dim),
+                &format!("combine {} inputs on {}", inputs.len(), opts.concat_dim),
+            )
+            .await?;
             std::fs::write(&output, combined.to_json())
                 .map_err(|e| format!("cannot write {output}: {e}"))?;
         }
