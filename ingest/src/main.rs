@@ -264,17 +264,16 @@ enum Command {
 /// Icechunk repository (README "Icechunk output").
 #[derive(clap::Args, Debug, Default)]
 struct IcechunkArgs {
-    /// Icechunk repository (file:///dir or s3://bucket/prefix), created if missing.
+    /// Icechunk repository (file:///dir or s3://bucket/prefix), created if
+    /// missing; an s3:// one honours --endpoint-url / AWS_ENDPOINT_URL.
     #[arg(long, value_name = "URL")]
     icechunk: Option<String>,
-    /// S3-compatible endpoint for an s3:// repository (e.g. moto's http://127.0.0.1:PORT).
-    #[arg(long, value_name = "URL", requires = "icechunk")]
-    endpoint_url: Option<String>,
 }
 
 /// Commit `refs` to the `--icechunk` repository, if one was given.
 async fn write_icechunk(
     args: &IcechunkArgs,
+    endpoint_url: Option<&str>,
     refs: &kerchunk::RefSet,
     growable: &[String],
     message: &str,
@@ -285,7 +284,9 @@ async fn write_icechunk(
     #[cfg(feature = "icechunk")]
     {
         let s3 = kerchunk_icechunk::S3Config {
-            endpoint_url: args.endpoint_url.clone(),
+            endpoint_url: endpoint_url
+                .map(str::to_string)
+                .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()),
             region: None,
         };
         let s = kerchunk_icechunk::write(url, refs, growable, &s3, message)
@@ -313,7 +314,7 @@ async fn write_icechunk(
     }
     #[cfg(not(feature = "icechunk"))]
     {
-        let _ = (refs, growable, message);
+        let _ = (refs, growable, message, endpoint_url);
         Err(usage(format!(
             "--icechunk {url}: this binary was built without the icechunk feature"
         )))
@@ -504,6 +505,7 @@ fn stats_json(st: &hdf5_lite::Stats) -> String {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    let endpoint_url = cli.pipeline.endpoint_url.clone();
     match cli.command {
         Command::Inspect {
             file,
@@ -538,7 +540,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 eprintln!("warning: {source}: {}: {}", w.path, w.reason);
             }
             let text = t.to_json();
-            write_icechunk(&icechunk, &t.refs, &[], &format!("refs {source}")).await?;
+            write_icechunk(
+                &icechunk,
+                endpoint_url.as_deref(),
+                &t.refs,
+                &[],
+                &format!("refs {source}"),
+            )
+            .await?;
             match output {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| format!("cannot write {path}: {e}"))?
@@ -592,6 +601,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let combined = combine_fetching(&sets, &opts, &fetcher).await?;
             write_icechunk(
                 &icechunk,
+                endpoint_url.as_deref(),
                 &combined,
                 std::slice::from_ref(&opts.concat_dim),
                 &format!("combine {} inputs on {}", inputs.len(), opts.concat_dim),

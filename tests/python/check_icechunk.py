@@ -162,5 +162,22 @@ check(history(run_repo, [prefix]) == h2 and not os.path.exists(out), "shape conf
 run("refs", os.path.join(FIX, "netcdf4_features.nc"), "--icechunk", "file://" + os.path.join(w, "r-netcdf4_classic.nc"),
     expect=1)
 
+# 4. an s3:// repository (moto): create, then a second commit
+ep = os.environ.get("MOTO_ENDPOINT")
+check(bool(ep), "MOTO_ENDPOINT set (the s3:// part must run)")
+if ep:
+    s3url = "s3://ice/runs/dbofs"
+    run("combine", "--concat-dim", "ocean_time", "--preset", "roms", os.path.join(w, "s3run2.json"),
+        jsons[0], jsons[1], "--icechunk", s3url, "--endpoint-url", ep)
+    run("combine", "--concat-dim", "ocean_time", "--preset", "roms", os.path.join(w, "s3run3.json"),
+        jsons[0], jsons[1], jsons[2], "--icechunk", s3url, "--endpoint-url", ep)
+    st = icechunk.s3_storage(bucket="ice", prefix="runs/dbofs", endpoint_url=ep, allow_http=True,
+                             force_path_style=True, region="us-east-1", access_key_id="testing",
+                             secret_access_key="testing")
+    r = icechunk.Repository.open(st, authorize_virtual_chunk_access={prefix: None})
+    check(len(list(r.ancestry(branch="main"))) == 3, "s3: two combines are two commits")
+    ds = xr.open_zarr(r.readonly_session("main").store, consolidated=False, zarr_format=3)
+    compare(ds, concat(ncs), "s3 run of 3", "run")
+
 print(f"check-icechunk: {passed} passed, {failed} failed")
 sys.exit(1 if failed or not passed else 0)
