@@ -27,6 +27,7 @@ use icechunk::format::format_constants::SpecVersionBin;
 use icechunk::format::manifest::{VirtualChunkLocation, VirtualChunkRef};
 use icechunk::format::snapshot::NodeData;
 use icechunk::format::{ChunkIndices, Path};
+use icechunk::session::SessionErrorKind;
 use icechunk::storage::{S3Credentials, S3Options};
 use icechunk::virtual_chunks::VirtualChunkContainer;
 use icechunk::{Repository, Storage, Store};
@@ -52,14 +53,18 @@ pub enum Error {
     /// Reading or writing the repository failed.
     #[error("icechunk repository {url}: {message}")]
     Repository { url: String, message: String },
+    /// Other writers kept moving the branch; retry the whole update.
+    #[error("icechunk repository {url}: commit lost to concurrent writers: {message}")]
+    CommitConflict { url: String, message: String },
 }
 
 impl Error {
     /// CLI exit code: everything here is permanent (1) except a commit that
-    /// lost the race to concurrent writers more often than it may retry (3).
+    /// lost the race to concurrent writers more often than it may rebase (3):
+    /// a retry recomputes the update from the current state.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Repository { message, .. } if message.contains("conflict") => 3,
+            Error::CommitConflict { .. } => 3,
             _ => 1,
         }
     }
@@ -331,7 +336,43 @@ pub async fn write(
     s3: &S3Config,
     message: &str,
 ) -> Result<Summary, Error> {
-    let h = v3::convert(refs, &absolute_url)?;
+    write_at(url, "", refs, growable, s3, message).await
+}
+
+/// Like [`write`], with the reference set's root at group `group`
+/// (`a/b`; `""` is the repository root). Groups above it that the branch
+/// lacks are created without attributes; existing ones are left as they are.
+/// The pipeline's layout: one repository per model, a group per model-run
+/// cycle and one for the best series (README "Icechunk output").
+pub async fn write_at(
+    url: &str,
+    group: &str,
+    refs: &kerchunk::RefSet,
+    growable: &[String],
+    s3: &S3Config,
+    message: &str,
+) -> Result<Summary, Error> {
+    let mut h = v3::convert(refs, &absolute_url)?;
+    let group = group.trim_matches('/');
+    let mut parents = Vec::new();
+    if !group.is_empty() {
+        for n in &mut h.nodes {
+            n.path = if n.path.is_empty() {
+                group.to_string()
+            } else {
+                format!("{group}/{}", n.path)
+            };
+        }
+        let mut acc = String::new();
+        for part in group.split('/') {
+            parents.push(acc.clone());
+            acc = if acc.is_empty() {
+                part.to_string()
+            } else {
+                format!("{acc}/{part}")
+            };
+        }
+    }
     let containers = containers(&h, s3)?;
     let err = repo_err(url);
     let st = storage(url, s3).await?;
@@ -423,6 +464,22 @@ pub async fn write(
             .map_err(|e| err(format!("{path}: {e}")))?;
     }
     let store = Store::from_session(Arc::clone(&session)).await;
+    for p in &parents {
+        let key = if p.is_empty() {
+            "zarr.json".to_string()
+        } else {
+            format!("{p}/zarr.json")
+        };
+        let doc = serde_json::to_vec(&serde_json::json!(
+            {"zarr_format": 3, "node_type": "group", "attributes": {}}
+        ))
+        .map_err(|e| err(e.to_string()))?;
+        // Only when missing: the group may carry attributes already.
+        store
+            .set_if_not_exists(&key, Bytes::from(doc))
+            .await
+            .map_err(|e| err(format!("{key}: {e}")))?;
+    }
     for n in &h.nodes {
         let key = if n.path.is_empty() {
             "zarr.json".to_string()
@@ -494,7 +551,15 @@ pub async fn write(
         .rebase(&solver, 5)
         .execute()
         .await
-        .map_err(|e| err(format!("commit: {e}")))?;
+        .map_err(|e| match e.kind {
+            SessionErrorKind::Conflict { .. } | SessionErrorKind::RebaseFailed { .. } => {
+                Error::CommitConflict {
+                    url: url.to_string(),
+                    message: e.to_string(),
+                }
+            }
+            _ => err(format!("commit: {e}")),
+        })?;
     summary.snapshot = Some(id.to_string());
     Ok(summary)
 }
