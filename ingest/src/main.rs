@@ -268,6 +268,10 @@ struct IcechunkArgs {
     /// missing; an s3:// one honours --endpoint-url / AWS_ENDPOINT_URL.
     #[arg(long, value_name = "URL")]
     icechunk: Option<String>,
+    /// Group of the repository that holds the set (e.g. `runs/2023032312`
+    /// or `best`; default: the root).
+    #[arg(long, value_name = "PATH", requires = "icechunk", default_value = "")]
+    icechunk_group: String,
 }
 
 /// Commit `refs` to the `--icechunk` repository, if one was given.
@@ -289,12 +293,13 @@ async fn write_icechunk(
                 .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()),
             region: None,
         };
-        let s = kerchunk_icechunk::write(url, refs, growable, &s3, message)
-            .await
-            .map_err(|e| Failure {
-                code: e.exit_code(),
-                message: e.to_string(),
-            })?;
+        let s =
+            kerchunk_icechunk::write_at(url, &args.icechunk_group, refs, growable, &s3, message)
+                .await
+                .map_err(|e| Failure {
+                    code: e.exit_code(),
+                    message: e.to_string(),
+                })?;
         for (path, reason) in &s.warnings {
             eprintln!("warning: icechunk: /{path}: {reason}");
         }

@@ -178,6 +178,20 @@ if ep:
     check(len(list(r.ancestry(branch="main"))) == 3, "s3: two combines are two commits")
     ds = xr.open_zarr(r.readonly_session("main").store, consolidated=False, zarr_format=3)
     compare(ds, concat(ncs), "s3 run of 3", "run")
+    # concurrent writers to one repository, one group each: every commit
+    # lands (a writer whose base moved rebases). Whether the processes
+    # actually overlap is up to the scheduler; the assertion holds either way.
+    before = len(list(r.ancestry(branch="main")))
+    procs = [subprocess.Popen([BIN, "refs", ncs[i % 3], "--icechunk", s3url, "--icechunk-group", f"member{i}",
+                               "--endpoint-url", ep], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for i in range(4)]
+    codes = [p.wait() for p in procs]
+    check(codes == [0, 0, 0, 0], f"concurrent writers: exit codes {codes}")
+    r = icechunk.Repository.open(st, authorize_virtual_chunk_access={prefix: None})
+    check(len(list(r.ancestry(branch="main"))) == before + 4, "concurrent writers: four new commits")
+    for i in range(4):
+        g = xr.open_zarr(r.readonly_session("main").store, group=f"member{i}", consolidated=False, zarr_format=3)
+        check(same(g["zeta"].values, xr.open_dataset(ncs[i % 3])["zeta"].values), f"concurrent writers: member{i}")
 
 print(f"check-icechunk: {passed} passed, {failed} failed")
 sys.exit(1 if failed or not passed else 0)
