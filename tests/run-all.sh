@@ -50,6 +50,7 @@ step "cargo fmt" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets --all-features --target $MUSL -- -D warnings
 step "cargo test" cargo test --workspace --all-features --no-fail-fast --target $MUSL
 step "CLI refs + combine vs xr.concat" bash tests/cli_combine.sh
+step "Icechunk output read back (icechunk-python 1.1 + zarr 3 + xarray)" bash tests/icechunk_test.sh
 step "README demo: pipeline offline on a bundled cycle" env DEMO_DIR="$ROOT/target/demo-test" bash examples/demo.sh
 step "S3 source against moto" bash tests/s3_source_test.sh
 step "Argo exit handler dead-letters failed messages (moto SQS)" bash tests/dead_letter_test.sh

@@ -157,6 +157,8 @@ enum Command {
         /// from one indexed before is read in one wave (same output).
         #[arg(long, env = "KERCHUNK_NOS_LAYOUT_CACHE")]
         layout_cache: Option<String>,
+        #[command(flatten)]
+        icechunk: IcechunkArgs,
     },
     /// Print the S3 records of an SQS/SNS message (as the seed's `dump`).
     Dump {
@@ -195,6 +197,8 @@ enum Command {
         /// Input reference sets (local paths), in order.
         #[arg(required = true)]
         inputs: Vec<String>,
+        #[command(flatten)]
+        icechunk: IcechunkArgs,
     },
     /// Index the OFS files a source-bucket message names into
     /// DEST_BUCKET/DEST_PREFIX/{basename}.zarr (as the seed's extract_single).
@@ -287,6 +291,72 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+}
+
+/// `--icechunk URL`: also commit the reference set to branch `main` of an
+/// Icechunk repository (README "Icechunk output").
+#[derive(clap::Args, Debug, Default)]
+struct IcechunkArgs {
+    /// Icechunk repository (file:///dir or s3://bucket/prefix), created if
+    /// missing; an s3:// one honours --endpoint-url / AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "URL")]
+    icechunk: Option<String>,
+    /// Group of the repository that holds the set (e.g. `runs/2023032312`
+    /// or `best`; default: the root).
+    #[arg(long, value_name = "PATH", requires = "icechunk", default_value = "")]
+    icechunk_group: String,
+}
+
+/// Commit `refs` to the `--icechunk` repository, if one was given.
+async fn write_icechunk(
+    args: &IcechunkArgs,
+    endpoint_url: Option<&str>,
+    refs: &kerchunk::RefSet,
+    growable: &[String],
+    message: &str,
+) -> Result<(), Failure> {
+    let Some(url) = &args.icechunk else {
+        return Ok(());
+    };
+    #[cfg(feature = "icechunk")]
+    {
+        let s3 = kerchunk_icechunk::S3Config {
+            endpoint_url: endpoint_url
+                .map(str::to_string)
+                .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()),
+            region: None,
+        };
+        let s =
+            kerchunk_icechunk::write_at(url, &args.icechunk_group, refs, growable, &s3, message)
+                .await
+                .map_err(|e| Failure {
+                    code: e.exit_code(),
+                    message: e.to_string(),
+                })?;
+        for (path, reason) in &s.warnings {
+            eprintln!("warning: icechunk: /{path}: {reason}");
+        }
+        eprintln!(
+            "icechunk {url}: {} ({} arrays, {} inline + {} virtual chunks; containers {})",
+            s.snapshot
+                .as_deref()
+                .map_or("no changes, no new commit".to_string(), |id| format!(
+                    "commit {id}"
+                )),
+            s.arrays,
+            s.inline_chunks,
+            s.virtual_chunks,
+            s.containers.join(" ")
+        );
+        Ok(())
+    }
+    #[cfg(not(feature = "icechunk"))]
+    {
+        let _ = (refs, growable, message, endpoint_url);
+        Err(usage(format!(
+            "--icechunk {url}: this binary was built without the icechunk feature"
+        )))
+    }
 }
 
 /// A failure with the exit code Argo should see: 1 permanent, 2 usage,
@@ -584,6 +654,7 @@ fn stats_json(st: &hdf5_lite::Stats) -> String {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    let endpoint_url = cli.pipeline.endpoint_url.clone();
     match cli.command {
         Command::Inspect {
             file,
@@ -614,6 +685,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             record_size,
             stats,
             layout_cache,
+            icechunk,
         } => {
             if let Some(path) = output
                 .as_deref()
@@ -644,6 +716,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             for w in &t.warnings {
                 eprintln!("warning: {source}: {}: {}", w.path, w.reason);
             }
+            write_icechunk(
+                &icechunk,
+                endpoint_url.as_deref(),
+                &t.refs,
+                &[],
+                &format!("refs {source}"),
+            )
+            .await?;
             match output {
                 Some(path) if kerchunk::parquet::is_parquet_path(&path) => {
                     let w: Vec<(String, String)> = t
@@ -674,6 +754,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             record_size,
             output,
             inputs,
+            icechunk,
         } => {
             use kerchunk::combine::{
                 CombineOptions, Duplicates, StaticVars, UrlFetcher, combine_fetching, read_inputs,
@@ -699,6 +780,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let sets = read_inputs(&inputs)?;
             let fetcher = UrlFetcher::new(hdf5_lite::SourceOptions::default());
             let combined = combine_fetching(&sets, &opts, &fetcher).await?;
+            write_icechunk(
+                &icechunk,
+                endpoint_url.as_deref(),
+                &combined,
+                std::slice::from_ref(&opts.concat_dim),
+                &format!("combine {} inputs on {}", inputs.len(), opts.concat_dim),
+            )
+            .await?;
             if kerchunk::parquet::is_parquet_path(&output) {
                 write_parquet(&combined, &output, record_size.get(), &[])?;
             } else {
