@@ -79,15 +79,7 @@ pub async fn open_any_prefetched(
         .map(|(_, b)| b.clone())
         .unwrap_or_default();
     if netcdf3::is_netcdf3(&head) {
-        let size = source.size().await.map_err(src_err)?;
-        let mut stats = Stats {
-            requests: 1,
-            bytes_fetched: head.len() as u64,
-            waves: 1,
-            file_size: size,
-            metadata_bytes: 0,
-        };
-        let f = netcdf3::read(&*source, head, size, options, &mut stats).await?;
+        let (f, stats) = netcdf3::open_with_head(&*source, head, options).await?;
         return Ok((
             Opened::NetCdf3(f),
             stats,

@@ -307,20 +307,31 @@ pub async fn read(
 
 /// Read a NetCDF-3 file's header from scratch (the head, then the rest).
 pub async fn open(source: Arc<dyn RangeSource>, options: &Options) -> Result<(File, Stats), Error> {
-    let name = source.name().to_string();
-    let src_err = |error| Error::Source {
-        file: name.clone(),
-        error,
-    };
     let head_len = options.head_size.max(1024);
     let head = source
         .get_ranges(&[0..head_len])
         .await
-        .map_err(src_err)?
+        .map_err(|error| Error::Source {
+            file: source.name().to_string(),
+            error,
+        })?
         .into_iter()
         .next()
         .unwrap_or_default();
-    let size = source.size().await.map_err(src_err)?;
+    open_with_head(&*source, head, options).await
+}
+
+/// [`open`] once the head (one request, one wave) was fetched already:
+/// the rest of the header if it is longer, then every variable's layout.
+pub async fn open_with_head(
+    source: &dyn RangeSource,
+    head: Bytes,
+    options: &Options,
+) -> Result<(File, Stats), Error> {
+    let size = source.size().await.map_err(|error| Error::Source {
+        file: source.name().to_string(),
+        error,
+    })?;
     let mut stats = Stats {
         requests: 1,
         bytes_fetched: head.len() as u64,
@@ -328,7 +339,7 @@ pub async fn open(source: Arc<dyn RangeSource>, options: &Options) -> Result<(Fi
         file_size: size,
         metadata_bytes: 0,
     };
-    let f = read(&*source, head, size, options, &mut stats).await?;
+    let f = read(source, head, size, options, &mut stats).await?;
     Ok((f, stats))
 }
 
