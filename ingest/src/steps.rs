@@ -392,6 +392,8 @@ pub async fn index_object_at(
     let url = format!("s3://{bucket}/{key}");
     let source = p.source_store(bucket).await?;
     let written = format!("{}/{out_key}", dest.url());
+    // A sibling's layout: its metadata ranges are fetched in the first wave.
+    let layout = p.layouts.load(dest, prefix, &url).await;
     'read: for read in 1..=MAX_SOURCE_READS {
         let Some(head) = source.head(key).await? else {
             return Err(StepError::Permanent(format!(
@@ -402,6 +404,7 @@ pub async fn index_object_at(
         // The walk also fetches the chunks translate inlines, in its own waves.
         let walk = hdf5_lite::Options {
             prefetch_below: p.config.inline_threshold,
+            predicted: layout.predicted.clone(),
             ..p.config.hdf5.clone()
         };
         let (file, stats, prefetched) = match hdf5_lite::open_any_prefetched(src, &walk).await {
@@ -462,6 +465,11 @@ pub async fn index_object_at(
             }
             match dest.put(&out_key, body.clone(), cond).await {
                 Ok(_) => {
+                    let ranges = prefetched.fetched_ranges();
+                    let size = stats.file_size;
+                    p.layouts
+                        .store(dest, &layout, &url, size, ranges, &walk)
+                        .await;
                     info!(
                         source = %url,
                         output = %written,
