@@ -392,10 +392,16 @@ pub async fn index_object_at(
     let url = format!("s3://{bucket}/{key}");
     let source = p.source_store(bucket).await?;
     let written = format!("{}/{out_key}", dest.url());
-    // A sibling's layout: its metadata ranges are fetched in the first wave.
-    let layout = p.layouts.load(dest, prefix, &url).await;
+    // A sibling's layout (its metadata ranges are fetched in the first
+    // wave), read while the source is HEADed: no extra round trip.
+    let (layout, first_head) = tokio::join!(p.layouts.load(dest, prefix, &url), source.head(key));
+    let mut first_head = Some(first_head);
     'read: for read in 1..=MAX_SOURCE_READS {
-        let Some(head) = source.head(key).await? else {
+        let head = match first_head.take() {
+            Some(h) => h,
+            None => source.head(key).await,
+        };
+        let Some(head) = head? else {
             return Err(StepError::Permanent(format!(
                 "{url}: source object does not exist"
             )));
