@@ -820,6 +820,8 @@ struct Counts {
     waves: std::sync::atomic::AtomicU64,
     requests: std::sync::atomic::AtomicU64,
     layout_gets: std::sync::atomic::AtomicU64,
+    /// Layout GETs fail (transient) and PUTs are refused (412).
+    layouts_fail: std::sync::atomic::AtomicBool,
 }
 
 impl Counts {
@@ -876,6 +878,13 @@ impl ObjectStore for Counted {
         if key.contains("_layouts/") {
             let n = &self.counts.layout_gets;
             n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self
+                .counts
+                .layouts_fail
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Box::pin(async { Err(StoreError::Transient("injected".into())) });
+            }
         }
         self.inner.get(key)
     }
@@ -885,6 +894,14 @@ impl ObjectStore for Counted {
         body: bytes::Bytes,
         cond: PutCondition,
     ) -> BoxFuture<'a, Result<String, StoreError>> {
+        let fail = self
+            .counts
+            .layouts_fail
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if fail && key.contains("_layouts/") {
+            let key = key.to_string();
+            return Box::pin(async move { Err(StoreError::PreconditionFailed(key)) });
+        }
         self.inner.put(key, body, cond)
     }
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
@@ -946,7 +963,8 @@ async fn counted_env(tmp: &Path, dest_dir: &Path) -> (Env, Arc<Counts>) {
 /// writes exactly the references of a cold run; a one-shot process reading
 /// the layout from the store does the same; a worker's second message of
 /// the series reads no layout object; a corrupt, foreign or stale layout
-/// object changes nothing in the output and is replaced.
+/// object changes nothing in the output and is replaced; a store that
+/// cannot read or write layouts (errors, a lost race) fails nothing.
 #[test]
 fn layouts_in_the_destination_make_siblings_warm_and_never_change_output() {
     use ingest::layouts::layout_key;
@@ -1026,5 +1044,17 @@ fn layouts_in_the_destination_make_siblings_warm_and_never_change_output() {
                 assert!(hdf5_lite::layout_cache::decode_entry(&now, &url).is_ok());
             }
         }
+
+        // Layout GETs fail and PUTs get 412: the step still succeeds, cold.
+        let dir = tmp.path().join("failing");
+        let (e, c) = counted_env(tmp.path(), &dir).await;
+        c.layouts_fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        extract(&e, std::slice::from_ref(&first)).await.unwrap();
+        c.take();
+        extract(&e, std::slice::from_ref(&second)).await.unwrap();
+        assert_eq!(c.take().0, cold_waves, "no layout, a cold walk");
+        assert_eq!(e.dest.get(&out_key).await.unwrap().0, want);
+        assert!(!dir.join(&layout).exists());
     });
 }
