@@ -11,7 +11,10 @@
 //! bytes are fetched when, never the result: a corrupt, foreign or stale
 //! entry costs bytes, not correctness, and is ignored with a debug line.
 //!
-//! One small text file per series (`<hash of the pattern>.layout`):
+//! One small text file per series (`<hash of the pattern>.layout`,
+//! [`entry_name`]); [`encode_entry`] and [`decode_entry`] read and write the
+//! same format as bytes, for callers that keep entries elsewhere (the
+//! pipeline keeps them in its destination object store):
 //!
 //! ```text
 //! kerchunk-nos layout 1
@@ -58,28 +61,47 @@ fn fnv1a(s: &str) -> u64 {
     })
 }
 
+/// The name of the entry of `source`'s series (`<16 hex digits>.layout`):
+/// the same for every file of the series, different (barring a 64-bit hash
+/// collision, which the pattern inside the entry catches) for others.
+pub fn entry_name(source: &str) -> String {
+    format!("{:016x}.layout", fnv1a(&pattern(source)))
+}
+
+/// The entry recording that `source` (of `file_size` bytes) needed `ranges`.
+pub fn encode_entry(source: &str, file_size: u64, ranges: &[Range<u64>]) -> String {
+    render(&pattern(source), file_size, ranges)
+}
+
+/// The ranges an entry predicts for `source`, or why it is not a usable
+/// entry for `source`'s series (not UTF-8, another format or series, absurd
+/// ranges). Nothing in it is trusted.
+pub fn decode_entry(bytes: &[u8], source: &str) -> Result<Vec<Range<u64>>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+    parse(text, &pattern(source))
+}
+
 impl LayoutCache {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         LayoutCache { dir: dir.into() }
     }
 
-    fn path(&self, pattern: &str) -> PathBuf {
-        self.dir.join(format!("{:016x}.layout", fnv1a(pattern)))
+    fn path(&self, source: &str) -> PathBuf {
+        self.dir.join(entry_name(source))
     }
 
     /// The ranges a sibling of `source` fetched, or none (no entry, or an
     /// entry that does not parse, belongs to another series or is absurd).
     pub fn predict(&self, source: &str) -> Vec<Range<u64>> {
-        let pat = pattern(source);
-        let path = self.path(&pat);
-        let text = match std::fs::read_to_string(&path) {
+        let path = self.path(source);
+        let bytes = match std::fs::read(&path) {
             Ok(t) => t,
             Err(e) => {
                 debug!(source, path = %path.display(), error = %e, "no layout cached");
                 return Vec::new();
             }
         };
-        match parse(&text, &pat) {
+        match decode_entry(&bytes, source) {
             Ok(r) => r,
             Err(reason) => {
                 debug!(source, path = %path.display(), reason, "layout cache entry ignored");
@@ -91,9 +113,8 @@ impl LayoutCache {
     /// Remember the ranges `source` needed. Best effort: a failure to write
     /// is logged and otherwise ignored (the next run is simply cold).
     pub fn remember(&self, source: &str, file_size: u64, ranges: &[Range<u64>]) {
-        let pat = pattern(source);
-        let path = self.path(&pat);
-        if let Err(e) = write_atomic(&path, &render(&pat, file_size, ranges)) {
+        let path = self.path(source);
+        if let Err(e) = write_atomic(&path, &encode_entry(source, file_size, ranges)) {
             debug!(source, path = %path.display(), error = %e, "layout cache not written");
         }
     }
@@ -179,6 +200,21 @@ mod tests {
         assert!(parse(&format!("{text}0 99999999999\n"), &pat).is_err());
         assert!(parse(&format!("{text}1 2 3\n"), &pat).is_err());
         assert!(parse("", &pat).is_err());
+    }
+
+    #[test]
+    fn bytes_api_is_the_file_format() {
+        let dir = std::env::temp_dir().join(format!("knos-layout-bytes-{}", std::process::id()));
+        let c = LayoutCache::new(&dir);
+        let r = vec![0..65536, 70_000..71_000];
+        c.remember("d/a.f029.nc", 99, &r);
+        let on_disk = std::fs::read(dir.join(entry_name("d/a.f030.nc"))).unwrap();
+        assert_eq!(on_disk, encode_entry("d/a.f031.nc", 99, &r).into_bytes());
+        assert_eq!(decode_entry(&on_disk, "d/a.f030.nc"), Ok(r));
+        assert!(decode_entry(&on_disk, "d/a.n030.nc").is_err());
+        assert!(decode_entry(b"\xff\xfe", "d/a.f030.nc").is_err());
+        assert_ne!(entry_name("d/a.f030.nc"), entry_name("d/a.n030.nc"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

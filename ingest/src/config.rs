@@ -134,6 +134,8 @@ impl Config {
 pub struct Pipeline {
     pub config: Config,
     stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    /// Layouts of the source series seen (`crate::layouts`).
+    pub layouts: crate::layouts::Layouts,
 }
 
 impl Pipeline {
@@ -141,6 +143,7 @@ impl Pipeline {
         Pipeline {
             config,
             stores: Mutex::new(HashMap::new()),
+            layouts: crate::layouts::Layouts::default(),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod backfill;
 pub mod config;
 pub mod dead_letter;
 pub mod inspect;
+pub mod layouts;
 pub mod outputs;
 pub mod steps;
 pub mod store;

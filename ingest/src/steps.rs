@@ -392,8 +392,16 @@ pub async fn index_object_at(
     let url = format!("s3://{bucket}/{key}");
     let source = p.source_store(bucket).await?;
     let written = format!("{}/{out_key}", dest.url());
+    // A sibling's layout (its metadata ranges are fetched in the first
+    // wave), read while the source is HEADed: no extra round trip.
+    let (layout, first_head) = tokio::join!(p.layouts.load(dest, prefix, &url), source.head(key));
+    let mut first_head = Some(first_head);
     'read: for read in 1..=MAX_SOURCE_READS {
-        let Some(head) = source.head(key).await? else {
+        let head = match first_head.take() {
+            Some(h) => h,
+            None => source.head(key).await,
+        };
+        let Some(head) = head? else {
             return Err(StepError::Permanent(format!(
                 "{url}: source object does not exist"
             )));
@@ -402,6 +410,7 @@ pub async fn index_object_at(
         // The walk also fetches the chunks translate inlines, in its own waves.
         let walk = hdf5_lite::Options {
             prefetch_below: p.config.inline_threshold,
+            predicted: layout.predicted.clone(),
             ..p.config.hdf5.clone()
         };
         let (file, stats, prefetched) = match hdf5_lite::open_any_prefetched(src, &walk).await {
@@ -462,6 +471,11 @@ pub async fn index_object_at(
             }
             match dest.put(&out_key, body.clone(), cond).await {
                 Ok(_) => {
+                    let ranges = prefetched.fetched_ranges();
+                    let size = stats.file_size;
+                    p.layouts
+                        .store(dest, &layout, &url, size, ranges, &walk)
+                        .await;
                     info!(
                         source = %url,
                         output = %written,

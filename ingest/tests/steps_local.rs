@@ -728,7 +728,19 @@ fn exit_codes_follow_the_kind_of_failure() {
         let out = extract(&e, &[key("12", "f002")]).await.unwrap();
         assert_eq!(out.written.len(), 1, "{out:?}");
         assert_eq!(changes.load(std::sync::atomic::Ordering::SeqCst), 0);
-        // Changing on every read: transient (exit 3), nothing written.
+        // Changing on every read: transient (exit 3), nothing written. (A
+        // fresh pipeline and destination: with f002's layout, f003 would be
+        // read in one wave, before the first change.)
+        let e = env();
+        let inner: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(sources().join(SRC)).unwrap());
+        e.p.insert_store(
+            &url,
+            Arc::new(Changing {
+                inner,
+                changes: changes.clone(),
+            }),
+        )
+        .await;
         changes.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
         let err = extract(&e, &[key("12", "f003")]).await.unwrap_err();
         assert!(err.is_transient() && err.exit_code() == 3, "{err:?}");
@@ -794,5 +806,255 @@ fn duplicate_records_are_indexed_once_and_records_are_capped() {
             "{err}"
         );
         assert!(other.dest.list("").await.unwrap().is_empty());
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Layouts kept in the destination store (ingest/src/layouts.rs)
+// ---------------------------------------------------------------------------
+
+/// What reached the source: waves (`get_ranges` calls) and requests
+/// (ranges), counted below the engine; and GETs of layout objects.
+#[derive(Debug, Default)]
+struct Counts {
+    waves: std::sync::atomic::AtomicU64,
+    requests: std::sync::atomic::AtomicU64,
+    layout_gets: std::sync::atomic::AtomicU64,
+    /// Layout GETs fail (transient) and PUTs are refused (412).
+    layouts_fail: std::sync::atomic::AtomicBool,
+}
+
+impl Counts {
+    /// (waves, requests) since the last call.
+    fn take(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.waves.swap(0, SeqCst), self.requests.swap(0, SeqCst))
+    }
+}
+
+#[derive(Debug)]
+struct Counted {
+    inner: Arc<dyn ObjectStore>,
+    counts: Arc<Counts>,
+}
+
+struct CountedSource {
+    inner: Arc<dyn RangeSource>,
+    counts: Arc<Counts>,
+}
+
+impl RangeSource for CountedSource {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn get_ranges<'a>(
+        &'a self,
+        ranges: &'a [std::ops::Range<u64>],
+    ) -> BoxFuture<'a, Result<Vec<bytes::Bytes>, hdf5_lite::SourceError>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.counts.waves.fetch_add(1, SeqCst);
+        self.counts.requests.fetch_add(ranges.len() as u64, SeqCst);
+        self.inner.get_ranges(ranges)
+    }
+    fn size(&self) -> BoxFuture<'_, Result<u64, hdf5_lite::SourceError>> {
+        self.inner.size()
+    }
+    fn version(&self) -> Option<hdf5_lite::source::SourceVersion> {
+        self.inner.version()
+    }
+}
+
+impl ObjectStore for Counted {
+    fn url(&self) -> String {
+        self.inner.url()
+    }
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(bytes::Bytes, String), StoreError>> {
+        if key.contains("_layouts/") {
+            let n = &self.counts.layout_gets;
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self
+                .counts
+                .layouts_fail
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Box::pin(async { Err(StoreError::Transient("injected".into())) });
+            }
+        }
+        self.inner.get(key)
+    }
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: bytes::Bytes,
+        cond: PutCondition,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        let fail = self
+            .counts
+            .layouts_fail
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if fail && key.contains("_layouts/") {
+            let key = key.to_string();
+            return Box::pin(async move { Err(StoreError::PreconditionFailed(key)) });
+        }
+        self.inner.put(key, body, cond)
+    }
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
+        self.inner.list(prefix)
+    }
+    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>> {
+        self.inner.head(key)
+    }
+    fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
+        Ok(Arc::new(CountedSource {
+            inner: self.inner.range_source(key)?,
+            counts: self.counts.clone(),
+        }))
+    }
+    fn range_source_pinned(
+        &self,
+        key: &str,
+        etag: &str,
+    ) -> Result<Arc<dyn RangeSource>, StoreError> {
+        Ok(Arc::new(CountedSource {
+            inner: self.inner.range_source_pinned(key, etag)?,
+            counts: self.counts.clone(),
+        }))
+    }
+}
+
+/// A pipeline with a fresh memory whose source reads and layout GETs are
+/// counted, writing to the local store at `dest_dir`.
+async fn counted_env(tmp: &Path, dest_dir: &Path) -> (Env, Arc<Counts>) {
+    let counts = Arc::new(Counts::default());
+    let config = Config {
+        source_root: Some(sources().clone()),
+        dest_override: Some(StoreUrl::Local {
+            dir: dest_dir.to_path_buf(),
+        }),
+        ..Config::default()
+    };
+    let p = Arc::new(Pipeline::new(config));
+    let src_dir = sources().join(SRC);
+    let src: Arc<dyn ObjectStore> = Arc::new(Counted {
+        inner: Arc::new(LocalStore::new(&src_dir).unwrap()),
+        counts: counts.clone(),
+    });
+    p.insert_store(&StoreUrl::Local { dir: src_dir }, src).await;
+    let dest: Arc<dyn ObjectStore> = Arc::new(Counted {
+        inner: Arc::new(LocalStore::new(dest_dir).unwrap()),
+        counts: counts.clone(),
+    });
+    let e = Env {
+        _tmp: tempfile::tempdir_in(tmp).unwrap(),
+        p,
+        dest,
+    };
+    (e, counts)
+}
+
+/// f002 then its sibling f003: the second step fetches the predicted
+/// metadata in its first wave (fewer waves, no more requests than cold) and
+/// writes exactly the references of a cold run; a one-shot process reading
+/// the layout from the store does the same; a worker's second message of
+/// the series reads no layout object; a corrupt, foreign or stale layout
+/// object changes nothing in the output and is replaced; a store that
+/// cannot read or write layouts (errors, a lost race) fails nothing.
+#[test]
+fn layouts_in_the_destination_make_siblings_warm_and_never_change_output() {
+    use ingest::layouts::layout_key;
+    let tmp = tempfile::tempdir().unwrap();
+    let (first, second) = (key("12", "f002"), key("12", "f003"));
+    let out_key = ref_key("12", "f003");
+    let url = format!("s3://{SRC}/{second}");
+    let layout = layout_key("nos", &url);
+    assert_eq!(layout, layout_key("nos", &format!("s3://{SRC}/{first}")));
+    rt().block_on(async {
+        // Cold: f003 alone.
+        let (cold, c) = counted_env(tmp.path(), &tmp.path().join("cold")).await;
+        extract(&cold, std::slice::from_ref(&second)).await.unwrap();
+        let (cold_waves, cold_requests) = c.take();
+        let (want, _) = cold.dest.get(&out_key).await.unwrap();
+        let (entry, _) = cold.dest.get(&layout).await.expect("layout stored");
+        assert!(hdf5_lite::layout_cache::decode_entry(&entry, &url).is_ok());
+        assert!(cold_waves >= 2, "cold walk of f003: {cold_waves} waves");
+
+        // Worker: f002, then f003 with the layout from memory.
+        let dir = tmp.path().join("warm");
+        let (warm, c) = counted_env(tmp.path(), &dir).await;
+        extract(&warm, std::slice::from_ref(&first)).await.unwrap();
+        c.take();
+        let gets = c.layout_gets.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(gets, 1, "the first message of a series reads its layout");
+        extract(&warm, std::slice::from_ref(&second)).await.unwrap();
+        let (waves, requests) = c.take();
+        eprintln!(
+            "f003 cold: {cold_waves} waves, {cold_requests} requests; warm: {waves}, {requests}"
+        );
+        assert!(
+            waves < cold_waves && requests <= cold_requests,
+            "warm {waves} waves / {requests} requests, cold {cold_waves} / {cold_requests}"
+        );
+        let gets = c.layout_gets.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(gets, 1, "the second message used the worker's memory");
+        assert_eq!(warm.dest.get(&out_key).await.unwrap().0, want);
+
+        // One-shot pod: a new process, the layout from the store.
+        let (pod, c) = counted_env(tmp.path(), &dir).await;
+        std::fs::remove_file(dir.join(&out_key)).unwrap();
+        extract(&pod, std::slice::from_ref(&second)).await.unwrap();
+        let (pod_waves, _) = c.take();
+        assert!(pod_waves < cold_waves, "{pod_waves} waves");
+        assert_eq!(pod.dest.get(&out_key).await.unwrap().0, want);
+
+        // Bad layout objects: identical output, the entry replaced.
+        let foreign =
+            hdf5_lite::layout_cache::encode_entry("s3://b/x.n001.nc", 10, &[0..10, 20..30]);
+        let stale = hdf5_lite::layout_cache::encode_entry(&url, 1, &[0..100, 150_000..200_000]);
+        let bad: [&[u8]; 4] = [
+            b"\xff\x00garbage",
+            b"kerchunk-nos layout 1\npattern nonsense\nsize x\n1 2 3\n",
+            foreign.as_bytes(),
+            stale.as_bytes(),
+        ];
+        for (i, body) in bad.into_iter().enumerate() {
+            let (e, c) = counted_env(tmp.path(), &tmp.path().join(format!("bad{i}"))).await;
+            e.dest
+                .put(
+                    &layout,
+                    bytes::Bytes::copy_from_slice(body),
+                    PutCondition::None,
+                )
+                .await
+                .unwrap();
+            extract(&e, std::slice::from_ref(&second)).await.unwrap();
+            c.take();
+            assert_eq!(e.dest.get(&out_key).await.unwrap().0, want, "layout {i}");
+            let (now, _) = e.dest.get(&layout).await.unwrap();
+            if i < 3 {
+                assert_eq!(now, entry, "layout {i} replaced by f003's own");
+            } else {
+                // The stale ranges were fetched too, so they stay predicted.
+                assert_ne!(now.as_ref(), body, "layout {i} replaced");
+                assert!(hdf5_lite::layout_cache::decode_entry(&now, &url).is_ok());
+            }
+        }
+
+        // Layout GETs fail and PUTs get 412: the step still succeeds, cold.
+        let dir = tmp.path().join("failing");
+        let (e, c) = counted_env(tmp.path(), &dir).await;
+        c.layouts_fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        extract(&e, std::slice::from_ref(&first)).await.unwrap();
+        c.take();
+        extract(&e, std::slice::from_ref(&second)).await.unwrap();
+        assert_eq!(c.take().0, cold_waves, "no layout, a cold walk");
+        assert_eq!(e.dest.get(&out_key).await.unwrap().0, want);
+        assert!(!dir.join(&layout).exists());
     });
 }

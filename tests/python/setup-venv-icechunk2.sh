@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Create (or reuse) the icechunk-python 2.x reader venv at $VENV_ICECHUNK2
+# (default: <repo>/target/venv-icechunk2) from requirements-icechunk2.txt,
+# with Python 3.12 (icechunk 2.x needs >= 3.12; the zarr3 venv's Python 3.11
+# gets 1.1.x): $KERCHUNK_NOS_PY312, else `python3.12` on PATH, else pyenv's
+# 3.12.x. Fails loudly if there is none or anything cannot be installed:
+# a missing reader is a failure, not a skip.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+VENV=${VENV_ICECHUNK2:-$repo/target/venv-icechunk2}
+req="$here/requirements-icechunk2.txt"
+
+is312() { [ -n "$1" ] && "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; }
+if [ -n "${KERCHUNK_NOS_PY312:-}" ]; then
+  py=$KERCHUNK_NOS_PY312
+  is312 "$py" || { echo "setup-venv-icechunk2: KERCHUNK_NOS_PY312=$py is not a Python 3.12" >&2; exit 1; }
+else
+  # (A pyenv shim named python3.12 may exist without that version active.)
+  pyenv_root=${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}
+  py=
+  for c in "$(command -v python3.12 || true)" \
+           $(ls -d "$pyenv_root"/versions/3.12.*/bin/python 2>/dev/null | sort -rV); do
+    if is312 "$c"; then py=$c; break; fi
+  done
+  [ -n "$py" ] || { echo "setup-venv-icechunk2: no Python 3.12 found (PATH, $pyenv_root/versions); set KERCHUNK_NOS_PY312=/path/to/python3.12" >&2; exit 1; }
+fi
+
+stamp="$VENV/.requirements.sha256"
+want=$( (sha256sum "$req" | cut -d' ' -f1; "$py" -V) | sha256sum | cut -d' ' -f1)
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+  exit 0
+fi
+rm -rf "$VENV"
+"$py" -m venv "$VENV"
+"$VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
+"$VENV/bin/python" -c "import icechunk, zarr, xarray, numcodecs.zarr3, netCDF4; assert icechunk.__version__.startswith('2.')" \
+  || { echo "icechunk2 venv incomplete" >&2; exit 1; }
+echo "$want" > "$stamp"
