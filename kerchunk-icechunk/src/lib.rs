@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use icechunk::config::{ObjectStoreConfig, RepositoryConfig};
-use icechunk::conflicts::basic_solver::BasicConflictSolver;
+use icechunk::conflicts::basic_solver::{BasicConflictSolver, VersionSelection};
 use icechunk::format::format_constants::SpecVersionBin;
 use icechunk::format::manifest::{VirtualChunkLocation, VirtualChunkRef};
 use icechunk::format::snapshot::NodeData;
@@ -339,6 +339,30 @@ pub async fn write(
     write_at(url, "", refs, growable, s3, message).await
 }
 
+/// How a commit that lost the race to another writer is handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Rebases onto the other writers' commits before giving up with
+    /// [`Error::CommitConflict`].
+    pub rebase_attempts: u16,
+    /// A rebase fails when both sides wrote the same chunk (icechunk's basic
+    /// solver otherwise keeps ours). Writers that always write a whole group
+    /// use this: changes to other groups still rebase, but two writes of one
+    /// group never merge into a mix of both; the loser gets
+    /// [`Error::CommitConflict`] and redoes its transaction from the new
+    /// state (the pipeline does, `ingest` "Icechunk output").
+    pub strict_chunks: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            rebase_attempts: 5,
+            strict_chunks: false,
+        }
+    }
+}
+
 /// Like [`write`], with the reference set's root at group `group`
 /// (`a/b`; `""` is the repository root). Groups above it that the branch
 /// lacks are created without attributes; existing ones are left as they are.
@@ -351,6 +375,28 @@ pub async fn write_at(
     growable: &[String],
     s3: &S3Config,
     message: &str,
+) -> Result<Summary, Error> {
+    write_with(
+        url,
+        group,
+        refs,
+        growable,
+        s3,
+        message,
+        &WriteOptions::default(),
+    )
+    .await
+}
+
+/// [`write_at`] with a choice of [`WriteOptions`].
+pub async fn write_with(
+    url: &str,
+    group: &str,
+    refs: &kerchunk::RefSet,
+    growable: &[String],
+    s3: &S3Config,
+    message: &str,
+    opts: &WriteOptions,
 ) -> Result<Summary, Error> {
     let mut h = v3::convert(refs, &absolute_url)?;
     let group = group.trim_matches('/');
@@ -545,10 +591,13 @@ pub async fn write_at(
     if !session.has_uncommitted_changes() {
         return Ok(summary);
     }
-    let solver = BasicConflictSolver::default();
+    let mut solver = BasicConflictSolver::default();
+    if opts.strict_chunks {
+        solver.on_chunk_conflict = VersionSelection::Fail;
+    }
     let id = session
         .commit(message)
-        .rebase(&solver, 5)
+        .rebase(&solver, opts.rebase_attempts)
         .execute()
         .await
         .map_err(|e| match e.kind {
