@@ -114,6 +114,7 @@ pub async fn write(
     let opts = WriteOptions {
         rebase_attempts: 5,
         strict_chunks: true,
+        commit_concurrency: p.config.io_concurrency.max(1),
     };
     let message = format!("{}/{key}", store.url());
     let attempts = p.config.max_rebuilds.max(1);

@@ -352,6 +352,10 @@ pub struct WriteOptions {
     /// [`Error::CommitConflict`] and redoes its transaction from the new
     /// state (the pipeline does, `ingest` "Icechunk output").
     pub strict_chunks: bool,
+    /// Manifests fetched at once while committing. A commit reads the
+    /// manifest of every array it changes; icechunk's default is one at a
+    /// time, which costs one S3 round trip per array of the group.
+    pub commit_concurrency: usize,
 }
 
 impl Default for WriteOptions {
@@ -359,6 +363,7 @@ impl Default for WriteOptions {
         WriteOptions {
             rebase_attempts: 5,
             strict_chunks: false,
+            commit_concurrency: 8,
         }
     }
 }
@@ -598,6 +603,7 @@ pub async fn write_with(
     let id = session
         .commit(message)
         .rebase(&solver, opts.rebase_attempts)
+        .max_concurrent_nodes(opts.commit_concurrency)
         .execute()
         .await
         .map_err(|e| match e.kind {

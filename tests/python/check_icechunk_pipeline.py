@@ -38,17 +38,19 @@ MOTO = f"http://127.0.0.1:{PORT}"
 SRC, DEST = "noaa-ofs-pds", "dest"
 REPO_PREFIX = "nos/icechunk/dbofs"
 ENV = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1",
-           AWS_EC2_METADATA_DISABLED="true", RUST_LOG="info,icechunk=warn,aws=warn")
+           AWS_EC2_METADATA_DISABLED="true", RUST_LOG=os.environ.get("PIPE_LOG", "info,icechunk=warn,icechunk::session=info,aws=warn"))
 ENV.pop("AWS_ENDPOINT_URL", None)
 passed = failed = 0
 T0 = time.monotonic()
 
 
 def check(ok, what):
+    """Counts and prints; returns ok (`check(...) or print(detail)`)."""
     global passed, failed
     passed += bool(ok)
     failed += not ok
     print(f"{'ok  ' if ok else 'FAIL'} {time.monotonic() - T0:5.1f}s {what}")
+    return ok
 
 
 s3 = boto3.client("s3", endpoint_url=MOTO, region_name="us-east-1", aws_access_key_id="testing",
@@ -82,13 +84,19 @@ def message(m):
 
 
 def update(m, endpoint=MOTO, *extra):
-    return subprocess.Popen([BIN, "update_model_run", message(m), "--output-format", "json,icechunk",
-                             "--endpoint-url", endpoint, *extra], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    # stderr to a file: a held process must not block on a full pipe
+    log = tempfile.TemporaryFile("w+", dir=w)
+    p = subprocess.Popen([BIN, "update_model_run", message(m), "--output-format", "json,icechunk",
+                          "--endpoint-url", endpoint, *extra], env=ENV, stdout=subprocess.DEVNULL,
+                         stderr=log, text=True)
+    p.log = log
+    return p
 
 
 def finish(p, expect, what):
-    out, err = p.communicate(timeout=300)
+    p.wait(timeout=300)
+    p.log.seek(0)
+    err = p.log.read()
     if p.returncode != expect:
         print(err[-3000:])
     check(p.returncode == expect, f"{what}: exit {p.returncode} (want {expect})")
@@ -157,7 +165,13 @@ a = update(c18, PROXY)
 proxy.wait_held(120)
 finish(update(c00), 0, "other cycle: B while A is held")
 proxy.release()
-finish(a, 0, "other cycle: A after B committed (rebased)")
+err_a = finish(a, 0, "other cycle: A after B committed")
+# icechunk logs "Commit started" per attempt of one commit: a second one
+# on the same session is the rebase; `attempt=1` says no redo was needed.
+starts = [ln for ln in err_a.splitlines() if "Commit started" in ln and f"{RUN18}.nc.zarr" in ln]
+check(len(starts) == 2 and f"group={RUN18} snapshot=" in err_a and "attempt=1" in err_a
+      and "lost a race" not in err_a and "anchor moved on" not in err_a,
+      "other cycle: A's commit rebased onto B's (other groups), no redo") or print(err_a[-4000:])
 every = [m["nc"] for m in c12] + [c18["nc"], c00["nc"]]
 r = read({RUN12: {"dim": "ocean_time", "files": [m["nc"] for m in c12]},
           RUN18: {"dim": "ocean_time", "files": [c18["nc"]]},
@@ -166,10 +180,7 @@ r = read({RUN12: {"dim": "ocean_time", "files": [m["nc"] for m in c12]},
 check(not r["failures"] and r["sizes"] == {RUN12: 3, RUN18: 1, RUN00: 1, BEST: 5},
       f"read back: the 12z run has all 3 members (none lost in the race), every run group and the best "
       f"series equal xr.concat of their files: {r}")
-# 1 + 2 updates of the first cycle (run + best each, A's same-cycle write
-# superseded: no commit), 2 + 2 for the other cycles, plus the repository's
-# initial commit: commits are exactly the changes
-check(r["snapshots"] >= 10, f"history: {r['snapshots']} snapshots")
+
 proxy.stop()
 
 # 3. bad input: exit 1, no new snapshot, nothing written
@@ -192,7 +203,7 @@ c25 = make("dbofs", "2023-03-25T00", "f001")
 RUN25 = "nos.dbofs.fields.20230325.t00z"
 p = subprocess.run([BIN, "refs", other["nc"], "--icechunk", f"s3://{DEST}/{REPO_PREFIX}", "--icechunk-group", RUN25,
                     "--endpoint-url", MOTO], env=ENV, capture_output=True, text=True)
-check(p.returncode == 0, f"cbofs arrays planted in {RUN25}: {p.stderr[-500:]}")
+check(p.returncode == 0, f"cbofs arrays planted in {RUN25}") or print(p.stderr[-2000:])
 planted = refs_in_repo()
 publish(c25)
 err = finish(update(c25), 1, "conflicting arrays")
