@@ -172,6 +172,12 @@ enum Command {
         #[command(flatten)]
         icechunk: IcechunkArgs,
     },
+    /// Print the TLS root certificates compiled into this binary (PEM). The
+    /// image ships them as /etc/ssl/certs/ca-certificates.crt for the one
+    /// client that reads the system store: icechunk's S3 client (README
+    /// "Deployment").
+    #[command(name = "ca-bundle")]
+    CaBundle,
     /// Print the S3 records of an SQS/SNS message (as the seed's `dump`).
     Dump {
         /// The message body (SNS envelope, S3 event or test event JSON).
@@ -753,6 +759,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if stats {
                 eprintln!("{}", stats_json(&st));
             }
+        }
+        Command::CaBundle => {
+            print!("{}", hdf5_lite::source::webpki_roots_pem());
         }
         Command::Dump { message } => {
             println!("{}", ingest::message::dump(&message)?);
