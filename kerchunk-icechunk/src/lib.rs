@@ -17,17 +17,20 @@
 
 pub mod v3;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
 use icechunk::config::{ObjectStoreConfig, RepositoryConfig};
 use icechunk::conflicts::basic_solver::{BasicConflictSolver, VersionSelection};
 use icechunk::format::format_constants::SpecVersionBin;
-use icechunk::format::manifest::{VirtualChunkLocation, VirtualChunkRef};
+use icechunk::format::manifest::{ChunkPayload, VirtualChunkLocation, VirtualChunkRef};
 use icechunk::format::snapshot::NodeData;
 use icechunk::format::{ChunkIndices, Path};
-use icechunk::session::SessionErrorKind;
+use icechunk::session::{Session, SessionErrorKind};
 use icechunk::storage::{S3Credentials, S3Options};
 use icechunk::virtual_chunks::VirtualChunkContainer;
 use icechunk::{Repository, Storage, Store};
@@ -489,14 +492,18 @@ pub async fn write_with(
         .map_err(|e| err(e.to_string()))?;
     // Validate every node before the first change.
     let mut rechunked = Vec::new();
+    let mut kept = Vec::new();
     for n in &h.nodes {
         let path = node_path(&n.path)?;
-        if let Ok(old) = session.get_node(&path).await
-            && check_node(n, &old.node_data, &old.user_data, growable)?
-        {
-            rechunked.push(path);
+        if let Ok(old) = session.get_node(&path).await {
+            if check_node(n, &old.node_data, &old.user_data, growable)? {
+                rechunked.push(path);
+            } else {
+                kept.push(n);
+            }
         }
     }
+    let unchanged = unchanged_chunks(&session, &kept, opts.commit_concurrency).await;
     let mut summary = Summary {
         warnings: h.warnings.clone(),
         containers: containers
@@ -548,6 +555,13 @@ pub async fn write_with(
         summary.arrays += 1;
         let mut virt = Vec::new();
         for (idx, c) in chunks {
+            if unchanged.contains(&(n.path.as_str(), idx.as_slice())) {
+                match c {
+                    Chunk::Inline(_) => summary.inline_chunks += 1,
+                    Chunk::Virtual { .. } => summary.virtual_chunks += 1,
+                }
+                continue;
+            }
             match c {
                 Chunk::Inline(bytes) => {
                     let ckey = chunk_key(&n.path, idx);
@@ -617,6 +631,70 @@ pub async fn write_with(
         })?;
     summary.snapshot = Some(id.to_string());
     Ok(summary)
+}
+
+/// The chunks of `nodes` (arrays the branch holds, not re-chunked) that the
+/// branch already holds exactly as given. They are not set again: an
+/// unchanged set makes no commit (a redelivered update is a no-op), and a
+/// grown one changes only the arrays and chunks that differ (a commit reads
+/// and rewrites the manifest of every array it changes). Chunks that cannot
+/// be compared (stored as chunk objects, or a failed lookup) count as
+/// changed. Arrays are looked up `concurrency` at a time (one manifest each).
+async fn unchanged_chunks<'a>(
+    session: &Session,
+    nodes: &[&'a Node],
+    concurrency: usize,
+) -> HashSet<(&'a str, &'a [u32])> {
+    // Boxed so the futures are `Send` for any lifetime (the pipeline's
+    // worker runs this on the multi-threaded runtime).
+    type Same<'a> = Vec<(&'a str, &'a [u32])>;
+    let per_array: Vec<BoxFuture<'_, Same<'a>>> = nodes
+        .iter()
+        .map(|n| -> BoxFuture<'_, Same<'a>> {
+            Box::pin(async move {
+                let mut same = Vec::new();
+                let (NodeKind::Array { chunks, .. }, Ok(path)) = (&n.kind, node_path(&n.path))
+                else {
+                    return same;
+                };
+                for (idx, c) in chunks {
+                    let Ok(Some(old)) = session
+                        .get_chunk_ref(&path, &ChunkIndices(idx.clone()))
+                        .await
+                    else {
+                        continue;
+                    };
+                    let equal = match (c, &old) {
+                        (Chunk::Inline(b), ChunkPayload::Inline(o)) => b.as_slice() == o.as_ref(),
+                        (
+                            Chunk::Virtual {
+                                url,
+                                offset,
+                                length,
+                            },
+                            ChunkPayload::Virtual(r),
+                        ) => {
+                            r.offset == *offset
+                                && r.length == *length
+                                && r.checksum.is_none()
+                                && VirtualChunkLocation::from_url(url)
+                                    .is_ok_and(|l| l == r.location)
+                        }
+                        _ => false,
+                    };
+                    if equal {
+                        same.push((n.path.as_str(), idx.as_slice()));
+                    }
+                }
+                same
+            })
+        })
+        .collect();
+    let found: Vec<Same<'a>> = futures_util::stream::iter(per_array)
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    found.into_iter().flatten().collect()
 }
 
 fn node_path(p: &str) -> Result<Path, Error> {

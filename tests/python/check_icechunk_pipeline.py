@@ -13,6 +13,7 @@ of the NetCDF files.
 * Other cycles, racing: A's run commit is held while B commits another
   cycle's run and the best series; A rebases and both run groups are there.
 * The best series group equals xr.concat of the five files.
+* A redelivered update makes no new snapshot.
 * Bad input: a --icechunk-root that is not file:// or s3://, a non-empty
   directory that is not a repository, a bucket that does not exist, and a
   group whose arrays conflict with the new members (another grid): exit 1,
@@ -182,6 +183,14 @@ check(not r["failures"] and r["sizes"] == {RUN12: 3, RUN18: 1, RUN00: 1, BEST: 5
       f"series equal xr.concat of their files: {r}")
 
 proxy.stop()
+# 1 (repository) + 2 (run, best of the first update) + 2 (B; A's same-cycle
+# rewrite and its best series equal what B committed: no commit) + 3 (B's
+# run and best, A's run; A's best series equals B's, both list all 5 files)
+check(r["snapshots"] == 8, f"history: one snapshot per change, {r['snapshots']} (want 8)")
+# a redelivered message: exit 0, the branch does not move
+tip = refs_in_repo()
+finish(update(c00), 0, "redelivered update")
+check(refs_in_repo() == tip, "redelivered update: no new snapshot")
 
 # 3. bad input: exit 1, no new snapshot, nothing written
 before = refs_in_repo()
