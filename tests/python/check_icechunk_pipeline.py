@@ -14,6 +14,8 @@ of the NetCDF files.
   cycle's run and the best series; A rebases and both run groups are there.
 * The best series group equals xr.concat of the five files.
 * A redelivered update makes no new snapshot.
+* `backfill --output-format json,icechunk` of the same days into another
+  bucket gives the same groups, equal to xr.concat.
 * Bad input: a --icechunk-root that is not file:// or s3://, a non-empty
   directory that is not a repository, a bucket that does not exist, and a
   group whose arrays conflict with the new members (another grid): exit 1,
@@ -112,16 +114,17 @@ def refs_in_repo():
     return sorted(keys)
 
 
-def read(groups):
+def read(*repos):
+    """[(bucket, prefix, groups)] -> one result per repository (one reader process)."""
     spec = os.path.join(w, "spec.json")
-    json.dump({"endpoint": MOTO, "bucket": DEST, "prefix": REPO_PREFIX, "container": f"s3://{SRC}/",
-               "groups": groups}, open(spec, "w"))
+    json.dump({"endpoint": MOTO, "container": f"s3://{SRC}/",
+               "repos": [{"bucket": b, "prefix": p, "groups": g} for b, p, g in repos]}, open(spec, "w"))
     p = subprocess.run([ZPY, os.path.join(ROOT, "tests", "python", "read_icechunk_groups.py"), spec],
                        capture_output=True, text=True, env=ENV)
     if p.returncode != 0:
         print(p.stderr[-3000:])
         check(False, "reader ran")
-        return {"failures": ["reader failed"], "sizes": {}, "snapshots": -1}
+        return [{"failures": ["reader failed"], "sizes": {}, "snapshots": -1} for _ in repos]
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
@@ -173,16 +176,26 @@ starts = [ln for ln in err_a.splitlines() if "Commit started" in ln and f"{RUN18
 check(len(starts) == 2 and f"group={RUN18} snapshot=" in err_a and "attempt=1" in err_a
       and "lost a race" not in err_a and "anchor moved on" not in err_a,
       "other cycle: A's commit rebased onto B's (other groups), no redo") or print(err_a[-4000:])
+proxy.stop()
+
+# 3. backfill of the same two days into another bucket, also json,icechunk
+s3.create_bucket(Bucket="backfill")
+p = subprocess.run([BIN, "backfill", "--model", "dbofs", "--from", "2023-03-23", "--to", "2023-03-24",
+                    "--dest", "s3://backfill/nos", "--output-format", "json,icechunk", "--endpoint-url", MOTO,
+                    "--quiet"], env=ENV, capture_output=True, text=True)
+check(p.returncode == 0, f"backfill --output-format json,icechunk: exit {p.returncode}") or print(p.stderr[-3000:])
+
 every = [m["nc"] for m in c12] + [c18["nc"], c00["nc"]]
-r = read({RUN12: {"dim": "ocean_time", "files": [m["nc"] for m in c12]},
+groups = {RUN12: {"dim": "ocean_time", "files": [m["nc"] for m in c12]},
           RUN18: {"dim": "ocean_time", "files": [c18["nc"]]},
           RUN00: {"dim": "ocean_time", "files": [c00["nc"]]},
-          BEST: {"dim": "ocean_time", "files": every}})
+          BEST: {"dim": "ocean_time", "files": every}}
+r, rb = read((DEST, REPO_PREFIX, groups), ("backfill", REPO_PREFIX, groups))
 check(not r["failures"] and r["sizes"] == {RUN12: 3, RUN18: 1, RUN00: 1, BEST: 5},
       f"read back: the 12z run has all 3 members (none lost in the race), every run group and the best "
       f"series equal xr.concat of their files: {r}")
+check(not rb["failures"] and rb["sizes"] == r["sizes"], f"backfill: the same groups, equal to xr.concat: {rb}")
 
-proxy.stop()
 # 1 (repository) + 2 (run, best of the first update) + 2 (B; A's same-cycle
 # rewrite and its best series equal what B committed: no commit) + 3 (B's
 # run and best, A's run; A's best series equals B's, both list all 5 files)
@@ -192,7 +205,7 @@ tip = refs_in_repo()
 finish(update(c00), 0, "redelivered update")
 check(refs_in_repo() == tip, "redelivered update: no new snapshot")
 
-# 3. bad input: exit 1, no new snapshot, nothing written
+# 4. bad input: exit 1, no new snapshot, nothing written
 before = refs_in_repo()
 check(any("branch.main" in k for k, _ in before), f"repository has a main branch: {before}")
 notrepo = os.path.join(w, "notrepo", "dbofs")
