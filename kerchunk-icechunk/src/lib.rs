@@ -17,7 +17,7 @@
 
 pub mod v3;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -317,16 +317,32 @@ async fn storage(url: &str, s3: &S3Config) -> Result<Arc<dyn Storage + Send + Sy
                 .await
                 .map_err(|e| repo_err(url)(e.to_string()))
         }
-        RepoUrl::S3 { bucket, prefix } => icechunk::new_s3_storage(
-            s3.options(),
-            bucket,
-            (!prefix.is_empty()).then_some(prefix),
-            Some(S3Credentials::FromEnv),
-            Vec::new(),
-            Vec::new(),
-            None,
-        )
-        .map_err(|e| repo_err(url)(e.to_string())),
+        RepoUrl::S3 { bucket, prefix } => {
+            // One storage (S3 client, credential cache, connection pool) per
+            // repository and endpoint for the life of the process: the
+            // worker writes many aggregates to the same repositories.
+            type Cache = std::sync::Mutex<HashMap<String, Arc<dyn Storage + Send + Sync>>>;
+            static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+            let id = format!("{url}\n{:?}\n{:?}", s3.endpoint_url, s3.region);
+            let cache = CACHE.get_or_init(Default::default);
+            if let Some(st) = cache.lock().ok().and_then(|c| c.get(&id).cloned()) {
+                return Ok(st);
+            }
+            let st = icechunk::new_s3_storage(
+                s3.options(),
+                bucket,
+                (!prefix.is_empty()).then_some(prefix),
+                Some(S3Credentials::FromEnv),
+                Vec::new(),
+                Vec::new(),
+                None,
+            )
+            .map_err(|e| repo_err(url)(e.to_string()))?;
+            if let Ok(mut c) = cache.lock() {
+                c.insert(id, Arc::clone(&st));
+            }
+            Ok(st)
+        }
     }
 }
 
