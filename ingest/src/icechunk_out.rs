@@ -176,7 +176,93 @@ async fn anchor_moved(store: &dyn ObjectStore, key: &str, etag: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::ofs_key::{self, Parsed};
+    use crate::outputs::OutputFormat;
+    use crate::store::{LocalStore, PutCondition};
+    use kerchunk::Ref;
+
+    fn refs(dtype: &str, n: u64) -> RefSet {
+        let mut r = RefSet::new();
+        r.insert(".zgroup", Ref::Text(r#"{"zarr_format":2}"#.into()));
+        r.insert(
+            "zeta/.zarray",
+            Ref::Text(format!(
+                r#"{{"chunks":[1],"compressor":null,"dtype":"{dtype}","fill_value":null,"filters":null,"order":"C","shape":[{n}],"zarr_format":2}}"#
+            )),
+        );
+        r.insert(
+            "zeta/.zattrs",
+            Ref::Text(r#"{"_ARRAY_DIMENSIONS":["ocean_time"]}"#.into()),
+        );
+        for i in 0..n {
+            r.insert(format!("zeta/{i}"), Ref::Binary(vec![i as u8; 4]));
+        }
+        r
+    }
+
+    /// The decisions of [`write`]: commit, no-op, permanent conflict, and a
+    /// conflict explained by a newer anchor.
+    #[tokio::test]
+    async fn commits_follow_the_anchor() {
+        let d = tempfile::tempdir().expect("tmp");
+        let store = LocalStore::new(d.path().join("dest")).expect("store");
+        let p = Pipeline::new(Config {
+            output_formats: vec![OutputFormat::Json, OutputFormat::Icechunk],
+            icechunk_root: Some(format!("file://{}", d.path().join("ice").display())),
+            ..Default::default()
+        });
+        let key = "nos/nos.dbofs.fields.20230323.t12z.nc.zarr";
+        let put = |r: &RefSet| {
+            let body = bytes::Bytes::from(r.to_json());
+            let store = &store;
+            async move { store.put(key, body, PutCondition::None).await.expect("put") }
+        };
+        let two = refs("<f4", 2);
+        let etag = put(&two).await;
+        let w = write(&p, &store, key, &two, &etag).await.expect("first");
+        let Written::Committed { url, snapshot } = w else {
+            panic!("{w:?}");
+        };
+        assert!(snapshot.is_some());
+        assert!(
+            url.ends_with("/ice/dbofs#nos.dbofs.fields.20230323.t12z"),
+            "{url}"
+        );
+        // the same aggregate again: no commit
+        let w = write(&p, &store, key, &two, &etag).await.expect("again");
+        assert!(
+            matches!(w, Written::Committed { snapshot: None, .. }),
+            "{w:?}"
+        );
+        // another dtype, anchor unchanged: permanent
+        let e = write(&p, &store, key, &refs("<i4", 2), &etag)
+            .await
+            .expect_err("conflict");
+        assert!(
+            matches!(
+                e,
+                OutputError::Icechunk {
+                    transient: false,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("conflicts with the repository"),
+            "{e}"
+        );
+        // a stale writer (1 member) after a newer one (3) moved anchor and
+        // repository on: superseded, not an error
+        let three = refs("<f4", 3);
+        let newer = put(&three).await;
+        write(&p, &store, key, &three, &newer).await.expect("newer");
+        let w = write(&p, &store, key, &refs("<f4", 1), &etag)
+            .await
+            .expect("stale");
+        assert_eq!(w, Written::Superseded);
+    }
 
     #[test]
     fn targets_follow_the_aggregate_keys() {
