@@ -117,6 +117,13 @@ pub async fn write(
         commit_concurrency: p.config.io_concurrency.max(1),
     };
     let message = format!("{}/{key}", store.url());
+    // icechunk's local filesystem storage has no safe concurrent commits:
+    // one writer at a time per file:// repository within this process
+    // (backfill and the worker run updates concurrently); s3:// needs none.
+    let _local = match t.repo.starts_with("file://") {
+        true => Some(local_lock(&t.repo).lock_owned().await),
+        false => None,
+    };
     let attempts = p.config.max_rebuilds.max(1);
     let mut last = String::new();
     for attempt in 1..=attempts {
@@ -163,6 +170,18 @@ pub async fn write(
         message: format!("{last} ({attempts} attempts)"),
         transient: true,
     })
+}
+
+/// The in-process lock of a `file://` repository.
+fn local_lock(repo: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    type Locks =
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>;
+    static LOCKS: std::sync::OnceLock<Locks> = std::sync::OnceLock::new();
+    let mut locks = match LOCKS.get_or_init(Default::default).lock() {
+        Ok(l) => l,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    std::sync::Arc::clone(locks.entry(repo.to_string()).or_default())
 }
 
 /// Whether the anchor is no longer at `etag` (rewritten or gone).
@@ -262,6 +281,61 @@ mod tests {
             .await
             .expect("stale");
         assert_eq!(w, Written::Superseded);
+    }
+
+    /// Concurrent updates of one file:// repository in one process (backfill,
+    /// worker) take turns; every group lands.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_local_writes_all_land() {
+        let d = tempfile::tempdir().expect("tmp");
+        let store = LocalStore::new(d.path().join("dest")).expect("store");
+        let p = Pipeline::new(Config {
+            icechunk_root: Some(format!("file://{}", d.path().join("ice").display())),
+            ..Default::default()
+        });
+        let r = refs("<f4", 2);
+        let keys: Vec<String> = (0..6)
+            .map(|h| format!("nos/nos.dbofs.fields.20230323.t{h:02}z.nc.zarr"))
+            .collect();
+        let mut etags = Vec::new();
+        for k in &keys {
+            let body = bytes::Bytes::from(r.to_json());
+            etags.push(store.put(k, body, PutCondition::None).await.expect("put"));
+        }
+        let writes = keys
+            .iter()
+            .zip(&etags)
+            .map(|(k, e)| write(&p, &store, k, &r, e));
+        for w in futures_util::future::join_all(writes).await {
+            assert!(
+                matches!(
+                    w,
+                    Ok(Written::Committed {
+                        snapshot: Some(_),
+                        ..
+                    })
+                ),
+                "{w:?}"
+            );
+        }
+        let st = icechunk::new_local_filesystem_storage(&d.path().join("ice/dbofs"))
+            .await
+            .expect("storage");
+        let repo = icechunk::Repository::open(st)
+            .execute()
+            .await
+            .expect("open");
+        let session = repo
+            .readonly_session(&icechunk::repository::VersionInfo::BranchTipRef(
+                "main".into(),
+            ))
+            .await
+            .expect("session");
+        for h in 0..6 {
+            let path = format!("/nos.dbofs.fields.20230323.t{h:02}z/zeta");
+            let path = icechunk::format::Path::new(&path).expect("path");
+            session.get_node(&path).await.expect("group landed");
+        }
     }
 
     #[test]
