@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Assemble the filesystem of the Dockerfile's final stage (FROM scratch) in a
-# directory, without Docker: exactly one file, /kerchunk-nos, mode 0755.
+# directory, without Docker: /kerchunk-nos (mode 0755) and the CA bundle
+# /etc/ssl/certs/ca-certificates.crt that `kerchunk-nos ca-bundle` prints
+# (its compiled-in roots, for icechunk's S3 client; see the Dockerfile).
 #
 #   bash scripts/image-rootfs.sh DIR [BINARY]
 #
@@ -22,6 +24,9 @@ fi
 mkdir -p "$DIR"
 # Dockerfile: COPY --from=build /out/kerchunk-nos /kerchunk-nos
 install -m 0755 "$BIN" "$DIR/kerchunk-nos"
+mkdir -p "$DIR/etc/ssl/certs"
+"$BIN" ca-bundle >"$DIR/etc/ssl/certs/ca-certificates.crt"
+chmod 0644 "$DIR/etc/ssl/certs/ca-certificates.crt"
 echo "rootfs: $DIR" >&2
 (cd "$DIR" && find . -mindepth 1 -printf '  %M %8s %p\n') >&2
-echo "image size: $(du -sb "$DIR" | cut -f1) bytes (= binary size)" >&2
+echo "image size: $(du -sb "$DIR" | cut -f1) bytes (binary + CA bundle)" >&2

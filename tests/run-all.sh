@@ -52,6 +52,7 @@ step "cargo test" cargo test --workspace --all-features --no-fail-fast --target 
 step "CLI refs + combine vs xr.concat" bash tests/cli_combine.sh
 step "Icechunk output read back (icechunk-python 1.1 + zarr 3 + xarray)" bash tests/icechunk_test.sh
 step "Icechunk repositories read by icechunk-python 2.x (Python 3.12) and 1.1.x" bash tests/icechunk_readers_test.sh
+step "update_model_run --output-format icechunk: racing commits held (moto), read back, bad input" bash tests/icechunk_pipeline_test.sh
 step "README demo: pipeline offline on a bundled cycle" env DEMO_DIR="$ROOT/target/demo-test" bash examples/demo.sh
 step "S3 source against moto" bash tests/s3_source_test.sh
 step "Argo exit handler dead-letters failed messages (moto SQS)" bash tests/dead_letter_test.sh

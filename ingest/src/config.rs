@@ -48,6 +48,9 @@ pub struct Config {
     /// Formats the aggregates are written in (default JSON only); see
     /// [`crate::outputs`].
     pub output_formats: Vec<crate::outputs::OutputFormat>,
+    /// Where `--output-format icechunk` keeps its per-model repositories
+    /// (`{root}/{model}`); `None`: `{dest}/{folder}/icechunk`.
+    pub icechunk_root: Option<String>,
     /// Records one message may carry; a message with more fails
     /// permanently before anything is read or written.
     pub max_records_per_message: usize,
@@ -71,6 +74,7 @@ impl Default for Config {
             io_concurrency: 8,
             max_rebuilds: 8,
             output_formats: vec![crate::outputs::OutputFormat::Json],
+            icechunk_root: None,
             max_records_per_message: 100,
         }
     }

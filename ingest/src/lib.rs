@@ -5,6 +5,8 @@
 pub mod backfill;
 pub mod config;
 pub mod dead_letter;
+#[cfg(feature = "icechunk")]
+pub mod icechunk_out;
 pub mod inspect;
 pub mod layouts;
 pub mod outputs;

@@ -96,7 +96,9 @@ struct PipelineArgs {
     anonymous: String,
     /// Formats of the aggregates (update_model_run, worker, backfill):
     /// `json` (the original keys), `parquet` (kerchunk's Parquet references
-    /// under KEY.parq/); comma-separate or repeat for several.
+    /// under KEY.parq/), `icechunk` (one repository per model, a group per
+    /// aggregate, README "Icechunk output"); comma-separate or repeat for
+    /// several.
     #[arg(
         long = "output-format",
         global = true,
@@ -105,6 +107,16 @@ struct PipelineArgs {
         env = "KERCHUNK_NOS_OUTPUT_FORMAT"
     )]
     output_formats: Vec<String>,
+    /// Where `--output-format icechunk` keeps one repository per model
+    /// (ROOT/MODEL; file:///dir or s3://bucket/prefix); default
+    /// DEST/FOLDER/icechunk beside the JSON aggregates.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "KERCHUNK_NOS_ICECHUNK_ROOT"
+    )]
+    icechunk_root: Option<String>,
     /// Records one message may carry (after that: exit 1, nothing done).
     #[arg(long, global = true, default_value_t = 100)]
     max_records: usize,
@@ -160,6 +172,12 @@ enum Command {
         #[command(flatten)]
         icechunk: IcechunkArgs,
     },
+    /// Print the TLS root certificates compiled into this binary (PEM). The
+    /// image ships them as /etc/ssl/certs/ca-certificates.crt for the one
+    /// client that reads the system store: icechunk's S3 client (README
+    /// "Deployment").
+    #[command(name = "ca-bundle")]
+    CaBundle,
     /// Print the S3 records of an SQS/SNS message (as the seed's `dump`).
     Dump {
         /// The message body (SNS envelope, S3 event or test event JSON).
@@ -544,6 +562,7 @@ fn pipeline(a: &PipelineArgs, dest_override: Option<StoreUrl>) -> Result<Pipelin
     c.include_nowcasts = a.include_nowcasts;
     c.output_formats =
         ingest::outputs::OutputFormat::parse_list(&a.output_formats).map_err(usage)?;
+    c.icechunk_root = a.icechunk_root.clone();
     c.hdf5.max_metadata_bytes = a.max_metadata_bytes;
     c.hdf5.max_objects = a.max_objects;
     c.io_concurrency = a.io_concurrency.max(1);
@@ -740,6 +759,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if stats {
                 eprintln!("{}", stats_json(&st));
             }
+        }
+        Command::CaBundle => {
+            print!("{}", hdf5_lite::source::webpki_roots_pem());
         }
         Command::Dump { message } => {
             println!("{}", ingest::message::dump(&message)?);

@@ -1,4 +1,4 @@
-//! Output formats of the aggregates (`--output-format json,parquet`).
+//! Output formats of the aggregates (`--output-format json,parquet,icechunk`).
 //!
 //! JSON keeps the original key names (`{key}`, written by the update step
 //! itself). Parquet is kerchunk's Parquet reference format
@@ -13,12 +13,16 @@
 //! updates racing on one aggregate converge like the JSON output: the update
 //! step rebuilds when the member set changed while it wrote, and outputs are
 //! a deterministic function of the member set.
+//!
+//! Icechunk: one repository per model, one group per aggregate, one commit
+//! per write (`crate::icechunk_out`, behind the `icechunk` cargo feature).
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use kerchunk::RefSet;
 use kerchunk::parquet::{self, ParquetError};
 
+use crate::config::Pipeline;
 use crate::store::{ObjectStore, PutCondition, StoreError};
 
 /// One output format of an aggregate.
@@ -26,6 +30,8 @@ use crate::store::{ObjectStore, PutCondition, StoreError};
 pub enum OutputFormat {
     Json,
     Parquet,
+    /// `{root}/{model}` Icechunk repositories (`crate::icechunk_out`).
+    Icechunk,
 }
 
 impl OutputFormat {
@@ -39,8 +45,17 @@ impl OutputFormat {
                     "" => continue,
                     "json" => OutputFormat::Json,
                     "parquet" | "parq" => OutputFormat::Parquet,
+                    "icechunk" if cfg!(feature = "icechunk") => OutputFormat::Icechunk,
+                    "icechunk" => {
+                        return Err(
+                            "output format icechunk: this binary was built without the icechunk feature"
+                                .into(),
+                        );
+                    }
                     other => {
-                        return Err(format!("unknown output format {other:?} (json, parquet)"));
+                        return Err(format!(
+                            "unknown output format {other:?} (json, parquet, icechunk)"
+                        ));
                     }
                 };
                 if !out.contains(&f) {
@@ -66,6 +81,14 @@ pub enum OutputError {
     Store(#[from] StoreError),
     #[error("{key}: {error}")]
     Parquet { key: String, error: ParquetError },
+    /// Writing the Icechunk form failed; `transient`: commits kept losing
+    /// to concurrent writers (exit 3), otherwise permanent (exit 1).
+    #[error("icechunk {key}: {message}")]
+    Icechunk {
+        key: String,
+        message: String,
+        transient: bool,
+    },
 }
 
 impl From<OutputError> for crate::steps::StepError {
@@ -73,24 +96,46 @@ impl From<OutputError> for crate::steps::StepError {
         match e {
             OutputError::Store(e) => e.into(),
             e @ OutputError::Parquet { .. } => crate::steps::StepError::Permanent(e.to_string()),
+            OutputError::Icechunk {
+                transient: true, ..
+            } => crate::steps::StepError::Transient(e.to_string()),
+            e @ OutputError::Icechunk { .. } => crate::steps::StepError::Permanent(e.to_string()),
         }
     }
 }
 
-/// Writes the formats of `refs` other than JSON (which the update step
-/// writes itself at `key`); returns the URLs written. `concurrency` objects
-/// are put at once.
+/// Writes the configured formats of `refs` other than JSON (which the update
+/// step writes itself at `key`, the anchor, now at `etag`); returns the URLs
+/// written. `io_concurrency` objects are put at once.
 pub async fn write_formats(
+    p: &Pipeline,
     store: &dyn ObjectStore,
     key: &str,
     refs: &RefSet,
-    formats: &[OutputFormat],
-    concurrency: usize,
+    etag: &str,
 ) -> Result<Vec<String>, OutputError> {
+    let concurrency = p.config.io_concurrency;
     let mut written = Vec::new();
-    for f in formats {
+    for f in &p.config.output_formats {
         match f {
             OutputFormat::Json => {}
+            #[cfg(feature = "icechunk")]
+            OutputFormat::Icechunk => {
+                if let crate::icechunk_out::Written::Committed { url, .. } =
+                    crate::icechunk_out::write(p, store, key, refs, etag).await?
+                {
+                    written.push(url);
+                }
+            }
+            #[cfg(not(feature = "icechunk"))]
+            OutputFormat::Icechunk => {
+                let _ = etag;
+                return Err(OutputError::Icechunk {
+                    key: key.to_string(),
+                    message: "this binary was built without the icechunk feature".into(),
+                    transient: false,
+                });
+            }
             OutputFormat::Parquet => {
                 let prefix = parquet_prefix(key);
                 write_parquet(store, &prefix, refs, concurrency).await?;
@@ -151,7 +196,11 @@ mod tests {
             OutputFormat::parse_list(&["parquet,JSON", "json"]),
             Ok(vec![OutputFormat::Parquet, OutputFormat::Json])
         );
-        assert!(OutputFormat::parse_list(&["icechunk"]).is_err());
+        assert_eq!(
+            OutputFormat::parse_list(&["json,icechunk"]).is_ok(),
+            cfg!(feature = "icechunk")
+        );
+        assert!(OutputFormat::parse_list(&["zarr"]).is_err());
         assert_eq!(parquet_prefix("nos/a.zarr"), "nos/a.zarr.parq");
     }
 
@@ -167,18 +216,31 @@ mod tests {
             Ref::Text(r#"{"chunks":[1],"shape":[3]}"#.into()),
         );
         refs.insert("t/0", Ref::Url("s3://b/k.nc".into()));
+        let with = |formats: &[OutputFormat]| {
+            Pipeline::new(crate::config::Config {
+                output_formats: formats.to_vec(),
+                io_concurrency: 2,
+                ..Default::default()
+            })
+        };
         // JSON only: nothing besides the JSON (written by the caller)
-        let none = write_formats(&store, "nos/a.zarr", &refs, &[OutputFormat::Json], 2)
-            .await
-            .expect("json only");
-        assert!(none.is_empty());
-        assert!(store.list("nos/").await.expect("list").is_empty());
-        let urls = write_formats(
+        let none = write_formats(
+            &with(&[OutputFormat::Json]),
             &store,
             "nos/a.zarr",
             &refs,
-            &[OutputFormat::Json, OutputFormat::Parquet],
-            2,
+            "e",
+        )
+        .await
+        .expect("json only");
+        assert!(none.is_empty());
+        assert!(store.list("nos/").await.expect("list").is_empty());
+        let urls = write_formats(
+            &with(&[OutputFormat::Json, OutputFormat::Parquet]),
+            &store,
+            "nos/a.zarr",
+            &refs,
+            "e",
         )
         .await
         .expect("parquet");
@@ -197,9 +259,15 @@ mod tests {
         }
         // an unrepresentable set is an error naming the output
         refs.insert("x", Ref::Text("?".into()));
-        let e = write_formats(&store, "nos/b.zarr", &refs, &[OutputFormat::Parquet], 2)
-            .await
-            .expect_err("bad");
+        let e = write_formats(
+            &with(&[OutputFormat::Parquet]),
+            &store,
+            "nos/b.zarr",
+            &refs,
+            "e",
+        )
+        .await
+        .expect_err("bad");
         assert!(e.to_string().contains("nos/b.zarr.parq"), "{e}");
     }
 }

@@ -501,7 +501,7 @@ pub async fn index_object_at(
     )))
 }
 
-/// Writes the aggregate's other formats (Parquet) after its JSON anchor was
+/// Writes the aggregate's other formats (Parquet, Icechunk) after its JSON anchor was
 /// written with `etag`. A slower concurrent updater may write its older
 /// Parquet set after ours, so after each write the anchor is checked again:
 /// if it moved on, the set is rewritten from the anchor's current content,
@@ -525,7 +525,7 @@ async fn write_other_formats(
     }
     let (mut refs, mut etag) = (refs, etag);
     for _ in 0..p.config.max_rebuilds.max(1) {
-        outputs::write_formats(store, target, &refs, &formats, p.config.io_concurrency).await?;
+        outputs::write_formats(p, store, target, &refs, &etag).await?;
         let (body, now) = store.get(target).await?;
         if now == etag {
             return Ok(());

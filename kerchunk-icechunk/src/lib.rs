@@ -17,17 +17,20 @@
 
 pub mod v3;
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
 use icechunk::config::{ObjectStoreConfig, RepositoryConfig};
-use icechunk::conflicts::basic_solver::BasicConflictSolver;
+use icechunk::conflicts::basic_solver::{BasicConflictSolver, VersionSelection};
 use icechunk::format::format_constants::SpecVersionBin;
-use icechunk::format::manifest::{VirtualChunkLocation, VirtualChunkRef};
+use icechunk::format::manifest::{ChunkPayload, VirtualChunkLocation, VirtualChunkRef};
 use icechunk::format::snapshot::NodeData;
 use icechunk::format::{ChunkIndices, Path};
-use icechunk::session::SessionErrorKind;
+use icechunk::session::{Session, SessionErrorKind};
 use icechunk::storage::{S3Credentials, S3Options};
 use icechunk::virtual_chunks::VirtualChunkContainer;
 use icechunk::{Repository, Storage, Store};
@@ -314,16 +317,32 @@ async fn storage(url: &str, s3: &S3Config) -> Result<Arc<dyn Storage + Send + Sy
                 .await
                 .map_err(|e| repo_err(url)(e.to_string()))
         }
-        RepoUrl::S3 { bucket, prefix } => icechunk::new_s3_storage(
-            s3.options(),
-            bucket,
-            (!prefix.is_empty()).then_some(prefix),
-            Some(S3Credentials::FromEnv),
-            Vec::new(),
-            Vec::new(),
-            None,
-        )
-        .map_err(|e| repo_err(url)(e.to_string())),
+        RepoUrl::S3 { bucket, prefix } => {
+            // One storage (S3 client, credential cache, connection pool) per
+            // repository and endpoint for the life of the process: the
+            // worker writes many aggregates to the same repositories.
+            type Cache = std::sync::Mutex<HashMap<String, Arc<dyn Storage + Send + Sync>>>;
+            static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+            let id = format!("{url}\n{:?}\n{:?}", s3.endpoint_url, s3.region);
+            let cache = CACHE.get_or_init(Default::default);
+            if let Some(st) = cache.lock().ok().and_then(|c| c.get(&id).cloned()) {
+                return Ok(st);
+            }
+            let st = icechunk::new_s3_storage(
+                s3.options(),
+                bucket,
+                (!prefix.is_empty()).then_some(prefix),
+                Some(S3Credentials::FromEnv),
+                Vec::new(),
+                Vec::new(),
+                None,
+            )
+            .map_err(|e| repo_err(url)(e.to_string()))?;
+            if let Ok(mut c) = cache.lock() {
+                c.insert(id, Arc::clone(&st));
+            }
+            Ok(st)
+        }
     }
 }
 
@@ -339,6 +358,35 @@ pub async fn write(
     write_at(url, "", refs, growable, s3, message).await
 }
 
+/// How a commit that lost the race to another writer is handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Rebases onto the other writers' commits before giving up with
+    /// [`Error::CommitConflict`].
+    pub rebase_attempts: u16,
+    /// A rebase fails when both sides wrote the same chunk (icechunk's basic
+    /// solver otherwise keeps ours). Writers that always write a whole group
+    /// use this: changes to other groups still rebase, but two writes of one
+    /// group never merge into a mix of both; the loser gets
+    /// [`Error::CommitConflict`] and redoes its transaction from the new
+    /// state (the pipeline does, `ingest` "Icechunk output").
+    pub strict_chunks: bool,
+    /// Manifests fetched at once while committing. A commit reads the
+    /// manifest of every array it changes; icechunk's default is one at a
+    /// time, which costs one S3 round trip per array of the group.
+    pub commit_concurrency: usize,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            rebase_attempts: 5,
+            strict_chunks: false,
+            commit_concurrency: 8,
+        }
+    }
+}
+
 /// Like [`write`], with the reference set's root at group `group`
 /// (`a/b`; `""` is the repository root). Groups above it that the branch
 /// lacks are created without attributes; existing ones are left as they are.
@@ -351,6 +399,28 @@ pub async fn write_at(
     growable: &[String],
     s3: &S3Config,
     message: &str,
+) -> Result<Summary, Error> {
+    write_with(
+        url,
+        group,
+        refs,
+        growable,
+        s3,
+        message,
+        &WriteOptions::default(),
+    )
+    .await
+}
+
+/// [`write_at`] with a choice of [`WriteOptions`].
+pub async fn write_with(
+    url: &str,
+    group: &str,
+    refs: &kerchunk::RefSet,
+    growable: &[String],
+    s3: &S3Config,
+    message: &str,
+    opts: &WriteOptions,
 ) -> Result<Summary, Error> {
     let mut h = v3::convert(refs, &absolute_url)?;
     let group = group.trim_matches('/');
@@ -438,14 +508,18 @@ pub async fn write_at(
         .map_err(|e| err(e.to_string()))?;
     // Validate every node before the first change.
     let mut rechunked = Vec::new();
+    let mut kept = Vec::new();
     for n in &h.nodes {
         let path = node_path(&n.path)?;
-        if let Ok(old) = session.get_node(&path).await
-            && check_node(n, &old.node_data, &old.user_data, growable)?
-        {
-            rechunked.push(path);
+        if let Ok(old) = session.get_node(&path).await {
+            if check_node(n, &old.node_data, &old.user_data, growable)? {
+                rechunked.push(path);
+            } else {
+                kept.push(n);
+            }
         }
     }
+    let unchanged = unchanged_chunks(&session, &kept, opts.commit_concurrency).await;
     let mut summary = Summary {
         warnings: h.warnings.clone(),
         containers: containers
@@ -497,6 +571,13 @@ pub async fn write_at(
         summary.arrays += 1;
         let mut virt = Vec::new();
         for (idx, c) in chunks {
+            if unchanged.contains(&(n.path.as_str(), idx.as_slice())) {
+                match c {
+                    Chunk::Inline(_) => summary.inline_chunks += 1,
+                    Chunk::Virtual { .. } => summary.virtual_chunks += 1,
+                }
+                continue;
+            }
             match c {
                 Chunk::Inline(bytes) => {
                     let ckey = chunk_key(&n.path, idx);
@@ -545,10 +626,14 @@ pub async fn write_at(
     if !session.has_uncommitted_changes() {
         return Ok(summary);
     }
-    let solver = BasicConflictSolver::default();
+    let mut solver = BasicConflictSolver::default();
+    if opts.strict_chunks {
+        solver.on_chunk_conflict = VersionSelection::Fail;
+    }
     let id = session
         .commit(message)
-        .rebase(&solver, 5)
+        .rebase(&solver, opts.rebase_attempts)
+        .max_concurrent_nodes(opts.commit_concurrency)
         .execute()
         .await
         .map_err(|e| match e.kind {
@@ -562,6 +647,70 @@ pub async fn write_at(
         })?;
     summary.snapshot = Some(id.to_string());
     Ok(summary)
+}
+
+/// The chunks of `nodes` (arrays the branch holds, not re-chunked) that the
+/// branch already holds exactly as given. They are not set again: an
+/// unchanged set makes no commit (a redelivered update is a no-op), and a
+/// grown one changes only the arrays and chunks that differ (a commit reads
+/// and rewrites the manifest of every array it changes). Chunks that cannot
+/// be compared (stored as chunk objects, or a failed lookup) count as
+/// changed. Arrays are looked up `concurrency` at a time (one manifest each).
+async fn unchanged_chunks<'a>(
+    session: &Session,
+    nodes: &[&'a Node],
+    concurrency: usize,
+) -> HashSet<(&'a str, &'a [u32])> {
+    // Boxed so the futures are `Send` for any lifetime (the pipeline's
+    // worker runs this on the multi-threaded runtime).
+    type Same<'a> = Vec<(&'a str, &'a [u32])>;
+    let per_array: Vec<BoxFuture<'_, Same<'a>>> = nodes
+        .iter()
+        .map(|n| -> BoxFuture<'_, Same<'a>> {
+            Box::pin(async move {
+                let mut same = Vec::new();
+                let (NodeKind::Array { chunks, .. }, Ok(path)) = (&n.kind, node_path(&n.path))
+                else {
+                    return same;
+                };
+                for (idx, c) in chunks {
+                    let Ok(Some(old)) = session
+                        .get_chunk_ref(&path, &ChunkIndices(idx.clone()))
+                        .await
+                    else {
+                        continue;
+                    };
+                    let equal = match (c, &old) {
+                        (Chunk::Inline(b), ChunkPayload::Inline(o)) => b.as_slice() == o.as_ref(),
+                        (
+                            Chunk::Virtual {
+                                url,
+                                offset,
+                                length,
+                            },
+                            ChunkPayload::Virtual(r),
+                        ) => {
+                            r.offset == *offset
+                                && r.length == *length
+                                && r.checksum.is_none()
+                                && VirtualChunkLocation::from_url(url)
+                                    .is_ok_and(|l| l == r.location)
+                        }
+                        _ => false,
+                    };
+                    if equal {
+                        same.push((n.path.as_str(), idx.as_slice()));
+                    }
+                }
+                same
+            })
+        })
+        .collect();
+    let found: Vec<Same<'a>> = futures_util::stream::iter(per_array)
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    found.into_iter().flatten().collect()
 }
 
 fn node_path(p: &str) -> Result<Path, Error> {

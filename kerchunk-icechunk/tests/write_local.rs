@@ -85,3 +85,48 @@ async fn groups_per_cycle_and_best_each_a_commit() {
     assert!(matches!(e, Error::Conflict { .. }), "{e}");
     assert_eq!(history(&d.path().join("dbofs")).await.1, 4);
 }
+
+#[tokio::test]
+async fn an_unchanged_set_makes_no_commit() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("dbofs");
+    let url = format!("file://{}", dir.display());
+    let (s3, time) = (S3Config::default(), vec!["time".to_string()]);
+    let first = write_at(&url, "best", &refs("<f4", 3), &time, &s3, "1")
+        .await
+        .unwrap();
+    assert!(first.snapshot.is_some());
+    // the same set again (a redelivered update): nothing to commit
+    let again = write_at(&url, "best", &refs("<f4", 3), &time, &s3, "2")
+        .await
+        .unwrap();
+    assert_eq!(again.snapshot, None);
+    assert_eq!((again.arrays, again.inline_chunks), (1, 3));
+    assert_eq!(history(&dir).await.1, 2, "initial commit + one write");
+    // one chunk changed: a commit, and it reads back
+    let mut changed = refs("<f4", 3);
+    changed.insert("x/1", Ref::Binary(vec![9; 4]));
+    let s = write_at(&url, "best", &changed, &time, &s3, "3")
+        .await
+        .unwrap();
+    assert!(s.snapshot.is_some());
+    let (repo, n) = history(&dir).await;
+    assert_eq!(n, 3);
+    let session = repo
+        .readonly_session(&icechunk::repository::VersionInfo::BranchTipRef(
+            "main".into(),
+        ))
+        .await
+        .unwrap();
+    let x = Path::new("/best/x").unwrap();
+    for (i, want) in [(0u32, 0u8), (1, 9), (2, 2)] {
+        let got = session
+            .get_chunk_ref(&x, &icechunk::format::ChunkIndices(vec![i]))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&got, Some(icechunk::format::manifest::ChunkPayload::Inline(b)) if b.as_ref() == [want; 4]),
+            "chunk {i}: {got:?}"
+        );
+    }
+}

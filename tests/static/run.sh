@@ -11,7 +11,8 @@
 # The script then
 #   * checks the binary is static (file, ldd, no PT_INTERP);
 #   * assembles the FROM-scratch image filesystem with scripts/image-rootfs.sh
-#     (a directory holding only /kerchunk-nos; no /etc, /dev, /proc, /tmp)
+#     (a directory holding only /kerchunk-nos and the CA bundle
+#     /etc/ssl/certs/ca-certificates.crt; no /dev, /proc, /tmp, other /etc)
 #     and checks the Dockerfile's final stage is that same filesystem;
 #   * runs the binary chrooted into that directory as uid/gid 65534 (the
 #     image's USER) with an empty environment plus what each check sets:
@@ -21,6 +22,10 @@
 #       refs s3://noaa-ofs-pds/KEY against moto == local refs;
 #       extract_single '<SNS message for that key>' dest-bucket nos against
 #         moto -> s3://dest-bucket/nos/nos.dbofs.fields.f001.20230323.t12z.nc.zarr;
+#       update_model_run --output-format json,icechunk for that reference
+#         -> the JSON aggregates and commits to the Icechunk repository
+#         s3://dest-bucket/nos/icechunk/dbofs (icechunk's S3 client needs the
+#         CA bundle even for http: debug builds panic without one);
 #   * measures the binary (= image) size and the cold start of `--help`
 #     (hyperfine -N --runs 200; goal < 50 ms).
 # Needs root (chroot; as non-root it uses `unshare -r --root`), python3, the
@@ -97,8 +102,9 @@ fi
 RFS="$WORK/rootfs"
 if bash "$ROOT/scripts/image-rootfs.sh" "$RFS" "$BIN" 2>"$WORK/rootfs.log"; then
     entries="$(cd "$RFS" && find . -mindepth 1 | sort | tr '\n' ' ')"
-    if [[ "$entries" == "./kerchunk-nos " ]]; then
-        pass "rootfs: holds only /kerchunk-nos"
+    if [[ "$entries" == "./etc ./etc/ssl ./etc/ssl/certs ./etc/ssl/certs/ca-certificates.crt ./kerchunk-nos " ]] \
+        && [[ "$(grep -c 'BEGIN CERTIFICATE' "$RFS/etc/ssl/certs/ca-certificates.crt")" -gt 100 ]]; then
+        pass "rootfs: holds only /kerchunk-nos and its CA bundle"
     else
         fail "rootfs: unexpected entries: $entries"
     fi
@@ -107,18 +113,19 @@ else
     fail "rootfs: scripts/image-rootfs.sh failed"
     finish
 fi
-# The Dockerfile's final stage must be that filesystem: FROM scratch, one
-# COPY of the binary to /kerchunk-nos, no RUN (there is no shell), the
-# entrypoint /kerchunk-nos.
+# The Dockerfile's final stage must be that filesystem: FROM scratch, a COPY
+# of the binary to /kerchunk-nos and one of the CA bundle, no RUN (there is
+# no shell), the entrypoint /kerchunk-nos.
 final_stage="$(awk '/^FROM /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$ROOT/Dockerfile" \
     | grep -vE '^\s*(#|$)')"
 if grep -qx 'FROM scratch' <<<"$final_stage" \
-    && [[ "$(grep -c '^COPY' <<<"$final_stage")" == 1 ]] \
+    && [[ "$(grep -c '^COPY' <<<"$final_stage")" == 2 ]] \
     && grep -qE '^COPY --from=[a-z]+ \S+ /kerchunk-nos$' <<<"$final_stage" \
+    && grep -qE '^COPY --from=[a-z]+ \S+ /etc/ssl/certs/ca-certificates.crt$' <<<"$final_stage" \
     && ! grep -qE '^(RUN|ADD)' <<<"$final_stage" \
     && grep -qx 'ENTRYPOINT \["/kerchunk-nos"\]' <<<"$final_stage" \
     && grep -qx 'USER 65534:65534' <<<"$final_stage"; then
-    pass "Dockerfile: final stage = scratch + /kerchunk-nos, USER 65534, ENTRYPOINT"
+    pass "Dockerfile: final stage = scratch + /kerchunk-nos + CA bundle, USER 65534, ENTRYPOINT"
 else
     fail "Dockerfile: final stage differs from scripts/image-rootfs.sh:"$'\n'"$final_stage"
 fi
@@ -285,13 +292,38 @@ EOF
                 echo "  exit code $rc"; tail -n 5 "$WORK/extract.out" "$WORK/extract.err"
                 fail "chroot: extract_single (moto) -> s3://$DEST_BUCKET/$DEST_KEY"
             fi
+            # The update verb with Icechunk output: the JSON aggregates and
+            # commits to s3://dest-bucket/nos/icechunk/dbofs (run + best).
+            UPD_MSG="{\"Records\": [{\"eventSource\": \"aws:s3\", \"eventName\": \"ObjectCreated:Put\", \"eventTime\": \"2023-03-23T13:06:00.000Z\", \"s3\": {\"bucket\": {\"name\": \"$DEST_BUCKET\"}, \"object\": {\"key\": \"$DEST_KEY\"}}}]}"
+            in_image "${AWS_ENV[@]}" -- update_model_run "$UPD_MSG" --output-format json,icechunk \
+                >"$WORK/update.out" 2>"$WORK/update.err"
+            rc=$?
+            if [[ $rc == 0 ]] && env "${AWS_ENV[@]}" "$PY" - "$DEST_BUCKET" <<'EOF'
+import json, sys, boto3
+dest = sys.argv[1]
+s3 = boto3.client("s3")
+keys = [o["Key"] for o in s3.list_objects_v2(Bucket=dest, Prefix="nos/")["Contents"]]
+for k in ("nos/nos.dbofs.fields.20230323.t12z.nc.zarr", "nos/nos.dbofs.fields.best.nc.zarr",
+          "nos/icechunk/dbofs/refs/branch.main/ref.json"):
+    assert k in keys, (k, keys)
+snaps = [k for k in keys if k.startswith("nos/icechunk/dbofs/snapshots/")]
+# the repository's first commit, then one for the run and one for the best series
+assert len(snaps) == 3, snaps
+print(f"  s3://{dest}/nos/icechunk/dbofs: {len(snaps)} snapshots")
+EOF
+            then
+                pass "chroot: update_model_run --output-format json,icechunk (moto) committed to s3://$DEST_BUCKET/nos/icechunk/dbofs"
+            else
+                echo "  exit code $rc"; tail -n 5 "$WORK/update.out" "$WORK/update.err"
+                fail "chroot: update_model_run --output-format json,icechunk (moto)"
+            fi
         fi
     fi
 fi
 
 # ---------------------------------------------------------------- size, cold start
 SIZE="$(stat -c %s "$RFS/kerchunk-nos")"
-echo "binary size: $SIZE bytes ($(numfmt --to=iec --suffix=B "$SIZE")); image size (FROM scratch) = binary size"
+echo "binary size: $SIZE bytes ($(numfmt --to=iec --suffix=B "$SIZE")); image size (FROM scratch) = binary + CA bundle ($(stat -c %s "$RFS/etc/ssl/certs/ca-certificates.crt") bytes)"
 case "$BIN" in
     */release/*) ;;
     *) echo "  (not a release build: the image ships scripts/build-static.sh's smaller, stripped binary)" ;;
