@@ -69,6 +69,7 @@ mod coord;
 mod fetch;
 mod input;
 mod load;
+mod slice;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -80,6 +81,7 @@ pub use fetch::{
     FetchRange, Fetched, Fetcher, SourceCache, UrlFetcher, combine_fetching, fetch_all,
 };
 pub use load::{parse_inputs, read_inputs};
+pub use slice::{concat_positions, slice_concat};
 
 use concat::{Array, Combine, Mode, Output};
 use coord::{CoordValues, Timeline};

@@ -1,0 +1,430 @@
+//! Cutting a combined reference set back into pieces along its concat
+//! dimension, so an aggregate can be updated by combining *pieces of
+//! itself* with the few inputs that changed instead of every input again
+//! (the pipeline's FMRC splice, `ingest::fmrc_update`).
+//!
+//! A piece of a [`super::combine`] output is itself a valid multi-valued
+//! input: its concat coordinate (one inline chunk) keeps the values of the
+//! range, every concatenated array keeps the chunks of those positions,
+//! renumbered from 0, and everything else (static arrays, group metadata)
+//! is kept as it is. Combining the pieces with new inputs gives what
+//! combining the original inputs would, as long as the earliest input is
+//! the same (static arrays and attributes come from it): the caller checks
+//! that. Only chunk size 1 along the concat axis is cut (one chunk per
+//! time step, what OFS record variables have); anything else is refused
+//! with [`CombineError::Unsupported`] and the caller combines from scratch.
+//!
+//! No I/O.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use super::CombineError;
+use super::coord::NumType;
+use super::input::split_key;
+use crate::json::Json;
+use crate::refs::{Ref, RefSet};
+
+/// How the concat dimension runs through a combined reference set.
+struct Layout {
+    /// Number of positions along the concat dimension.
+    n: u64,
+    /// Bytes per coordinate value.
+    item: usize,
+    /// Concatenated arrays: name -> (axis, rank).
+    concat: BTreeMap<String, (usize, usize)>,
+}
+
+fn unsupported(name: &str, var: &str, msg: impl Into<String>) -> CombineError {
+    CombineError::Unsupported {
+        input: name.to_string(),
+        var: var.to_string(),
+        msg: msg.into(),
+    }
+}
+
+fn u64s(doc: &Json, field: &str) -> Option<Vec<u64>> {
+    match doc.get(field)? {
+        Json::Array(a) => a.iter().map(Json::as_u64).collect(),
+        _ => None,
+    }
+}
+
+fn layout(name: &str, refs: &RefSet, dim: &str) -> Result<Layout, CombineError> {
+    let bad = |msg: &str| unsupported(name, dim, msg);
+    let zarray = match refs.get_json(&format!("{dim}/.zarray")) {
+        Some(Ok(z)) => z,
+        _ => return Err(bad("no readable coordinate .zarray")),
+    };
+    let (shape, chunks) = (u64s(&zarray, "shape"), u64s(&zarray, "chunks"));
+    let n = match (shape.as_deref(), chunks.as_deref()) {
+        (Some([n]), Some([c])) if n == c => *n,
+        _ => return Err(bad("the coordinate is not one 1-d chunk")),
+    };
+    let ty = zarray
+        .get("dtype")
+        .and_then(NumType::parse)
+        .ok_or_else(|| bad("the coordinate dtype is not a plain number type"))?;
+    let mut concat = BTreeMap::new();
+    for key in refs.refs.keys() {
+        let (prefix, leaf) = split_key(key);
+        if leaf != ".zarray" || prefix == dim {
+            continue;
+        }
+        let dims = match refs.get_json(&format!("{prefix}/.zattrs")) {
+            Some(Ok(a)) => a.get("_ARRAY_DIMENSIONS").cloned(),
+            _ => None,
+        };
+        let Some(Json::Array(dims)) = dims else {
+            continue;
+        };
+        let Some(axis) = dims.iter().position(|d| d.as_str() == Some(dim)) else {
+            continue;
+        };
+        let doc = match refs.get_json(key) {
+            Some(Ok(z)) => z,
+            _ => return Err(unsupported(name, prefix, "unreadable .zarray")),
+        };
+        let (shape, chunks) = (u64s(&doc, "shape"), u64s(&doc, "chunks"));
+        match (shape, chunks) {
+            (Some(s), Some(c))
+                if s.len() == dims.len()
+                    && c.len() == dims.len()
+                    && s.get(axis) == Some(&n)
+                    && c.get(axis) == Some(&1) => {}
+            _ => {
+                return Err(unsupported(
+                    name,
+                    prefix,
+                    format!("not cut along {dim}: needs chunk 1 and extent {n} on that axis"),
+                ));
+            }
+        }
+        concat.insert(prefix.to_string(), (axis, dims.len()));
+    }
+    Ok(Layout {
+        n,
+        item: ty.size,
+        concat,
+    })
+}
+
+/// The chunk index of a chunk key's leaf (`"3.0.1"`), if it has `rank` parts.
+fn chunk_index(leaf: &str, rank: usize) -> Option<Vec<u64>> {
+    let idx: Vec<u64> = leaf
+        .split('.')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    (idx.len() == rank).then_some(idx)
+}
+
+/// Per position along `dim`, the one URL the chunks of the concatenated
+/// arrays at that position point to (`None`: every chunk there is inline
+/// or missing). Several URLs at one position is an error: the set was not
+/// made of one-step inputs.
+pub fn concat_positions(
+    name: &str,
+    refs: &RefSet,
+    dim: &str,
+) -> Result<Vec<Option<String>>, CombineError> {
+    let l = layout(name, refs, dim)?;
+    let n = usize::try_from(l.n).map_err(|_| unsupported(name, dim, "too long"))?;
+    let mut urls: Vec<Option<String>> = vec![None; n];
+    for (key, r) in &refs.refs {
+        let (prefix, leaf) = split_key(key);
+        let Some(&(axis, rank)) = l.concat.get(prefix) else {
+            continue;
+        };
+        if leaf.starts_with(".z") {
+            continue;
+        }
+        let url = match r {
+            Ref::Range { url, .. } | Ref::Url(url) => url,
+            _ => continue,
+        };
+        let p = chunk_index(leaf, rank)
+            .and_then(|i| i.get(axis).copied())
+            .and_then(|p| usize::try_from(p).ok())
+            .ok_or_else(|| unsupported(name, key, "bad chunk key"))?;
+        let slot = urls
+            .get_mut(p)
+            .ok_or_else(|| unsupported(name, key, "chunk beyond the coordinate"))?;
+        match slot {
+            Some(u) if u != url => {
+                return Err(unsupported(
+                    name,
+                    key,
+                    format!("position {p} mixes {u} and {url}"),
+                ));
+            }
+            Some(_) => {}
+            None => *slot = Some(url.clone()),
+        }
+    }
+    Ok(urls)
+}
+
+/// Sets the extent along `axis` of a `.zarray` document (and the chunk too
+/// when `chunk` is given).
+fn with_extent(doc: &Json, axis: usize, extent: u64, chunk: bool) -> Option<Json> {
+    let Json::Object(mut m) = doc.clone() else {
+        return None;
+    };
+    for field in ["shape", "chunks"] {
+        if field == "chunks" && !chunk {
+            continue;
+        }
+        if let Some(Json::Array(a)) = m.get_mut(field) {
+            *a.get_mut(axis)? = Json::UInt(extent);
+        }
+    }
+    Some(Json::Object(m))
+}
+
+/// Positions `range` of a combined reference set along `dim` as a reference
+/// set of its own (see the module documentation).
+pub fn slice_concat(
+    name: &str,
+    refs: &RefSet,
+    dim: &str,
+    range: Range<u64>,
+) -> Result<RefSet, CombineError> {
+    let l = layout(name, refs, dim)?;
+    if range.start >= range.end || range.end > l.n {
+        return Err(unsupported(
+            name,
+            dim,
+            format!("cannot cut {range:?} out of {} positions", l.n),
+        ));
+    }
+    let len = range.end - range.start;
+    let mut out = RefSet::new();
+    for (key, r) in &refs.refs {
+        let (prefix, leaf) = split_key(key);
+        if prefix == dim {
+            match leaf {
+                ".zarray" => {
+                    let doc = refs
+                        .get_json(key)
+                        .and_then(Result::ok)
+                        .and_then(|d| with_extent(&d, 0, len, true))
+                        .ok_or_else(|| unsupported(name, key, "unreadable .zarray"))?;
+                    out.insert_json(key.clone(), &doc);
+                }
+                "0" => {
+                    let bytes = r
+                        .inline_bytes()
+                        .ok_or_else(|| unsupported(name, key, "coordinate chunk not inline"))?;
+                    let cut = usize::try_from(range.start)
+                        .ok()
+                        .zip(usize::try_from(range.end).ok())
+                        .and_then(|(a, b)| {
+                            bytes.get(a.checked_mul(l.item)?..b.checked_mul(l.item)?)
+                        })
+                        .ok_or_else(|| unsupported(name, key, "coordinate chunk too short"))?;
+                    out.insert(key.clone(), Ref::inline(cut));
+                }
+                _ if leaf.starts_with(".z") => out.insert(key.clone(), r.clone()),
+                _ => return Err(unsupported(name, key, "more than one coordinate chunk")),
+            }
+            continue;
+        }
+        let Some(&(axis, rank)) = l.concat.get(prefix) else {
+            out.insert(key.clone(), r.clone());
+            continue;
+        };
+        if leaf == ".zarray" {
+            let doc = refs
+                .get_json(key)
+                .and_then(Result::ok)
+                .and_then(|d| with_extent(&d, axis, len, false))
+                .ok_or_else(|| unsupported(name, key, "unreadable .zarray"))?;
+            out.insert_json(key.clone(), &doc);
+            continue;
+        }
+        if leaf.starts_with(".z") {
+            out.insert(key.clone(), r.clone());
+            continue;
+        }
+        let mut idx =
+            chunk_index(leaf, rank).ok_or_else(|| unsupported(name, key, "bad chunk key"))?;
+        let Some(p) = idx.get_mut(axis) else {
+            continue;
+        };
+        if !range.contains(p) {
+            continue;
+        }
+        *p -= range.start;
+        let leaf: Vec<String> = idx.iter().map(u64::to_string).collect();
+        out.insert(format!("{prefix}/{}", leaf.join(".")), r.clone());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::combine::{CombineOptions, combine};
+
+    fn zarray(shape: &[u64], chunks: &[u64], dtype: &str) -> Ref {
+        Ref::Text(format!(
+            r#"{{"chunks":{chunks:?},"compressor":null,"dtype":"{dtype}","fill_value":null,"filters":null,"order":"C","shape":{shape:?},"zarr_format":2}}"#
+        ))
+    }
+    fn zattrs(dims: &[&str]) -> Ref {
+        Ref::Text(format!(r#"{{"_ARRAY_DIMENSIONS":{dims:?}}}"#))
+    }
+
+    /// A one-step input at time `t` from `url`: `t` inline, `zeta(t, y)`
+    /// chunks `[1, 2]`, `it(t)` with an overhanging chunk (trimmed by the
+    /// combine), a static `h(y)` and root attributes that name the input
+    /// (so the output shows which input came first).
+    fn input(url: &str, t: f64) -> (String, RefSet) {
+        let mut s = RefSet::new();
+        s.insert(".zgroup", Ref::Text(r#"{"zarr_format":2}"#.into()));
+        s.insert(".zattrs", Ref::Text(format!(r#"{{"title":"{url}"}}"#)));
+        s.insert("t/.zarray", zarray(&[1], &[1], "<f8"));
+        s.insert("t/.zattrs", zattrs(&["t"]));
+        s.insert("t/0", Ref::Binary(t.to_le_bytes().to_vec()));
+        s.insert("zeta/.zarray", zarray(&[1, 4], &[1, 2], "<f4"));
+        s.insert("zeta/.zattrs", zattrs(&["t", "y"]));
+        s.insert(
+            "zeta/0.0",
+            Ref::Range {
+                url: url.into(),
+                offset: 1000,
+                length: 800,
+            },
+        );
+        s.insert(
+            "zeta/0.1",
+            Ref::Range {
+                url: url.into(),
+                offset: 2000,
+                length: 800,
+            },
+        );
+        s.insert("it/.zarray", zarray(&[1], &[1024], "<i4"));
+        s.insert("it/.zattrs", zattrs(&["t"]));
+        s.insert(
+            "it/0",
+            Ref::Range {
+                url: url.into(),
+                offset: 5000,
+                length: 4096,
+            },
+        );
+        s.insert("h/.zarray", zarray(&[4], &[4], "<f8"));
+        s.insert("h/.zattrs", zattrs(&["y"]));
+        s.insert(
+            "h/0",
+            Ref::Range {
+                url: url.into(),
+                offset: 10,
+                length: 32,
+            },
+        );
+        (format!("{url}.json"), s)
+    }
+
+    fn member(i: usize, t: f64) -> (String, RefSet) {
+        input(&format!("s3://b/m{i}.nc"), t)
+    }
+
+    fn opts() -> CombineOptions {
+        let mut o = CombineOptions::new("t");
+        o.inline_threshold = 0;
+        o
+    }
+
+    /// `old` combined from `before`; `after` = `before` without the inputs
+    /// at `removed` (positions) plus `new`: the pieces of `old` around the
+    /// removed positions combined with `new` equal `after` combined.
+    fn check(before: &[(String, RefSet)], removed: &[u64], new: (String, RefSet)) {
+        let old = combine(before, &opts()).unwrap();
+        let n = before.len() as u64;
+        let mut inputs = Vec::new();
+        // Runs of kept positions, also cut where the new input goes.
+        let t_new = f64::from_le_bytes(
+            new.1.get("t/0").and_then(Ref::inline_bytes).unwrap()[..8]
+                .try_into()
+                .unwrap(),
+        );
+        let t_of = |i: u64| {
+            let b = before[i as usize]
+                .1
+                .get("t/0")
+                .and_then(Ref::inline_bytes)
+                .unwrap();
+            f64::from_le_bytes(b[..8].try_into().unwrap())
+        };
+        let mut run: Option<u64> = None;
+        for i in 0..=n {
+            let keep = i < n && !removed.contains(&i);
+            let cut = !keep || (i > 0 && t_of(i - 1) < t_new && t_new < t_of(i));
+            if let Some(start) = run.filter(|_| cut) {
+                inputs.push((
+                    format!("piece {start}"),
+                    slice_concat("old", &old, "t", start..i).unwrap(),
+                ));
+                run = None;
+            }
+            if keep && run.is_none() {
+                run = Some(i);
+            }
+        }
+        inputs.push(new.clone());
+        let spliced = combine(&inputs, &opts()).unwrap();
+        let mut after: Vec<(String, RefSet)> = before
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !removed.contains(&(*i as u64)))
+            .map(|(_, x)| x.clone())
+            .collect();
+        after.push(new);
+        let scratch = combine(&after, &opts()).unwrap();
+        assert_eq!(spliced.to_json(), scratch.to_json());
+    }
+
+    #[test]
+    fn splicing_pieces_equals_combining_from_scratch() {
+        let before: Vec<_> = (0..6).map(|i| member(i, i as f64 * 10.0)).collect();
+        check(&before, &[], member(9, 60.0)); // append
+        check(&before, &[], member(9, -10.0)); // new first input
+        check(&before, &[], member(9, 25.0)); // insert in the middle
+        check(&before, &[2], member(9, 20.0)); // replace in the middle
+        check(&before, &[0], member(9, 0.0)); // replace the first
+        check(&before, &[5], member(9, 50.0)); // replace the last
+        check(&before, &[1, 3], member(9, 30.0)); // drop one, replace one
+    }
+
+    #[test]
+    fn positions_name_each_input_and_refuse_what_cannot_be_cut() {
+        let before: Vec<_> = (0..3).map(|i| member(i, i as f64)).collect();
+        let old = combine(&before, &opts()).unwrap();
+        let p = concat_positions("old", &old, "t").unwrap();
+        assert_eq!(
+            p,
+            (0..3)
+                .map(|i| Some(format!("s3://b/m{i}.nc")))
+                .collect::<Vec<_>>()
+        );
+        assert!(slice_concat("old", &old, "t", 2..2).is_err());
+        assert!(slice_concat("old", &old, "t", 1..4).is_err());
+        // chunk 2 along the concat axis cannot be cut
+        let mut two = old.clone();
+        two.insert("zeta/.zarray", zarray(&[3, 4], &[2, 2], "<f4"));
+        assert!(concat_positions("two", &two, "t").is_err());
+        // two URLs at one position
+        let mut mixed = old.clone();
+        mixed.insert(
+            "zeta/1.1",
+            Ref::Range {
+                url: "s3://b/x.nc".into(),
+                offset: 0,
+                length: 9,
+            },
+        );
+        assert!(concat_positions("mixed", &mixed, "t").is_err());
+    }
+}
