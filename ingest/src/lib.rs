@@ -5,8 +5,11 @@
 pub mod backfill;
 pub mod config;
 pub mod dead_letter;
+pub mod fmrc_index;
+pub mod fmrc_update;
 pub mod inspect;
 pub mod outputs;
+pub mod rebuild;
 pub mod steps;
 pub mod store;
 pub mod worker;

@@ -1,0 +1,408 @@
+//! Keeping FMRC aggregates (model runs, best series) current at a cost that
+//! depends on what changed, not on the history (issue 17).
+//!
+//! An update of one single-file reference `R`:
+//! 1. reads every target aggregate it will write (body + etag);
+//! 2. reads the member index ([`crate::fmrc_index`]), *after* the targets,
+//!    and registers `R` in it (compare-and-swap; skipped when `R` is
+//!    already there with the same etag);
+//! 3. per target: selects the members it should hold from the index
+//!    (`kerchunk::fmrc`), and **splices**: the target's current content is
+//!    cut into pieces along time (`kerchunk::combine::slice_concat`),
+//!    leaving out positions whose member is no longer selected and `R`
+//!    itself, and the pieces are combined with the members that are
+//!    missing (normally just `R`). The pieces carry the old members' time
+//!    values inline, so old members are neither fetched nor is their time
+//!    coordinate read. Combining pieces gives the same bytes as combining
+//!    every member from scratch (tested in `kerchunk` and against
+//!    `backfill` here); where that cannot be shown for a target (no
+//!    target yet, a position that names no single member, the earliest
+//!    member would change to one that is not being added, chunks longer
+//!    than one step along time) it is combined from all its members;
+//! 4. writes each changed target with `If-Match` on the etag of step 1
+//!    (`If-None-Match: *` to create); on 412, steps 1-4 again for that
+//!    target.
+//!
+//! Why this loses nothing: the index only grows between rebuilds, and a
+//! writer registers its member before it reads the targets it writes.
+//! Whoever wrote the version of a target that our conditional write
+//! replaces read the index before we did (it read it before writing, we
+//! after reading that version), so our index holds all its members and
+//! our output does too. A member whose reference was rewritten is spliced
+//! again by the update its rewrite triggers, whose read of the reference
+//! follows its read of the target.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use bytes::Bytes;
+use kerchunk::RefSet;
+use kerchunk::combine::{CombineError, CombineOptions, concat_positions, slice_concat};
+use kerchunk::fmrc::FmrcMember;
+use tracing::{info, warn};
+
+use crate::config::Pipeline;
+use crate::fmrc_index;
+use crate::ofs_key::{self, OfsKey};
+use crate::steps::{self, FetchRefsError, SourceFetcher, StepError, View};
+use crate::store::{ObjectStore, StoreError};
+
+/// How an update finds and uses members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Register the triggering reference in the index and splice.
+    Incremental,
+    /// Rebuild the index from a listing, then combine every target from
+    /// all its members (`backfill`, `rebuild`).
+    Full,
+    /// Combine every target from all its members as the index lists them
+    /// (after a [`Mode::Full`] step rebuilt it).
+    FullFromIndex,
+}
+
+/// One aggregate to keep current.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub key: String,
+    pub view: View,
+    /// Do nothing unless this member is selected (the original best-series
+    /// rule).
+    pub require: Option<String>,
+}
+
+/// What happened to a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    /// Written; the URL.
+    Written(String),
+    /// The content was already what it should be.
+    Unchanged,
+    /// No member selected.
+    Empty,
+    /// `require` is not selected.
+    NotRequired,
+}
+
+async fn get_opt(store: &dyn ObjectStore, key: &str) -> Result<Option<(Bytes, String)>, StepError> {
+    match store.get(key).await {
+        Ok(x) => Ok(Some(x)),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The reference key of the member whose source is `url` (`s3://b/key`).
+fn member_key(url: &str, folder: &str) -> Option<String> {
+    let (_, key) = url.strip_prefix("s3://")?.split_once('/')?;
+    ofs_key::single_ref_key(folder, key).ok()
+}
+
+/// How to splice a target: the runs of its positions to keep, and the
+/// members to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Plan {
+    runs: Vec<Range<u64>>,
+    add: Vec<String>,
+}
+
+/// The splice of `cur` (the target's current content) into `want`, or
+/// `None` when it cannot be shown to equal combining `want` from scratch.
+fn plan(
+    cur: &RefSet,
+    dim: &str,
+    want: &[FmrcMember],
+    refresh: &str,
+    folder: &str,
+    k: &OfsKey,
+) -> Option<Plan> {
+    let urls = concat_positions("target", cur, dim).ok()?;
+    let at: Vec<FmrcMember> = urls
+        .iter()
+        .map(|u| {
+            let key = member_key(u.as_deref()?, folder)?;
+            fmrc_index::member_of(&key, folder, k)
+        })
+        .collect::<Option<_>>()?;
+    // One member per position, in valid-time order (what a combine of the
+    // members in selection order produces).
+    if !at.windows(2).all(|w| w[0].valid < w[1].valid) {
+        return None;
+    }
+    let wanted: HashSet<&str> = want.iter().map(|m| m.key.as_str()).collect();
+    let kept: Vec<bool> = at
+        .iter()
+        .map(|m| m.key != refresh && wanted.contains(m.key.as_str()))
+        .collect();
+    let kept_keys: HashSet<&str> = at
+        .iter()
+        .zip(&kept)
+        .filter(|(_, k)| **k)
+        .map(|(m, _)| m.key.as_str())
+        .collect();
+    let add: Vec<&FmrcMember> = want
+        .iter()
+        .filter(|m| !kept_keys.contains(m.key.as_str()))
+        .collect();
+    // Static arrays and attributes come from the earliest input: it must be
+    // the earliest member itself (a piece starting at position 0, or added).
+    let first = want.first()?;
+    if kept_keys.contains(first.key.as_str())
+        && !(kept.first() == Some(&true) && at[0].key == first.key)
+    {
+        return None;
+    }
+    let mut runs = Vec::new();
+    let mut start: Option<usize> = None;
+    for i in 0..=at.len() {
+        let keep = kept.get(i).copied().unwrap_or(false);
+        let between = |a: &FmrcMember| {
+            i > 0 && i < at.len() && at[i - 1].valid < a.valid && a.valid < at[i].valid
+        };
+        let cut = !keep || add.iter().any(|a| between(a));
+        if let Some(s) = start.filter(|_| cut) {
+            runs.push(s as u64..i as u64);
+            start = None;
+        }
+        if keep && start.is_none() {
+            start = Some(i);
+        }
+    }
+    Some(Plan {
+        runs,
+        add: add.into_iter().map(|m| m.key.clone()).collect(),
+    })
+}
+
+/// The members a combined target holds, position by position.
+fn holds(refs: &RefSet, dim: &str, folder: &str) -> Option<Vec<String>> {
+    concat_positions("output", refs, dim)
+        .ok()?
+        .iter()
+        .map(|u| member_key(u.as_deref()?, folder))
+        .collect()
+}
+
+/// Reads and parses reference sets; `this` is the triggering reference,
+/// already read.
+async fn fetch(
+    p: &Pipeline,
+    store: &dyn ObjectStore,
+    keys: &[String],
+    this: Option<(&str, &Bytes)>,
+) -> Result<Vec<(String, RefSet)>, FetchRefsError> {
+    let others: Vec<(String, String)> = keys
+        .iter()
+        .filter(|k| this.is_none_or(|(t, _)| t != k.as_str()))
+        .map(|k| (k.clone(), String::new()))
+        .collect();
+    let mut got = steps::fetch_refs(p, store, &others).await?;
+    if let Some((key, body)) = this.filter(|(t, _)| keys.iter().any(|k| k == t)) {
+        let name = format!("{}/{key}", store.url());
+        let text = std::str::from_utf8(body).map_err(|e| {
+            FetchRefsError::Step(StepError::Permanent(format!("{name}: not UTF-8: {e}")))
+        })?;
+        let refs = RefSet::from_json(text)
+            .map_err(|e| FetchRefsError::Step(StepError::Permanent(format!("{name}: {e}"))))?;
+        got.push((name, refs));
+    }
+    Ok(got)
+}
+
+/// Everything one update needs to know about its model.
+pub struct Scope<'a> {
+    pub folder: &'a str,
+    pub k: &'a OfsKey,
+    pub opts: &'a CombineOptions,
+}
+
+/// Brings every target up to date (see the module documentation). `this`:
+/// the triggering reference key (registered and always re-read in
+/// [`Mode::Incremental`]).
+pub async fn update_targets(
+    p: &Pipeline,
+    store: &dyn ObjectStore,
+    scope: &Scope<'_>,
+    this: &str,
+    targets: &[Target],
+    mode: Mode,
+) -> Result<Vec<Done>, StepError> {
+    let (folder, k) = (scope.folder, scope.k);
+    let mut done: Vec<Option<Done>> = vec![None; targets.len()];
+    let mut relist = mode == Mode::Full;
+    let max = p.config.max_rebuilds.max(1);
+    for attempt in 1..=max {
+        let pending: Vec<usize> = (0..targets.len()).filter(|&i| done[i].is_none()).collect();
+        if pending.is_empty() {
+            break;
+        }
+        // 1. The targets, before the index.
+        let mut cur = Vec::with_capacity(pending.len());
+        for &i in &pending {
+            cur.push(get_opt(store, &targets[i].key).await?);
+        }
+        // 2. The index, registering `this`.
+        let index_key = fmrc_index::index_key(folder, k);
+        let (mut index, read_etag, mut dirty) = if relist {
+            let old = get_opt(store, &index_key).await?;
+            let index = fmrc_index::from_listing(store, folder, k).await?;
+            let dirty = old.as_ref().map(|(b, _)| b.as_ref()) != Some(index.to_json().as_ref());
+            (index, old.map(|(_, e)| e), dirty)
+        } else {
+            let l = fmrc_index::load(store, folder, k).await?;
+            (l.index, l.etag, l.from_listing)
+        };
+        let mut this_body = None;
+        if mode == Mode::Incremental {
+            match get_opt(store, this).await? {
+                Some((body, etag)) => {
+                    dirty |= index.members.insert(this.to_string(), etag.clone()) != Some(etag);
+                    this_body = Some(body);
+                }
+                None => dirty |= index.members.remove(this).is_some(),
+            }
+        }
+        if dirty {
+            match fmrc_index::store(store, folder, k, &index, read_etag.as_deref()).await? {
+                Some(_) => relist = false,
+                None => {
+                    info!(index = %index_key, attempt, "member index written concurrently; reading again");
+                    continue;
+                }
+            }
+        }
+        let members = index.fmrc_members(folder, k);
+        // 3-4. Each target.
+        for (&i, cur) in pending.iter().zip(cur) {
+            let t = &targets[i];
+            let want: Vec<FmrcMember> = t.view.select(&members).into_iter().cloned().collect();
+            if want.is_empty() {
+                done[i] = Some(Done::Empty);
+                continue;
+            }
+            if let Some(req) = &t.require
+                && !want.iter().any(|m| &m.key == req)
+            {
+                done[i] = Some(Done::NotRequired);
+                continue;
+            }
+            let this_ref = this_body.as_ref().map(|b| (this, b));
+            let combined = match combine_target(
+                p,
+                store,
+                scope,
+                t,
+                cur.as_ref(),
+                &want,
+                this_ref,
+                mode,
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(FetchRefsError::Changed(why)) => {
+                    // The index names a reference that is gone or moved:
+                    // list again next time.
+                    warn!(target = %t.key, reason = %why, "member index out of date; rebuilding it from a listing");
+                    relist = true;
+                    continue;
+                }
+                Err(FetchRefsError::Step(e)) => return Err(e),
+            };
+            let body = Bytes::from(combined.to_json());
+            if cur.as_ref().is_some_and(|(b, _)| *b == body) {
+                done[i] = Some(Done::Unchanged);
+                continue;
+            }
+            let cond = steps::put_condition(cur.map(|(_, e)| e));
+            let url = format!("{}/{}", store.url(), t.key);
+            match store.put(&t.key, body, cond).await {
+                Ok(etag) => {
+                    info!(output = %url, members = want.len(), attempt, "aggregate written");
+                    steps::write_other_formats(p, store, &t.key, combined, etag).await?;
+                    done[i] = Some(Done::Written(url));
+                }
+                Err(StoreError::PreconditionFailed(_)) => {
+                    info!(target = %t.key, attempt, "aggregate written concurrently; updating again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(done.len());
+    for (d, t) in done.into_iter().zip(targets) {
+        match d {
+            Some(d) => out.push(d),
+            None => {
+                return Err(StepError::Transient(format!(
+                    "{}/{}: written concurrently {max} times in a row; giving up for now",
+                    store.url(),
+                    t.key
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The target's new content: spliced when [`plan`] allows it and the
+/// result holds exactly `want`, else combined from every member.
+#[allow(clippy::too_many_arguments)]
+async fn combine_target(
+    p: &Pipeline,
+    store: &dyn ObjectStore,
+    scope: &Scope<'_>,
+    t: &Target,
+    cur: Option<&(Bytes, String)>,
+    want: &[FmrcMember],
+    this: Option<(&str, &Bytes)>,
+    mode: Mode,
+) -> Result<RefSet, FetchRefsError> {
+    let (folder, k, opts) = (scope.folder, scope.k, scope.opts);
+    let dim = opts.concat_dim.as_str();
+    let url = format!("{}/{}", store.url(), t.key);
+    let fetcher = SourceFetcher::new(p);
+    let step_err = |e: CombineError, fetcher: &SourceFetcher<'_>| match e {
+        CombineError::Fetch { .. } if !fetcher.saw_permanent() => {
+            StepError::Transient(format!("{url}: {e}"))
+        }
+        other => StepError::Permanent(format!("{url}: {other}")),
+    };
+    let keys: Vec<&str> = want.iter().map(|m| m.key.as_str()).collect();
+    if mode == Mode::Incremental
+        && let Some((body, _)) = cur
+        && let Ok(cur_refs) = RefSet::from_json(&String::from_utf8_lossy(body))
+        && let Some(plan) = plan(&cur_refs, dim, want, this.map_or("", |(k, _)| k), folder, k)
+    {
+        let mut inputs = Vec::with_capacity(plan.runs.len() + plan.add.len());
+        let mut cut_ok = true;
+        for r in &plan.runs {
+            match slice_concat(&url, &cur_refs, dim, r.clone()) {
+                Ok(piece) => inputs.push((format!("{url} [{}..{})", r.start, r.end), piece)),
+                Err(_) => cut_ok = false,
+            }
+        }
+        if cut_ok {
+            inputs.extend(fetch(p, store, &plan.add, this).await?);
+            match kerchunk::combine::combine_fetching(&inputs, opts, &fetcher).await {
+                Ok(refs) if holds(&refs, dim, folder).is_some_and(|h| h == keys) => {
+                    info!(target = %t.key, kept = plan.runs.len(), added = plan.add.len(), "aggregate spliced");
+                    return Ok(refs);
+                }
+                Ok(_) => {
+                    info!(target = %t.key, "splice does not hold the selection; combining every member")
+                }
+                Err(e @ CombineError::Fetch { .. }) => {
+                    return Err(FetchRefsError::Step(step_err(e, &fetcher)));
+                }
+                Err(e) => {
+                    info!(target = %t.key, error = %e, "cannot splice; combining every member")
+                }
+            }
+        }
+    }
+    let all: Vec<String> = keys.iter().map(|s| s.to_string()).collect();
+    let inputs = fetch(p, store, &all, this).await?;
+    kerchunk::combine::combine_fetching(&inputs, opts, &fetcher)
+        .await
+        .map_err(|e| FetchRefsError::Step(step_err(e, &fetcher)))
+}
