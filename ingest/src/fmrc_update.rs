@@ -37,7 +37,9 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use kerchunk::RefSet;
-use kerchunk::combine::{CombineError, CombineOptions, concat_positions, slice_concat};
+use kerchunk::combine::{
+    CombineError, CombineOptions, concat_positions, slice_concat, slice_concat_owned,
+};
 use kerchunk::fmrc::FmrcMember;
 use tracing::{info, warn};
 
@@ -375,9 +377,18 @@ async fn combine_target(
     {
         let mut inputs = Vec::with_capacity(plan.runs.len() + plan.add.len());
         let mut cut_ok = true;
-        for r in &plan.runs {
+        let piece_name = |r: &Range<u64>| format!("{url} [{}..{})", r.start, r.end);
+        // The later pieces are copies; the first (normally almost all of the
+        // target) is cut in place.
+        for r in plan.runs.iter().skip(1) {
             match slice_concat(&url, &cur_refs, dim, r.clone()) {
-                Ok(piece) => inputs.push((format!("{url} [{}..{})", r.start, r.end), piece)),
+                Ok(piece) => inputs.push((piece_name(r), piece)),
+                Err(_) => cut_ok = false,
+            }
+        }
+        if let Some(r) = plan.runs.first() {
+            match slice_concat_owned(&url, cur_refs, dim, r.clone()) {
+                Ok(piece) => inputs.push((piece_name(r), piece)),
                 Err(_) => cut_ok = false,
             }
         }

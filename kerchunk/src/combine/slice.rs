@@ -118,6 +118,23 @@ fn chunk_index(leaf: &str, rank: usize) -> Option<Vec<u64>> {
     (idx.len() == rank).then_some(idx)
 }
 
+/// The index along `axis` of a chunk key's leaf with `rank` parts, without
+/// allocating (this runs over every chunk key of a long aggregate).
+fn position(leaf: &str, rank: usize, axis: usize) -> Option<u64> {
+    let mut parts = 0;
+    let mut at = None;
+    for (i, p) in leaf.split('.').enumerate() {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if i == axis {
+            at = Some(p.parse().ok()?);
+        }
+        parts += 1;
+    }
+    if parts == rank { at } else { None }
+}
+
 /// Per position along `dim`, the one URL the chunks of the concatenated
 /// arrays at that position point to (`None`: every chunk there is inline
 /// or missing). Several URLs at one position is an error: the set was not
@@ -142,8 +159,7 @@ pub fn concat_positions(
             Ref::Range { url, .. } | Ref::Url(url) => url,
             _ => continue,
         };
-        let p = chunk_index(leaf, rank)
-            .and_then(|i| i.get(axis).copied())
+        let p = position(leaf, rank, axis)
             .and_then(|p| usize::try_from(p).ok())
             .ok_or_else(|| unsupported(name, key, "bad chunk key"))?;
         let slot = urls
@@ -179,6 +195,77 @@ fn with_extent(doc: &Json, axis: usize, extent: u64, chunk: bool) -> Option<Json
         }
     }
     Some(Json::Object(m))
+}
+
+/// [`slice_concat`] consuming the set: a range starting at 0 keeps every
+/// key, so the set is cut in place instead of copied (the long first piece
+/// of a spliced aggregate).
+pub fn slice_concat_owned(
+    name: &str,
+    mut refs: RefSet,
+    dim: &str,
+    range: Range<u64>,
+) -> Result<RefSet, CombineError> {
+    if range.start != 0 {
+        return slice_concat(name, &refs, dim, range);
+    }
+    let l = layout(name, &refs, dim)?;
+    if range.end == 0 || range.end > l.n {
+        return Err(unsupported(
+            name,
+            dim,
+            format!("cannot cut {range:?} out of {} positions", l.n),
+        ));
+    }
+    let len = range.end;
+    let mut bad = None;
+    refs.refs.retain(|key, _| {
+        let (prefix, leaf) = split_key(key);
+        match l.concat.get(prefix) {
+            Some(&(axis, rank)) if !leaf.starts_with(".z") => match position(leaf, rank, axis) {
+                Some(p) => p < len,
+                None => {
+                    bad = Some(key.clone());
+                    true
+                }
+            },
+            _ => true,
+        }
+    });
+    if let Some(key) = bad {
+        return Err(unsupported(name, &key, "bad chunk key"));
+    }
+    let mut docs = Vec::new();
+    for (prefix, &(axis, _)) in &l.concat {
+        let key = format!("{prefix}/.zarray");
+        let doc = refs
+            .get_json(&key)
+            .and_then(Result::ok)
+            .and_then(|d| with_extent(&d, axis, len, false))
+            .ok_or_else(|| unsupported(name, &key, "unreadable .zarray"))?;
+        docs.push((key, doc));
+    }
+    let key = format!("{dim}/.zarray");
+    let doc = refs
+        .get_json(&key)
+        .and_then(Result::ok)
+        .and_then(|d| with_extent(&d, 0, len, true))
+        .ok_or_else(|| unsupported(name, &key, "unreadable .zarray"))?;
+    docs.push((key, doc));
+    for (key, doc) in docs {
+        refs.insert_json(key, &doc);
+    }
+    let key = format!("{dim}/0");
+    let cut = refs
+        .get(&key)
+        .and_then(Ref::inline_bytes)
+        .and_then(|b| {
+            let end = usize::try_from(len).ok()?.checked_mul(l.item)?;
+            b.get(..end).map(<[u8]>::to_vec)
+        })
+        .ok_or_else(|| unsupported(name, &key, "coordinate chunk not inline or too short"))?;
+    refs.insert(key, Ref::inline(&cut));
+    Ok(refs)
 }
 
 /// Positions `range` of a combined reference set along `dim` as a reference
@@ -396,6 +483,22 @@ mod tests {
         check(&before, &[0], member(9, 0.0)); // replace the first
         check(&before, &[5], member(9, 50.0)); // replace the last
         check(&before, &[1, 3], member(9, 30.0)); // drop one, replace one
+    }
+
+    #[test]
+    fn owned_prefix_equals_the_copy() {
+        let before: Vec<_> = (0..5).map(|i| member(i, i as f64)).collect();
+        let old = combine(&before, &opts()).unwrap();
+        for end in 1..=5 {
+            let a = slice_concat("old", &old, "t", 0..end).unwrap();
+            let b = slice_concat_owned("old", old.clone(), "t", 0..end).unwrap();
+            assert_eq!(a, b, "0..{end}");
+        }
+        assert!(slice_concat_owned("old", old.clone(), "t", 0..6).is_err());
+        assert_eq!(
+            slice_concat_owned("old", old.clone(), "t", 2..4).unwrap(),
+            slice_concat("old", &old, "t", 2..4).unwrap()
+        );
     }
 
     #[test]
