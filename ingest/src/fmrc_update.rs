@@ -37,9 +37,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use kerchunk::RefSet;
-use kerchunk::combine::{
-    CombineError, CombineOptions, concat_positions, slice_concat, slice_concat_owned,
-};
+use kerchunk::combine::{CombineError, CombineOptions, concat_positions, graft, slice_concat};
 use kerchunk::fmrc::FmrcMember;
 use tracing::{info, warn};
 
@@ -375,27 +373,60 @@ async fn combine_target(
         && let Ok(cur_refs) = RefSet::from_json(&String::from_utf8_lossy(body))
         && let Some(plan) = plan(&cur_refs, dim, want, this.map_or("", |(k, _)| k), folder, k)
     {
-        let mut inputs = Vec::with_capacity(plan.runs.len() + plan.add.len());
-        let mut cut_ok = true;
+        let added = fetch(p, store, &plan.add, this).await?;
         let piece_name = |r: &Range<u64>| format!("{url} [{}..{})", r.start, r.end);
-        // The later pieces are copies; the first (normally almost all of the
-        // target) is cut in place.
-        for r in plan.runs.iter().skip(1) {
+        let same = |h: Option<Vec<String>>, want: &[&str]| {
+            h.is_some_and(|h| h.iter().map(String::as_str).eq(want.iter().copied()))
+        };
+        // Graft: the first run (normally almost all of the target) stays
+        // as it is; only its last position (the anchor) and what follows
+        // are combined, and grafted on.
+        if let Some(first) = plan.runs.first().filter(|r| r.start == 0 && r.end > 0) {
+            let end = first.end;
+            let anchor = usize::try_from(end - 1).unwrap_or(usize::MAX);
+            let mut tail = Vec::with_capacity(plan.runs.len() + added.len());
+            let mut cut_ok = true;
+            for r in std::iter::once(end - 1..end).chain(plan.runs.iter().skip(1).cloned()) {
+                match slice_concat(&url, &cur_refs, dim, r.clone()) {
+                    Ok(piece) => tail.push((piece_name(&r), piece)),
+                    Err(_) => cut_ok = false,
+                }
+            }
+            tail.extend(added.iter().cloned());
+            if cut_ok && let Some(tail_keys) = keys.get(anchor..) {
+                match kerchunk::combine::combine_fetching(&tail, opts, &fetcher).await {
+                    Ok(t_refs) if same(holds(&t_refs, dim, folder), tail_keys) => {
+                        match graft(&url, cur_refs, dim, end, &t_refs) {
+                            Ok(refs) => {
+                                info!(target = %t.key, kept = end, added = plan.add.len(), "aggregate spliced (graft)");
+                                return Ok(refs);
+                            }
+                            Err(e) => {
+                                info!(target = %t.key, error = %e, "cannot graft; combining every member");
+                                return full(p, store, &keys, this, opts, &fetcher, &step_err)
+                                    .await;
+                            }
+                        }
+                    }
+                    Err(e @ CombineError::Fetch { .. }) => {
+                        return Err(FetchRefsError::Step(step_err(e, &fetcher)));
+                    }
+                    _ => info!(target = %t.key, "cannot graft; splicing"),
+                }
+            }
+        }
+        let mut inputs = Vec::with_capacity(plan.runs.len() + added.len());
+        let mut cut_ok = true;
+        for r in &plan.runs {
             match slice_concat(&url, &cur_refs, dim, r.clone()) {
                 Ok(piece) => inputs.push((piece_name(r), piece)),
                 Err(_) => cut_ok = false,
             }
         }
-        if let Some(r) = plan.runs.first() {
-            match slice_concat_owned(&url, cur_refs, dim, r.clone()) {
-                Ok(piece) => inputs.push((piece_name(r), piece)),
-                Err(_) => cut_ok = false,
-            }
-        }
         if cut_ok {
-            inputs.extend(fetch(p, store, &plan.add, this).await?);
+            inputs.extend(added);
             match kerchunk::combine::combine_fetching(&inputs, opts, &fetcher).await {
-                Ok(refs) if holds(&refs, dim, folder).is_some_and(|h| h == keys) => {
+                Ok(refs) if same(holds(&refs, dim, folder), &keys) => {
                     info!(target = %t.key, kept = plan.runs.len(), added = plan.add.len(), "aggregate spliced");
                     return Ok(refs);
                 }
@@ -411,9 +442,22 @@ async fn combine_target(
             }
         }
     }
+    full(p, store, &keys, this, opts, &fetcher, &step_err).await
+}
+
+/// Every member fetched and combined.
+async fn full(
+    p: &Pipeline,
+    store: &dyn ObjectStore,
+    keys: &[&str],
+    this: Option<(&str, &Bytes)>,
+    opts: &CombineOptions,
+    fetcher: &SourceFetcher<'_>,
+    step_err: &(dyn Fn(CombineError, &SourceFetcher<'_>) -> StepError + Sync),
+) -> Result<RefSet, FetchRefsError> {
     let all: Vec<String> = keys.iter().map(|s| s.to_string()).collect();
     let inputs = fetch(p, store, &all, this).await?;
-    kerchunk::combine::combine_fetching(&inputs, opts, &fetcher)
+    kerchunk::combine::combine_fetching(&inputs, opts, fetcher)
         .await
-        .map_err(|e| FetchRefsError::Step(step_err(e, &fetcher)))
+        .map_err(|e| FetchRefsError::Step(step_err(e, fetcher)))
 }

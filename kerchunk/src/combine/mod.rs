@@ -81,7 +81,7 @@ pub use fetch::{
     FetchRange, Fetched, Fetcher, SourceCache, UrlFetcher, combine_fetching, fetch_all,
 };
 pub use load::{parse_inputs, read_inputs};
-pub use slice::{concat_positions, slice_concat, slice_concat_owned};
+pub use slice::{concat_positions, graft, slice_concat, slice_concat_owned};
 
 use concat::{Array, Combine, Mode, Output};
 use coord::{CoordValues, Timeline};
