@@ -69,7 +69,7 @@ fn layout(name: &str, refs: &RefSet, dim: &str) -> Result<Layout, CombineError> 
         .ok_or_else(|| bad("the coordinate dtype is not a plain number type"))?;
     let mut concat = BTreeMap::new();
     let mut grids = BTreeMap::new();
-    for key in refs.refs.keys() {
+    for key in metadata_keys(refs) {
         let (prefix, leaf) = split_key(key);
         if leaf != ".zarray" || prefix == dim {
             continue;
@@ -118,6 +118,43 @@ fn layout(name: &str, refs: &RefSet, dim: &str) -> Result<Layout, CombineError> 
     })
 }
 
+/// Every key that is not a chunk of an array, without visiting the chunks:
+/// the keys of one array (`var/...`) are contiguous in key order and its
+/// metadata (`var/.z*`, `.` < digits) sorts before its chunks, so at the
+/// first chunk the walk jumps to `var0`, the first key after them all.
+fn metadata_keys(refs: &RefSet) -> impl Iterator<Item = &String> {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let mut next: Option<std::ops::Bound<String>> = Some(Unbounded);
+    std::iter::from_fn(move || {
+        loop {
+            let from = next.take()?;
+            let (key, _) = refs.refs.range::<String, _>((from, Unbounded)).next()?;
+            let (prefix, leaf) = split_key(key);
+            if leaf.starts_with(".z") || prefix.is_empty() {
+                next = Some(Excluded(key.clone()));
+                return Some(key);
+            }
+            // A chunk: skip the rest of this array's chunks.
+            next = Some(Included(format!("{prefix}0")));
+        }
+    })
+}
+
+/// The chunk keys of array `prefix` (`prefix/<digits and dots>`), visited
+/// in key order.
+fn chunk_keys<'r>(refs: &'r RefSet, prefix: &str) -> impl Iterator<Item = (&'r String, &'r Ref)> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let start = format!("{prefix}/");
+    let end = format!("{prefix}0");
+    refs.refs
+        .range::<String, _>((Excluded(start.clone()), Unbounded))
+        .take_while(move |(k, _)| k.as_str() < end.as_str())
+        .filter(|(k, _)| {
+            k.rsplit_once('/')
+                .is_some_and(|(_, leaf)| !leaf.starts_with(".z"))
+        })
+}
+
 /// The chunk index of a chunk key's leaf (`"3.0.1"`), if it has `rank` parts.
 fn chunk_index(leaf: &str, rank: usize) -> Option<Vec<u64>> {
     let idx: Vec<u64> = leaf
@@ -146,8 +183,9 @@ fn position(leaf: &str, rank: usize, axis: usize) -> Option<u64> {
 
 /// Per position along `dim`, the one URL the chunks of the concatenated
 /// arrays at that position point to (`None`: every chunk there is inline
-/// or missing). Several URLs at one position is an error: the set was not
-/// made of one-step inputs.
+/// or missing). Arrays are read in name order until every position is
+/// named; two URLs at one position among those read is an error (the set
+/// was not made of one-step inputs).
 pub fn concat_positions(
     name: &str,
     refs: &RefSet,
@@ -156,34 +194,39 @@ pub fn concat_positions(
     let l = layout(name, refs, dim)?;
     let n = usize::try_from(l.n).map_err(|_| unsupported(name, dim, "too long"))?;
     let mut urls: Vec<Option<String>> = vec![None; n];
-    for (key, r) in &refs.refs {
-        let (prefix, leaf) = split_key(key);
-        let Some(&(axis, rank)) = l.concat.get(prefix) else {
-            continue;
-        };
-        if leaf.starts_with(".z") {
-            continue;
+    let mut missing = n;
+    // Arrays one by one until every position is named (normally the first
+    // array does it), so this costs the positions, not the whole set.
+    for (prefix, &(axis, rank)) in &l.concat {
+        if missing == 0 {
+            break;
         }
-        let url = match r {
-            Ref::Range { url, .. } | Ref::Url(url) => url,
-            _ => continue,
-        };
-        let p = position(leaf, rank, axis)
-            .and_then(|p| usize::try_from(p).ok())
-            .ok_or_else(|| unsupported(name, key, "bad chunk key"))?;
-        let slot = urls
-            .get_mut(p)
-            .ok_or_else(|| unsupported(name, key, "chunk beyond the coordinate"))?;
-        match slot {
-            Some(u) if u != url => {
-                return Err(unsupported(
-                    name,
-                    key,
-                    format!("position {p} mixes {u} and {url}"),
-                ));
+        for (key, r) in chunk_keys(refs, prefix) {
+            let leaf = split_key(key).1;
+            let url = match r {
+                Ref::Range { url, .. } | Ref::Url(url) => url,
+                _ => continue,
+            };
+            let p = position(leaf, rank, axis)
+                .and_then(|p| usize::try_from(p).ok())
+                .ok_or_else(|| unsupported(name, key, "bad chunk key"))?;
+            let slot = urls
+                .get_mut(p)
+                .ok_or_else(|| unsupported(name, key, "chunk beyond the coordinate"))?;
+            match slot {
+                Some(u) if u != url => {
+                    return Err(unsupported(
+                        name,
+                        key,
+                        format!("position {p} mixes {u} and {url}"),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    *slot = Some(url.clone());
+                    missing -= 1;
+                }
             }
-            Some(_) => {}
-            None => *slot = Some(url.clone()),
         }
     }
     Ok(urls)
@@ -702,6 +745,26 @@ mod tests {
     }
 
     #[test]
+    fn metadata_keys_skip_chunks_only() {
+        let mut s = input("s3://b/x.nc", 1.0).1;
+        s.insert("g/.zgroup", Ref::Text("{}".into()));
+        s.insert("g/v/.zarray", zarray(&[1], &[1], "<f4"));
+        s.insert("g/v/0", Ref::Text("x".into()));
+        s.insert("g/w/.zattrs", Ref::Text("{}".into()));
+        let want: Vec<&String> = s
+            .refs
+            .keys()
+            .filter(|k| {
+                let (p, l) = split_key(k);
+                l.starts_with(".z") || p.is_empty()
+            })
+            .collect();
+        assert_eq!(metadata_keys(&s).collect::<Vec<_>>(), want);
+        let zeta: Vec<&String> = chunk_keys(&s, "zeta").map(|(k, _)| k).collect();
+        assert_eq!(zeta, ["zeta/0.0", "zeta/0.1"]);
+    }
+
+    #[test]
     fn owned_prefix_equals_the_copy() {
         let before: Vec<_> = (0..5).map(|i| member(i, i as f64)).collect();
         let old = combine(&before, &opts()).unwrap();
@@ -735,7 +798,10 @@ mod tests {
         two.insert("zeta/.zarray", zarray(&[3, 4], &[2, 2], "<f4"));
         assert!(concat_positions("two", &two, "t").is_err());
         // two URLs at one position
+        // (arrays are read until every position is named: `it` would name
+        // them all first)
         let mut mixed = old.clone();
+        mixed.refs.retain(|k, _| !k.starts_with("it/"));
         mixed.insert(
             "zeta/1.1",
             Ref::Range {
