@@ -85,14 +85,14 @@ async fn measure(days: u32, nvars: usize, mode: Mode) -> (f64, String, usize) {
         .expect("best")
         .0
         .len();
-    // Requests of the median update (all six are listed when they differ).
+    // Requests per update: one value, or the range over the six.
     reqs.sort();
     reqs.dedup();
-    let req = reqs
-        .iter()
-        .map(|(n, s)| format!("{n} ({s})"))
-        .collect::<Vec<_>>()
-        .join(" / ");
+    let req = match (reqs.first(), reqs.last()) {
+        (Some(a), Some(b)) if a == b => format!("{} ({})", a.0, a.1),
+        (Some(a), Some(b)) => format!("{}-{} ({} .. {})", a.0, b.0, a.1, b.1),
+        _ => String::new(),
+    };
     (median(&mut walls), req, best)
 }
 
