@@ -44,6 +44,7 @@ use tracing::{info, warn};
 use crate::config::Pipeline;
 use crate::fmrc_index;
 use crate::ofs_key::{self, OfsKey};
+use crate::outputs::OutputFormat;
 use crate::steps::{self, FetchRefsError, SourceFetcher, StepError, View};
 use crate::store::{ObjectStore, StoreError};
 
@@ -309,7 +310,19 @@ pub async fn update_targets(
                 Err(FetchRefsError::Step(e)) => return Err(e),
             };
             let body = Bytes::from(combined.to_json());
-            if cur.as_ref().is_some_and(|(b, _)| *b == body) {
+            if let Some((b, etag)) = &cur
+                && *b == body
+            {
+                // The anchor is current; the other formats may not be (a
+                // format just enabled, or a writer that died between the
+                // two): written again from it.
+                if p.config
+                    .output_formats
+                    .iter()
+                    .any(|f| *f != OutputFormat::Json)
+                {
+                    steps::write_other_formats(p, store, &t.key, combined, etag.clone()).await?;
+                }
                 done[i] = Some(Done::Unchanged);
                 continue;
             }
