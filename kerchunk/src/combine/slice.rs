@@ -510,9 +510,7 @@ pub fn graft(
             }
         }
     }
-    let base_arrays: std::collections::HashSet<String> = base
-        .refs
-        .keys()
+    let base_arrays: std::collections::HashSet<String> = metadata_keys(&base)
         .filter_map(|k| k.strip_suffix("/.zarray").map(str::to_string))
         .collect();
     for (key, r) in &tail.refs {
