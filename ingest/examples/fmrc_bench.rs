@@ -10,7 +10,9 @@
 //! from scratch (`Mode::Full`: list, GET every member, combine every
 //! member, which is what every update did before). Wall time per update
 //! (median of the six) and store requests per update (through a counting
-//! wrapper).
+//! wrapper). `FMRC_BENCH_STORE=local`: a local-directory store (which
+//! hashes every object it reads and writes) instead of the default
+//! in-memory store with S3's conditional-write semantics.
 
 #[path = "../tests/support/synthetic.rs"]
 mod synthetic;
@@ -23,7 +25,7 @@ use ingest::config::{Config, Pipeline};
 use ingest::fmrc_update::Mode;
 use ingest::steps::{self, BestMode};
 use ingest::store::{LocalStore, ObjectStore, PutCondition, StoreUrl};
-use synthetic::{Counting, Counts, members};
+use synthetic::{Counting, Counts, Memory, members};
 
 struct Row {
     days: u32,
@@ -47,7 +49,12 @@ async fn measure(days: u32, nvars: usize, mode: Mode) -> (f64, String, usize) {
         dest_override: Some(StoreUrl::Local { dir: dir.clone() }),
         ..Config::default()
     });
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&dir).expect("store"));
+    let store: Arc<dyn ObjectStore> = if std::env::var("FMRC_BENCH_STORE").as_deref() == Ok("local")
+    {
+        Arc::new(LocalStore::new(&dir).expect("store"))
+    } else {
+        Arc::new(Memory::default())
+    };
     for m in members(0, days, 6, false, nvars) {
         store
             .put(&m.key, Bytes::from(m.json), PutCondition::None)

@@ -32,13 +32,17 @@
 //! again by the update its rewrite triggers, whose read of the reference
 //! follows its read of the target.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use bytes::Bytes;
 use kerchunk::RefSet;
-use kerchunk::combine::{CombineError, CombineOptions, concat_positions, graft, slice_concat};
+use kerchunk::combine::{
+    CombineError, CombineOptions, concat_arrays, concat_positions, graft, graft_edits, position,
+    slice_concat,
+};
 use kerchunk::fmrc::FmrcMember;
+use kerchunk::refs_text::RefsText;
 use tracing::{info, warn};
 
 use crate::config::Pipeline;
@@ -172,6 +176,14 @@ fn plan(
         runs,
         add: add.into_iter().map(|m| m.key.clone()).collect(),
     })
+}
+
+/// Whether formats other than the JSON anchor are written.
+fn other_formats(p: &Pipeline) -> bool {
+    p.config
+        .output_formats
+        .iter()
+        .any(|f| *f != OutputFormat::Json)
 }
 
 /// The members a combined target holds, position by position.
@@ -309,19 +321,16 @@ pub async fn update_targets(
                 }
                 Err(FetchRefsError::Step(e)) => return Err(e),
             };
-            let body = Bytes::from(combined.to_json());
+            let body = combined.to_body();
             if let Some((b, etag)) = &cur
                 && *b == body
             {
                 // The anchor is current; the other formats may not be (a
                 // format just enabled, or a writer that died between the
                 // two): written again from it.
-                if p.config
-                    .output_formats
-                    .iter()
-                    .any(|f| *f != OutputFormat::Json)
-                {
-                    steps::write_other_formats(p, store, &t.key, combined, etag.clone()).await?;
+                if other_formats(p) {
+                    let refs = combined.into_refs(&t.key)?;
+                    steps::write_other_formats(p, store, &t.key, refs, etag.clone()).await?;
                 }
                 done[i] = Some(Done::Unchanged);
                 continue;
@@ -331,7 +340,10 @@ pub async fn update_targets(
             match store.put(&t.key, body, cond).await {
                 Ok(etag) => {
                     info!(output = %url, members = want.len(), attempt, "aggregate written");
-                    steps::write_other_formats(p, store, &t.key, combined, etag).await?;
+                    if other_formats(p) {
+                        let refs = combined.into_refs(&t.key)?;
+                        steps::write_other_formats(p, store, &t.key, refs, etag).await?;
+                    }
                     done[i] = Some(Done::Written(url));
                 }
                 Err(StoreError::PreconditionFailed(_)) => {
@@ -369,7 +381,7 @@ async fn combine_target(
     want: &[FmrcMember],
     this: Option<(&str, &Bytes)>,
     mode: Mode,
-) -> Result<RefSet, FetchRefsError> {
+) -> Result<Content, FetchRefsError> {
     let (folder, k, opts) = (scope.folder, scope.k, scope.opts);
     let dim = opts.concat_dim.as_str();
     let url = format!("{}/{}", store.url(), t.key);
@@ -381,12 +393,42 @@ async fn combine_target(
         other => StepError::Permanent(format!("{url}: {other}")),
     };
     let keys: Vec<&str> = want.iter().map(|m| m.key.as_str()).collect();
+    let refresh = this.map_or("", |(k, _)| k);
+    let mut added_cache = None;
+    if mode == Mode::Incremental
+        && let Some((body, _)) = cur
+        && let Ok(text) = std::str::from_utf8(body)
+        && let Some(rt) = RefsText::scan(text)
+    {
+        let ctx = TextGraft {
+            p,
+            store,
+            scope,
+            t,
+            want,
+            keys: &keys,
+            this,
+            url: &url,
+            fetcher: &fetcher,
+        };
+        match ctx.run(&rt, &mut added_cache).await {
+            Ok(Some(json)) => return Ok(Content::Text(json)),
+            Ok(None) => {}
+            Err(FetchRefsError::Step(e)) if e.is_transient() || added_cache.is_none() => {
+                return Err(FetchRefsError::Step(e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     if mode == Mode::Incremental
         && let Some((body, _)) = cur
         && let Ok(cur_refs) = RefSet::from_json(&String::from_utf8_lossy(body))
-        && let Some(plan) = plan(&cur_refs, dim, want, this.map_or("", |(k, _)| k), folder, k)
+        && let Some(plan) = plan(&cur_refs, dim, want, refresh, folder, k)
     {
-        let added = fetch(p, store, &plan.add, this).await?;
+        let added = match added_cache.take() {
+            Some(a) => a,
+            None => fetch(p, store, &plan.add, this).await?,
+        };
         let piece_name = |r: &Range<u64>| format!("{url} [{}..{})", r.start, r.end);
         let same = |h: Option<Vec<String>>, want: &[&str]| {
             h.is_some_and(|h| h.iter().map(String::as_str).eq(want.iter().copied()))
@@ -412,12 +454,13 @@ async fn combine_target(
                         match graft(&url, cur_refs, dim, end, &t_refs) {
                             Ok(refs) => {
                                 info!(target = %t.key, kept = end, added = plan.add.len(), "aggregate spliced (graft)");
-                                return Ok(refs);
+                                return Ok(Content::Refs(refs));
                             }
                             Err(e) => {
                                 info!(target = %t.key, error = %e, "cannot graft; combining every member");
                                 return full(p, store, &keys, this, opts, &fetcher, &step_err)
-                                    .await;
+                                    .await
+                                    .map(Content::Refs);
                             }
                         }
                     }
@@ -441,7 +484,7 @@ async fn combine_target(
             match kerchunk::combine::combine_fetching(&inputs, opts, &fetcher).await {
                 Ok(refs) if same(holds(&refs, dim, folder), &keys) => {
                     info!(target = %t.key, kept = plan.runs.len(), added = plan.add.len(), "aggregate spliced");
-                    return Ok(refs);
+                    return Ok(Content::Refs(refs));
                 }
                 Ok(_) => {
                     info!(target = %t.key, "splice does not hold the selection; combining every member")
@@ -455,7 +498,148 @@ async fn combine_target(
             }
         }
     }
-    full(p, store, &keys, this, opts, &fetcher, &step_err).await
+    full(p, store, &keys, this, opts, &fetcher, &step_err)
+        .await
+        .map(Content::Refs)
+}
+
+/// A target's new content: a parsed set, or JSON text spliced as text.
+enum Content {
+    Refs(RefSet),
+    Text(String),
+}
+
+impl Content {
+    fn to_body(&self) -> Bytes {
+        match self {
+            Content::Refs(r) => Bytes::from(r.to_json()),
+            Content::Text(t) => Bytes::from(t.clone()),
+        }
+    }
+
+    /// The parsed set (for the other output formats).
+    fn into_refs(self, name: &str) -> Result<RefSet, StepError> {
+        match self {
+            Content::Refs(r) => Ok(r),
+            Content::Text(t) => {
+                RefSet::from_json(&t).map_err(|e| StepError::Permanent(format!("{name}: {e}")))
+            }
+        }
+    }
+}
+
+fn same(h: Option<Vec<String>>, want: &[&str]) -> bool {
+    h.is_some_and(|h| h.iter().map(String::as_str).eq(want.iter().copied()))
+}
+
+/// The graft of [`combine_target`] on the stored JSON text: only the
+/// metadata, one array's chunks (to name the members) and the entries
+/// from the anchor on are parsed; the edits are applied to the text, every
+/// other entry copied as it is ([`RefsText`]). `Ok(None)`: not applicable,
+/// the caller splices the parsed set.
+struct TextGraft<'x, 'p> {
+    p: &'p Pipeline,
+    store: &'x dyn ObjectStore,
+    scope: &'x Scope<'x>,
+    t: &'x Target,
+    want: &'x [FmrcMember],
+    keys: &'x [&'x str],
+    this: Option<(&'x str, &'x Bytes)>,
+    url: &'x str,
+    fetcher: &'x SourceFetcher<'p>,
+}
+
+impl TextGraft<'_, '_> {
+    async fn run(
+        &self,
+        rt: &RefsText<'_>,
+        added_cache: &mut Option<Vec<(String, RefSet)>>,
+    ) -> Result<Option<String>, FetchRefsError> {
+        let (folder, k, opts) = (self.scope.folder, self.scope.k, self.scope.opts);
+        let dim = opts.concat_dim.as_str();
+        let url = self.url;
+        let coord = format!("{dim}/0");
+        let is_meta = |key: &str| {
+            let (prefix, leaf) = key.rsplit_once('/').unwrap_or(("", key));
+            leaf.starts_with(".z") || prefix.is_empty() || key == coord
+        };
+        let Ok(meta) = rt.subset(is_meta) else {
+            return Ok(None);
+        };
+        let Ok((_, concat)) = concat_arrays(url, &meta, dim) else {
+            return Ok(None);
+        };
+        let Some((first_array, _, _)) = concat.first() else {
+            return Ok(None);
+        };
+        let Ok(named) = rt.subset(|key| {
+            is_meta(key) || key.rsplit_once('/').is_some_and(|(p, _)| p == first_array)
+        }) else {
+            return Ok(None);
+        };
+        let refresh = self.this.map_or("", |(k, _)| k);
+        let Some(plan) = plan(&named, dim, self.want, refresh, folder, k) else {
+            return Ok(None);
+        };
+        let Some(end) = plan
+            .runs
+            .first()
+            .filter(|r| r.start == 0 && r.end > 0)
+            .map(|r| r.end)
+        else {
+            return Ok(None);
+        };
+        let arrays: HashMap<&str, (usize, usize)> = concat
+            .iter()
+            .map(|(n, axis, rank)| (n.as_str(), (*axis, *rank)))
+            .collect();
+        // Everything but the chunks before the anchor.
+        let Ok(sub) = rt.subset(|key| {
+            let (prefix, leaf) = key.rsplit_once('/').unwrap_or(("", key));
+            match arrays.get(prefix) {
+                Some(&(axis, rank)) if !leaf.starts_with(".z") => {
+                    position(leaf, rank, axis).is_none_or(|q| q + 1 >= end)
+                }
+                _ => true,
+            }
+        }) else {
+            return Ok(None);
+        };
+        let added = fetch(self.p, self.store, &plan.add, self.this).await?;
+        let mut tail = Vec::with_capacity(plan.runs.len() + added.len());
+        for r in std::iter::once(end - 1..end).chain(plan.runs.iter().skip(1).cloned()) {
+            match slice_concat(url, &sub, dim, r.clone()) {
+                Ok(piece) => tail.push((format!("{url} [{}..{})", r.start, r.end), piece)),
+                Err(_) => {
+                    *added_cache = Some(added);
+                    return Ok(None);
+                }
+            }
+        }
+        tail.extend(added.iter().cloned());
+        *added_cache = Some(added);
+        let anchor = usize::try_from(end - 1).unwrap_or(usize::MAX);
+        let Some(tail_keys) = self.keys.get(anchor..) else {
+            return Ok(None);
+        };
+        let t_refs = match kerchunk::combine::combine_fetching(&tail, opts, self.fetcher).await {
+            Ok(t) if same(holds(&t, dim, folder), tail_keys) => t,
+            Err(e @ CombineError::Fetch { .. }) => {
+                let msg = format!("{url}: {e}");
+                return Err(FetchRefsError::Step(if self.fetcher.saw_permanent() {
+                    StepError::Permanent(msg)
+                } else {
+                    StepError::Transient(msg)
+                }));
+            }
+            _ => return Ok(None),
+        };
+        let Ok(edits) = graft_edits(url, &sub, dim, end, &t_refs) else {
+            return Ok(None);
+        };
+        info!(target = %self.t.key, kept = end, added = plan.add.len(), "aggregate spliced (text graft)");
+        Ok(Some(rt.apply(&edits.remove, &edits.set)))
+    }
 }
 
 /// Every member fetched and combined.

@@ -81,7 +81,10 @@ pub use fetch::{
     FetchRange, Fetched, Fetcher, SourceCache, UrlFetcher, combine_fetching, fetch_all,
 };
 pub use load::{parse_inputs, read_inputs};
-pub use slice::{concat_positions, graft, slice_concat, slice_concat_owned};
+pub use slice::{
+    GraftEdits, concat_arrays, concat_positions, graft, graft_edits, position, slice_concat,
+    slice_concat_owned,
+};
 
 use concat::{Array, Combine, Mode, Output};
 use coord::{CoordValues, Timeline};

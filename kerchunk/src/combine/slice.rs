@@ -155,6 +155,26 @@ fn chunk_keys<'r>(refs: &'r RefSet, prefix: &str) -> impl Iterator<Item = (&'r S
         })
 }
 
+/// A concatenated array: name, concat axis, rank.
+pub type ConcatArray = (String, usize, usize);
+
+/// The arrays of a combined reference set concatenated along `dim` and its
+/// number of positions; only metadata is read.
+pub fn concat_arrays(
+    name: &str,
+    refs: &RefSet,
+    dim: &str,
+) -> Result<(u64, Vec<ConcatArray>), CombineError> {
+    let l = layout(name, refs, dim)?;
+    Ok((
+        l.n,
+        l.concat
+            .into_iter()
+            .map(|(k, (axis, rank))| (k, axis, rank))
+            .collect(),
+    ))
+}
+
 /// The chunk index of a chunk key's leaf (`"3.0.1"`), if it has `rank` parts.
 fn chunk_index(leaf: &str, rank: usize) -> Option<Vec<u64>> {
     let idx: Vec<u64> = leaf
@@ -166,7 +186,7 @@ fn chunk_index(leaf: &str, rank: usize) -> Option<Vec<u64>> {
 
 /// The index along `axis` of a chunk key's leaf with `rank` parts, without
 /// allocating (this runs over every chunk key of a long aggregate).
-fn position(leaf: &str, rank: usize, axis: usize) -> Option<u64> {
+pub fn position(leaf: &str, rank: usize, axis: usize) -> Option<u64> {
     let mut parts = 0;
     let mut at = None;
     for (i, p) in leaf.split('.').enumerate() {
@@ -427,20 +447,24 @@ fn keys_at(prefix: &str, grid: &[u64], axis: usize, pos: u64) -> Vec<String> {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn set_extent(
-    refs: &mut RefSet,
+    base: &RefSet,
+    out: &mut RefSet,
     name: &str,
     key: &str,
     axis: usize,
     extent: u64,
     chunk: bool,
 ) -> Result<(), CombineError> {
-    let doc = refs
+    // A document already edited (a tail-only array) is edited again.
+    let doc = out
         .get_json(key)
+        .or_else(|| base.get_json(key))
         .and_then(Result::ok)
         .and_then(|d| with_extent(&d, axis, extent, chunk))
         .ok_or_else(|| unsupported(name, key, "unreadable .zarray"))?;
-    refs.insert_json(key.to_string(), &doc);
+    out.insert_json(key.to_string(), &doc);
     Ok(())
 }
 
@@ -460,7 +484,35 @@ pub fn graft(
     p: u64,
     tail: &RefSet,
 ) -> Result<RefSet, CombineError> {
-    let lb = layout(name, &base, dim)?;
+    let edits = graft_edits(name, &base, dim, p, tail)?;
+    for key in &edits.remove {
+        base.refs.remove(key);
+    }
+    base.refs.extend(edits.set.refs);
+    Ok(base)
+}
+
+/// What [`graft`] changes in `base`: keys to remove and keys to set. `base`
+/// needs its metadata, its coordinate and its chunks from position `p - 1`
+/// on; chunks before that are not read (so a caller can apply the edits to
+/// the stored JSON text without parsing all of it, see
+/// [`crate::refs_text::RefsText`]).
+#[derive(Debug, Default)]
+pub struct GraftEdits {
+    pub remove: std::collections::HashSet<String>,
+    pub set: RefSet,
+}
+
+/// The edits of [`graft`].
+pub fn graft_edits(
+    name: &str,
+    base: &RefSet,
+    dim: &str,
+    p: u64,
+    tail: &RefSet,
+) -> Result<GraftEdits, CombineError> {
+    let lb = layout(name, base, dim)?;
+    let mut edits = GraftEdits::default();
     let lt = layout(name, tail, dim)?;
     if p == 0 || p > lb.n || lt.n == 0 || lb.item != lt.item {
         return Err(unsupported(
@@ -490,7 +542,7 @@ pub fn graft(
     let anchor = usize::try_from(p - 1)
         .ok()
         .and_then(|a| a.checked_mul(item));
-    let (Some(anchor), true) = (anchor, dtype(&base) == dtype(tail)) else {
+    let (Some(anchor), true) = (anchor, dtype(base) == dtype(tail)) else {
         return Err(unsupported(name, dim, "coordinate types differ"));
     };
     if base_coord.get(anchor..anchor + item) != tail_coord.get(..item) || tail_coord.len() < item {
@@ -505,12 +557,10 @@ pub fn graft(
     for (prefix, &(axis, _)) in &lb.concat {
         let grid = lb.grids.get(prefix).map(Vec::as_slice).unwrap_or_default();
         for q in p..lb.n {
-            for key in keys_at(prefix, grid, axis, q) {
-                base.refs.remove(&key);
-            }
+            edits.remove.extend(keys_at(prefix, grid, axis, q));
         }
     }
-    let base_arrays: std::collections::HashSet<String> = metadata_keys(&base)
+    let base_arrays: std::collections::HashSet<String> = metadata_keys(base)
         .filter_map(|k| k.strip_suffix("/.zarray").map(str::to_string))
         .collect();
     for (key, r) in &tail.refs {
@@ -526,7 +576,7 @@ pub fn graft(
             }
             if leaf.starts_with(".z") {
                 if !base_arrays.contains(prefix) {
-                    base.insert(key.clone(), r.clone());
+                    edits.set.insert(key.clone(), r.clone());
                 }
                 continue;
             }
@@ -538,9 +588,11 @@ pub fn graft(
             }
             *q += p - 1;
             let leaf: Vec<String> = idx.iter().map(u64::to_string).collect();
-            base.insert(format!("{prefix}/{}", leaf.join(".")), r.clone());
+            edits
+                .set
+                .insert(format!("{prefix}/{}", leaf.join(".")), r.clone());
         } else if !base_arrays.contains(prefix) && !base.refs.contains_key(key) {
-            base.insert(key.clone(), r.clone());
+            edits.set.insert(key.clone(), r.clone());
         }
     }
     // Every concatenated extent (and the coordinate) becomes the new length.
@@ -549,7 +601,8 @@ pub fn graft(
     concat.extend(lb.concat.iter().map(|(k, v)| (k.as_str(), v.0)));
     for (prefix, axis) in concat {
         set_extent(
-            &mut base,
+            base,
+            &mut edits.set,
             name,
             &format!("{prefix}/.zarray"),
             axis,
@@ -557,12 +610,20 @@ pub fn graft(
             false,
         )?;
     }
-    set_extent(&mut base, name, &format!("{dim}/.zarray"), 0, total, true)?;
+    set_extent(
+        base,
+        &mut edits.set,
+        name,
+        &format!("{dim}/.zarray"),
+        0,
+        total,
+        true,
+    )?;
     let mut bytes = base_coord;
     bytes.truncate(anchor);
     bytes.extend_from_slice(&tail_coord);
-    base.insert(coord, Ref::inline(&bytes));
-    Ok(base)
+    edits.set.insert(coord, Ref::inline(&bytes));
+    Ok(edits)
 }
 
 #[cfg(test)]
@@ -689,7 +750,29 @@ mod tests {
                 tail.extend(inputs[1..].iter().cloned());
                 tail.push(new.clone());
                 let tail = combine(&tail, &opts()).unwrap();
-                graft("old", old.clone(), "t", p, &tail).ok()
+                // The same edits applied to the JSON text, computed from
+                // the entries from the anchor on only.
+                let text = old.to_json();
+                let rt = crate::refs_text::RefsText::scan(&text).unwrap();
+                let (_, arrays) = concat_arrays("old", &old, "t").unwrap();
+                let sub = rt
+                    .subset(|key| {
+                        let (prefix, leaf) = split_key(key);
+                        match arrays.iter().find(|a| a.0 == prefix) {
+                            Some((_, axis, rank)) if !leaf.starts_with(".z") => {
+                                position(leaf, *rank, *axis).is_none_or(|q| q + 1 >= p)
+                            }
+                            _ => true,
+                        }
+                    })
+                    .unwrap();
+                let edits = graft_edits("old", &sub, "t", p, &tail).unwrap();
+                let as_text = rt.apply(&edits.remove, &edits.set);
+                let g = graft("old", old.clone(), "t", p, &tail).ok();
+                if let Some(g) = &g {
+                    assert_eq!(as_text, g.to_json(), "text graft");
+                }
+                g
             }
             _ => None,
         };
