@@ -67,6 +67,21 @@ fn layout(name: &str, refs: &RefSet, dim: &str) -> Result<Layout, CombineError> 
         .get("dtype")
         .and_then(NumType::parse)
         .ok_or_else(|| bad("the coordinate dtype is not a plain number type"))?;
+    // The values are inline, so the length is bounded by bytes that exist
+    // (a damaged shape cannot drive an allocation).
+    let have = refs
+        .get(&format!("{dim}/0"))
+        .and_then(Ref::inline_bytes)
+        .map_or(0, |b| b.len());
+    if usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_mul(ty.size))
+        .is_none_or(|need| need > have)
+    {
+        return Err(bad(
+            "the coordinate chunk is not inline or shorter than its shape",
+        ));
+    }
     let mut concat = BTreeMap::new();
     let mut grids = BTreeMap::new();
     for key in metadata_keys(refs) {
@@ -556,6 +571,17 @@ pub fn graft_edits(
     // Positions from p on leave the base.
     for (prefix, &(axis, _)) in &lb.concat {
         let grid = lb.grids.get(prefix).map(Vec::as_slice).unwrap_or_default();
+        // Chunks per position, bounded by what the set holds (a damaged
+        // shape cannot make this enumerate billions of keys).
+        let per_position = grid
+            .iter()
+            .enumerate()
+            .filter(|(a, _)| *a != axis)
+            .try_fold(1u64, |acc, (_, &c)| acc.checked_mul(c));
+        let removed = per_position.and_then(|c| c.checked_mul(lb.n - p));
+        if removed.is_none_or(|r| r > base.refs.len() as u64 + tail.refs.len() as u64) {
+            return Err(unsupported(name, prefix, "more chunk keys than references"));
+        }
         for q in p..lb.n {
             edits.remove.extend(keys_at(prefix, grid, axis, q));
         }
@@ -878,6 +904,10 @@ mod tests {
         );
         assert!(slice_concat("old", &old, "t", 2..2).is_err());
         assert!(slice_concat("old", &old, "t", 1..4).is_err());
+        // a shape the inline coordinate does not back is refused
+        let mut huge = old.clone();
+        huge.insert("t/.zarray", zarray(&[1 << 40], &[1 << 40], "<f8"));
+        assert!(concat_positions("huge", &huge, "t").is_err());
         // chunk 2 along the concat axis cannot be cut
         let mut two = old.clone();
         two.insert("zeta/.zarray", zarray(&[3, 4], &[2, 2], "<f4"));
