@@ -59,6 +59,7 @@ step "Argo exit handler dead-letters failed messages (moto SQS)" bash tests/dead
 step "memory rule of deploy/: peak RSS under the limit when the metadata guard fires" bash tests/memory_guard_test.sh
 step "end-to-end pipeline (moto S3/SNS/SQS, fault injection)" bash tests/e2e/run_e2e.sh
 step "consistency under held requests (moto: CAS, pinned reads, exit codes, logs)" bash tests/e2e/run_consistency.sh
+step "incremental FMRC aggregates (moto: S3 requests per update, held races, = rebuild)" bash tests/e2e/run_fmrc_moto.sh
 step "static musl binary in an empty root (HTTP, S3 via moto)" bash tests/static/run.sh "$KERCHUNK_NOS_BIN"
 step "fuzz smoke (every target, 5 s; longer runs: fuzz/run.sh)" bash fuzz/smoke.sh 5
 step "h5py goldens regenerate identically" bash fixtures/check-golden.sh

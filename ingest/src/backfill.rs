@@ -17,6 +17,7 @@ use serde::Serialize;
 use tracing::warn;
 
 use crate::config::Pipeline;
+use crate::fmrc_update::Mode;
 use crate::ofs_key::{self, Date, Hour, OfsKey};
 use crate::steps::{self, BestMode, Indexed, StepError};
 use crate::store::ObjectStore;
@@ -184,21 +185,31 @@ pub async fn run(p: &Pipeline, o: &BackfillOptions) -> Result<BackfillReport, St
             *e = (hour, out_key);
         }
     }
+    // Every aggregate from scratch: the best series once per naming scheme,
+    // which also rebuilds that scheme's member index from a listing, then
+    // each model run from that index.
+    let mut seen = BTreeSet::new();
+    for ((_, layout), (_, ref_key)) in runs.iter().rev() {
+        if seen.insert(layout.clone()) {
+            let out = steps::aggregates(p, &*o.dest, ref_key, false, BestMode::Always, Mode::Full)
+                .await?;
+            report.aggregates.extend(out.written);
+        }
+    }
     for (_, ref_key) in runs.values() {
         if o.progress {
             eprintln!("backfill {}: model run of {ref_key}", o.model);
         }
-        let out = steps::update_aggregates(p, &*o.dest, ref_key, true, BestMode::Never).await?;
+        let out = steps::aggregates(
+            p,
+            &*o.dest,
+            ref_key,
+            true,
+            BestMode::Never,
+            Mode::FullFromIndex,
+        )
+        .await?;
         report.aggregates.extend(out.written);
-    }
-    // The best series once per naming scheme.
-    let mut seen = BTreeSet::new();
-    for ((_, layout), (_, ref_key)) in runs.iter().rev() {
-        if seen.insert(layout.clone()) {
-            let out =
-                steps::update_aggregates(p, &*o.dest, ref_key, false, BestMode::Always).await?;
-            report.aggregates.extend(out.written);
-        }
     }
     Ok(report)
 }

@@ -5,11 +5,14 @@
 pub mod backfill;
 pub mod config;
 pub mod dead_letter;
+pub mod fmrc_index;
+pub mod fmrc_update;
 #[cfg(feature = "icechunk")]
 pub mod icechunk_out;
 pub mod inspect;
 pub mod layouts;
 pub mod outputs;
+pub mod rebuild;
 pub mod steps;
 pub mod store;
 pub mod worker;

@@ -309,6 +309,17 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Recreate every FMRC member index, model run and best time series
+    /// under --dest from the stored single-file references alone (no source
+    /// listing or re-indexing): the index is a cache, this rebuilds it.
+    Rebuild {
+        /// Where the references are: s3://bucket/prefix (or file:///dir).
+        #[arg(long, env = "KERCHUNK_NOS_DEST")]
+        dest: String,
+        /// Key prefix under --dest when it is a directory.
+        #[arg(long)]
+        prefix: Option<String>,
+    },
 }
 
 /// `--icechunk URL`: also commit the reference set to branch `main` of an
@@ -951,6 +962,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     ),
                 });
             }
+        }
+        Command::Rebuild { dest, prefix } => {
+            let url = dest_url(&dest)?;
+            let p = pipeline(&cli.pipeline, Some(url.clone()))?;
+            let store = p.store(&url).await.map_err(store_failure)?;
+            let prefix = join_prefix(url.prefix(), prefix.as_deref().unwrap_or(""));
+            let report = ingest::rebuild::run(&p, &*store, &prefix)
+                .await
+                .map_err(step_failure)?;
+            print_json(&report)?;
         }
     }
     Ok(())

@@ -20,7 +20,6 @@
 //! to that version; a reference set is never replaced by one made from an
 //! older source version. See the README section "Consistency model".
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -29,13 +28,14 @@ use futures_util::StreamExt as _;
 use hdf5_lite::RangeSource;
 use hdf5_lite::source::{BoxFuture, SourceErrorKind};
 use kerchunk::RefSet;
-use kerchunk::combine::{CombineError, CombineOptions, Fetcher, SourceCache};
+use kerchunk::combine::{CombineOptions, Fetcher, SourceCache};
 use kerchunk::fmrc::{self, BestRule, FmrcMember, HourKind, RunKinds};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::config::Pipeline;
+use crate::fmrc_update::{self, Done, Mode, Scope, Target};
 use crate::message::{self, S3Event};
 use crate::ofs_key::{self, Hour, Layout, ModelFamily, OfsKey, Parsed};
 use crate::outputs::{self, OutputFormat};
@@ -506,7 +506,7 @@ pub async fn index_object_at(
 /// Parquet set after ours, so after each write the anchor is checked again:
 /// if it moved on, the set is rewritten from the anchor's current content,
 /// and the last writer always leaves the formats equal to the anchor.
-async fn write_other_formats(
+pub(crate) async fn write_other_formats(
     p: &Pipeline,
     store: &dyn ObjectStore,
     target: &str,
@@ -543,7 +543,7 @@ async fn write_other_formats(
 
 /// `If-Match` on a known etag; a store that returns none (unusual) gets an
 /// unconditional write rather than a condition that can never hold.
-fn put_condition(etag: Option<String>) -> PutCondition {
+pub(crate) fn put_condition(etag: Option<String>) -> PutCondition {
     match etag {
         Some(e) if !e.is_empty() => PutCondition::IfMatch(e),
         Some(_) => PutCondition::None,
@@ -598,7 +598,7 @@ pub fn combine_options(family: ModelFamily, inline_threshold: u64) -> Option<Com
 }
 
 /// The folder a reference key sits in (`nos` for `nos/x.zarr`).
-fn folder_of(key: &str) -> &str {
+pub(crate) fn folder_of(key: &str) -> &str {
     key.rsplit_once('/').map(|(f, _)| f).unwrap_or("")
 }
 
@@ -617,7 +617,7 @@ fn member_prefix(folder: &str, k: &OfsKey) -> String {
 }
 
 /// The FMRC members (with etags) under `folder` that belong with `k`.
-async fn list_members(
+pub(crate) async fn list_members(
     store: &dyn ObjectStore,
     folder: &str,
     k: &OfsKey,
@@ -641,7 +641,7 @@ async fn list_members(
     Ok(out)
 }
 
-fn member(key: &str, k: &OfsKey) -> Option<FmrcMember> {
+pub(crate) fn member(key: &str, k: &OfsKey) -> Option<FmrcMember> {
     let (hour_kind, hour) = match k.hour {
         Hour::Nowcast(h) => (HourKind::Nowcast, h),
         Hour::Forecast(h) => (HourKind::Forecast, h),
@@ -658,13 +658,13 @@ fn member(key: &str, k: &OfsKey) -> Option<FmrcMember> {
 
 /// Which aggregate to rebuild.
 #[derive(Debug, Clone, Copy)]
-enum View {
+pub enum View {
     Run(i64, RunKinds),
     Best(BestRule),
 }
 
 impl View {
-    fn select<'a>(&self, members: &'a [FmrcMember]) -> Vec<&'a FmrcMember> {
+    pub fn select<'a>(&self, members: &'a [FmrcMember]) -> Vec<&'a FmrcMember> {
         match *self {
             View::Run(cycle, kinds) => fmrc::model_run(members, cycle, kinds),
             View::Best(rule) => fmrc::best_time_series(members, rule),
@@ -691,14 +691,28 @@ pub async fn update_for_ref(
     update_aggregates(p, store, ref_key, true, BestMode::IfMember).await
 }
 
-/// [`update_for_ref`] with a choice of aggregates (backfill rebuilds every
-/// run, then the best series once).
+/// [`update_for_ref`] with a choice of aggregates, incremental (see
+/// [`crate::fmrc_update`]).
 pub async fn update_aggregates(
     p: &Pipeline,
     store: &dyn ObjectStore,
     ref_key: &str,
     run: bool,
     best: BestMode,
+) -> Result<Outcome, StepError> {
+    aggregates(p, store, ref_key, run, best, Mode::Incremental).await
+}
+
+/// [`update_aggregates`] combining every member from scratch: `Mode::Full`
+/// also rebuilds the member index from a listing (backfill and `rebuild`
+/// run every model run, then the best series once).
+pub async fn aggregates(
+    p: &Pipeline,
+    store: &dyn ObjectStore,
+    ref_key: &str,
+    run: bool,
+    best: BestMode,
+    mode: Mode,
 ) -> Result<Outcome, StepError> {
     let mut out = Outcome::default();
     let k = match ofs_key::parse_single_ref_key(ref_key) {
@@ -738,128 +752,55 @@ pub async fn update_aggregates(
         (RunKinds::Forecast, BestRule::Original)
     };
 
+    let mut targets = Vec::new();
     if run {
         if this.hour_kind == HourKind::Nowcast && kinds == RunKinds::Forecast {
             out.skip(&run_key, "nowcasts are not part of forecast model runs");
         } else {
-            let view = View::Run(this.cycle, kinds);
-            match rebuild(p, store, &folder, &k, &run_key, view, &opts, None).await? {
-                Some(url) => out.written.push(url),
-                None => out.skip(&run_key, "no members"),
-            }
+            targets.push(Target {
+                key: run_key.clone(),
+                view: View::Run(this.cycle, kinds),
+                require: None,
+            });
         }
     }
-
-    if best == BestMode::Never {
+    if best != BestMode::Never {
+        targets.push(Target {
+            key: best_key.clone(),
+            view: View::Best(rule),
+            require: (best == BestMode::IfMember).then(|| ref_key.to_string()),
+        });
+    }
+    if targets.is_empty() {
         return Ok(out);
     }
-    let view = View::Best(rule);
-    let require = (best == BestMode::IfMember).then_some(ref_key);
-    match rebuild(p, store, &folder, &k, &best_key, view, &opts, require).await? {
-        Some(url) => out.written.push(url),
-        None => out.skip(
-            &best_key,
-            format!("{ref_key} is not part of the best time series"),
-        ),
+    let scope = Scope {
+        folder: &folder,
+        k: &k,
+        opts: &opts,
+    };
+    let done = fmrc_update::update_targets(p, store, &scope, ref_key, &targets, mode).await?;
+    for (t, d) in targets.iter().zip(done) {
+        match d {
+            Done::Written(url) => out.written.push(url),
+            Done::Unchanged => out.skip(&t.key, "already up to date"),
+            Done::Empty => out.skip(&t.key, "no members"),
+            Done::NotRequired => out.skip(
+                &t.key,
+                format!("{ref_key} is not part of the best time series"),
+            ),
+        }
     }
     Ok(out)
 }
 
-/// Read the aggregate's etag, list, select, combine, write with
-/// `If-Match` on that etag (or `If-None-Match: *`); on 412 another writer
-/// got there first: read, list and combine again. `require`: do nothing
-/// unless this key is selected (the original best-series rule). `None` when
-/// nothing was written.
-///
-/// Reading the target before listing is what makes this safe: whoever
-/// wrote after that read listed after it too, so if our write is refused we
-/// rebuild from a listing that includes their members, and if it succeeds
-/// nobody wrote in between.
-#[allow(clippy::too_many_arguments)]
-async fn rebuild(
-    p: &Pipeline,
-    store: &dyn ObjectStore,
-    folder: &str,
-    k: &OfsKey,
-    target: &str,
-    view: View,
-    opts: &CombineOptions,
-    require: Option<&str>,
-) -> Result<Option<String>, StepError> {
-    let url = format!("{}/{target}", store.url());
-    for attempt in 1..=p.config.max_rebuilds.max(1) {
-        let cond = put_condition(store.head(target).await?.map(|o| o.etag));
-        let listed = list_members(store, folder, k).await?;
-        let members: Vec<FmrcMember> = listed.iter().map(|(m, _)| m.clone()).collect();
-        let etags: HashMap<&str, &str> = listed
-            .iter()
-            .map(|(m, e)| (m.key.as_str(), e.as_str()))
-            .collect();
-        let selected: Vec<(String, String)> = view
-            .select(&members)
-            .into_iter()
-            .map(|m| {
-                let e = etags.get(m.key.as_str()).copied().unwrap_or_default();
-                (m.key.clone(), e.to_string())
-            })
-            .collect();
-        if selected.is_empty() {
-            return Ok(None);
-        }
-        if let Some(req) = require
-            && !selected.iter().any(|(key, _)| key == req)
-        {
-            return Ok(None);
-        }
-        let inputs = match fetch_refs(p, store, &selected).await {
-            Ok(i) => i,
-            // A member vanished or changed between list and get: start over.
-            Err(FetchRefsError::Changed(why)) => {
-                info!(target, attempt, reason = %why, "member set changed, rebuilding");
-                continue;
-            }
-            Err(FetchRefsError::Step(e)) => return Err(e),
-        };
-        let fetcher = SourceFetcher::new(p);
-        let refs = kerchunk::combine::combine_fetching(&inputs, opts, &fetcher)
-            .await
-            .map_err(|e| match e {
-                CombineError::Fetch { .. } if !fetcher.saw_permanent() => {
-                    StepError::Transient(format!("{url}: {e}"))
-                }
-                other => StepError::Permanent(format!("{url}: {other}")),
-            })?;
-        // The JSON aggregate is written in every case: it is the
-        // compare-and-swap anchor that orders concurrent updates. Other
-        // formats follow it (see `write_other_formats`).
-        match store.put(target, Bytes::from(refs.to_json()), cond).await {
-            Ok(etag) => {
-                info!(output = %url, members = selected.len(), attempt, "aggregate written");
-                write_other_formats(p, store, target, refs, etag).await?;
-                return Ok(Some(url));
-            }
-            Err(StoreError::PreconditionFailed(_)) => {
-                info!(
-                    target,
-                    attempt, "aggregate written concurrently, rebuilding"
-                );
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(StepError::Transient(format!(
-        "{url}: written concurrently {} times in a row; giving up for now",
-        p.config.max_rebuilds
-    )))
-}
-
-enum FetchRefsError {
+pub(crate) enum FetchRefsError {
     Changed(String),
     Step(StepError),
 }
 
 /// Reads and parses the selected reference sets, in order.
-async fn fetch_refs(
+pub(crate) async fn fetch_refs(
     p: &Pipeline,
     store: &dyn ObjectStore,
     selected: &[(String, String)],

@@ -333,8 +333,12 @@ fn model_run_and_best_series_any_order() {
         // is not in the (original, forecast-only) best series.
         let out = update(&e, &[ref_key("12", "n006")]).await.unwrap();
         assert!(out.written.is_empty(), "{out:?}");
-        // A duplicate of the first message now sees every member.
-        update(&e, &[ref_key("12", "f003")]).await.unwrap();
+        // Each reference joins the aggregates with its own notification
+        // (the member index registers it), in any order; a duplicate of
+        // the first message changes nothing.
+        for h in ["f007", "f001", "f003", "f002"] {
+            update(&e, &[ref_key("12", h)]).await.unwrap();
+        }
         let r = refset(&e, run).await;
         assert_eq!(hours_after_12z(&r), vec![1, 2, 3, 7]);
         for (i, h) in ["f001", "f002", "f003", "f007"].iter().enumerate() {

@@ -25,6 +25,7 @@ pub mod netcdf3;
 pub mod parquet;
 pub mod refs;
 mod refs_read;
+pub mod refs_text;
 pub mod translate;
 pub mod zarr;
 

@@ -69,6 +69,7 @@ mod coord;
 mod fetch;
 mod input;
 mod load;
+mod slice;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -80,6 +81,10 @@ pub use fetch::{
     FetchRange, Fetched, Fetcher, SourceCache, UrlFetcher, combine_fetching, fetch_all,
 };
 pub use load::{parse_inputs, read_inputs};
+pub use slice::{
+    GraftEdits, concat_arrays, concat_positions, graft, graft_edits, position, slice_concat,
+    slice_concat_owned,
+};
 
 use concat::{Array, Combine, Mode, Output};
 use coord::{CoordValues, Timeline};

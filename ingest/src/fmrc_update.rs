@@ -1,0 +1,660 @@
+//! Keeping FMRC aggregates (model runs, best series) current at a cost that
+//! depends on what changed, not on the history (issue 17).
+//!
+//! An update of one single-file reference `R`:
+//! 1. reads every target aggregate it will write (body + etag);
+//! 2. reads the member index ([`crate::fmrc_index`]), *after* the targets,
+//!    and registers `R` in it (compare-and-swap; skipped when `R` is
+//!    already there with the same etag);
+//! 3. per target: selects the members it should hold from the index
+//!    (`kerchunk::fmrc`), and **splices**: the target's current content is
+//!    cut into pieces along time (`kerchunk::combine::slice_concat`),
+//!    leaving out positions whose member is no longer selected and `R`
+//!    itself, and the pieces are combined with the members that are
+//!    missing (normally just `R`). The pieces carry the old members' time
+//!    values inline, so old members are neither fetched nor is their time
+//!    coordinate read. Combining pieces gives the same bytes as combining
+//!    every member from scratch (tested in `kerchunk` and against
+//!    `backfill` here); where that cannot be shown for a target (no
+//!    target yet, a position that names no single member, the earliest
+//!    member would change to one that is not being added, chunks longer
+//!    than one step along time) it is combined from all its members;
+//! 4. writes each changed target with `If-Match` on the etag of step 1
+//!    (`If-None-Match: *` to create); on 412, steps 1-4 again for that
+//!    target.
+//!
+//! Why this loses nothing: the index only grows between rebuilds, and a
+//! writer registers its member before it reads the targets it writes.
+//! Whoever wrote the version of a target that our conditional write
+//! replaces read the index before we did (it read it before writing, we
+//! after reading that version), so our index holds all its members and
+//! our output does too. A member whose reference was rewritten is spliced
+//! again by the update its rewrite triggers, whose read of the reference
+//! follows its read of the target.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+
+use bytes::Bytes;
+use kerchunk::RefSet;
+use kerchunk::combine::{
+    CombineError, CombineOptions, concat_arrays, concat_positions, graft, graft_edits, position,
+    slice_concat,
+};
+use kerchunk::fmrc::FmrcMember;
+use kerchunk::refs_text::RefsText;
+use tracing::{info, warn};
+
+use crate::config::Pipeline;
+use crate::fmrc_index;
+use crate::ofs_key::{self, OfsKey};
+use crate::outputs::OutputFormat;
+use crate::steps::{self, FetchRefsError, SourceFetcher, StepError, View};
+use crate::store::{ObjectStore, StoreError};
+
+/// How an update finds and uses members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Register the triggering reference in the index and splice.
+    Incremental,
+    /// Rebuild the index from a listing, then combine every target from
+    /// all its members (`backfill`, `rebuild`).
+    Full,
+    /// Combine every target from all its members as the index lists them
+    /// (after a [`Mode::Full`] step rebuilt it).
+    FullFromIndex,
+}
+
+/// One aggregate to keep current.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub key: String,
+    pub view: View,
+    /// Do nothing unless this member is selected (the original best-series
+    /// rule).
+    pub require: Option<String>,
+}
+
+/// What happened to a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    /// Written; the URL.
+    Written(String),
+    /// The content was already what it should be.
+    Unchanged,
+    /// No member selected.
+    Empty,
+    /// `require` is not selected.
+    NotRequired,
+}
+
+async fn get_opt(store: &dyn ObjectStore, key: &str) -> Result<Option<(Bytes, String)>, StepError> {
+    match store.get(key).await {
+        Ok(x) => Ok(Some(x)),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The reference key of the member whose source is `url` (`s3://b/key`).
+fn member_key(url: &str, folder: &str) -> Option<String> {
+    let (_, key) = url.strip_prefix("s3://")?.split_once('/')?;
+    ofs_key::single_ref_key(folder, key).ok()
+}
+
+/// How to splice a target: the runs of its positions to keep, and the
+/// members to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Plan {
+    runs: Vec<Range<u64>>,
+    add: Vec<String>,
+}
+
+/// The splice of `cur` (the target's current content) into `want`, or
+/// `None` when it cannot be shown to equal combining `want` from scratch.
+fn plan(
+    cur: &RefSet,
+    dim: &str,
+    want: &[FmrcMember],
+    refresh: &str,
+    folder: &str,
+    k: &OfsKey,
+) -> Option<Plan> {
+    let urls = concat_positions("target", cur, dim).ok()?;
+    let at: Vec<FmrcMember> = urls
+        .iter()
+        .map(|u| {
+            let key = member_key(u.as_deref()?, folder)?;
+            fmrc_index::member_of(&key, folder, k)
+        })
+        .collect::<Option<_>>()?;
+    // One member per position, in valid-time order (what a combine of the
+    // members in selection order produces).
+    if !at.windows(2).all(|w| w[0].valid < w[1].valid) {
+        return None;
+    }
+    let wanted: HashSet<&str> = want.iter().map(|m| m.key.as_str()).collect();
+    let kept: Vec<bool> = at
+        .iter()
+        .map(|m| m.key != refresh && wanted.contains(m.key.as_str()))
+        .collect();
+    let kept_keys: HashSet<&str> = at
+        .iter()
+        .zip(&kept)
+        .filter(|(_, k)| **k)
+        .map(|(m, _)| m.key.as_str())
+        .collect();
+    let add: Vec<&FmrcMember> = want
+        .iter()
+        .filter(|m| !kept_keys.contains(m.key.as_str()))
+        .collect();
+    // Static arrays and attributes come from the earliest input: it must be
+    // the earliest member itself (a piece starting at position 0, or added).
+    let first = want.first()?;
+    if kept_keys.contains(first.key.as_str())
+        && !(kept.first() == Some(&true) && at[0].key == first.key)
+    {
+        return None;
+    }
+    let mut runs = Vec::new();
+    let mut start: Option<usize> = None;
+    for i in 0..=at.len() {
+        let keep = kept.get(i).copied().unwrap_or(false);
+        let between = |a: &FmrcMember| {
+            i > 0 && i < at.len() && at[i - 1].valid < a.valid && a.valid < at[i].valid
+        };
+        let cut = !keep || add.iter().any(|a| between(a));
+        if let Some(s) = start.filter(|_| cut) {
+            runs.push(s as u64..i as u64);
+            start = None;
+        }
+        if keep && start.is_none() {
+            start = Some(i);
+        }
+    }
+    Some(Plan {
+        runs,
+        add: add.into_iter().map(|m| m.key.clone()).collect(),
+    })
+}
+
+/// Whether formats other than the JSON anchor are written.
+fn other_formats(p: &Pipeline) -> bool {
+    p.config
+        .output_formats
+        .iter()
+        .any(|f| *f != OutputFormat::Json)
+}
+
+/// The members a combined target holds, position by position.
+fn holds(refs: &RefSet, dim: &str, folder: &str) -> Option<Vec<String>> {
+    concat_positions("output", refs, dim)
+        .ok()?
+        .iter()
+        .map(|u| member_key(u.as_deref()?, folder))
+        .collect()
+}
+
+/// Reads and parses reference sets; `this` is the triggering reference,
+/// already read.
+async fn fetch(
+    p: &Pipeline,
+    store: &dyn ObjectStore,
+    keys: &[String],
+    this: Option<(&str, &Bytes)>,
+) -> Result<Vec<(String, RefSet)>, FetchRefsError> {
+    let others: Vec<(String, String)> = keys
+        .iter()
+        .filter(|k| this.is_none_or(|(t, _)| t != k.as_str()))
+        .map(|k| (k.clone(), String::new()))
+        .collect();
+    let mut got = steps::fetch_refs(p, store, &others).await?;
+    if let Some((key, body)) = this.filter(|(t, _)| keys.iter().any(|k| k == t)) {
+        let name = format!("{}/{key}", store.url());
+        let text = std::str::from_utf8(body).map_err(|e| {
+            FetchRefsError::Step(StepError::Permanent(format!("{name}: not UTF-8: {e}")))
+        })?;
+        let refs = RefSet::from_json(text)
+            .map_err(|e| FetchRefsError::Step(StepError::Permanent(format!("{name}: {e}"))))?;
+        got.push((name, refs));
+    }
+    Ok(got)
+}
+
+/// Everything one update needs to know about its model.
+pub struct Scope<'a> {
+    pub folder: &'a str,
+    pub k: &'a OfsKey,
+    pub opts: &'a CombineOptions,
+}
+
+/// Brings every target up to date (see the module documentation). `this`:
+/// the triggering reference key (registered and always re-read in
+/// [`Mode::Incremental`]).
+pub async fn update_targets(
+    p: &Pipeline,
+    store: &dyn ObjectStore,
+    scope: &Scope<'_>,
+    this: &str,
+    targets: &[Target],
+    mode: Mode,
+) -> Result<Vec<Done>, StepError> {
+    let (folder, k) = (scope.folder, scope.k);
+    let mut done: Vec<Option<Done>> = vec![None; targets.len()];
+    let mut relist = mode == Mode::Full;
+    let max = p.config.max_rebuilds.max(1);
+    for attempt in 1..=max {
+        let pending: Vec<usize> = (0..targets.len()).filter(|&i| done[i].is_none()).collect();
+        if pending.is_empty() {
+            break;
+        }
+        // 1. The targets, before the index.
+        let mut cur = Vec::with_capacity(pending.len());
+        for &i in &pending {
+            cur.push(get_opt(store, &targets[i].key).await?);
+        }
+        // 2. The index, registering `this`.
+        let index_key = fmrc_index::index_key(folder, k);
+        let (mut index, read_etag, mut dirty) = if relist {
+            let old = get_opt(store, &index_key).await?;
+            let index = fmrc_index::from_listing(store, folder, k).await?;
+            let dirty = old.as_ref().map(|(b, _)| b.as_ref()) != Some(index.to_json().as_ref());
+            (index, old.map(|(_, e)| e), dirty)
+        } else {
+            let l = fmrc_index::load(store, folder, k).await?;
+            (l.index, l.etag, l.from_listing)
+        };
+        let mut this_body = None;
+        if mode == Mode::Incremental {
+            match get_opt(store, this).await? {
+                Some((body, etag)) => {
+                    dirty |= index.members.insert(this.to_string(), etag.clone()) != Some(etag);
+                    this_body = Some(body);
+                }
+                None => dirty |= index.members.remove(this).is_some(),
+            }
+        }
+        if dirty {
+            match fmrc_index::store(store, folder, k, &index, read_etag.as_deref()).await? {
+                Some(_) => relist = false,
+                None => {
+                    info!(index = %index_key, attempt, "member index written concurrently; reading again");
+                    continue;
+                }
+            }
+        }
+        let members = index.fmrc_members(folder, k);
+        // 3-4. Each target.
+        for (&i, cur) in pending.iter().zip(cur) {
+            let t = &targets[i];
+            let want: Vec<FmrcMember> = t.view.select(&members).into_iter().cloned().collect();
+            if want.is_empty() {
+                done[i] = Some(Done::Empty);
+                continue;
+            }
+            if let Some(req) = &t.require
+                && !want.iter().any(|m| &m.key == req)
+            {
+                done[i] = Some(Done::NotRequired);
+                continue;
+            }
+            let this_ref = this_body.as_ref().map(|b| (this, b));
+            let combined = match combine_target(
+                p,
+                store,
+                scope,
+                t,
+                cur.as_ref(),
+                &want,
+                this_ref,
+                mode,
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(FetchRefsError::Changed(why)) => {
+                    // The index names a reference that is gone or moved:
+                    // list again next time.
+                    warn!(target = %t.key, reason = %why, "member index out of date; rebuilding it from a listing");
+                    relist = true;
+                    continue;
+                }
+                Err(FetchRefsError::Step(e)) => return Err(e),
+            };
+            let body = combined.to_body();
+            if let Some((b, etag)) = &cur
+                && *b == body
+            {
+                // The anchor is current; the other formats may not be (a
+                // format just enabled, or a writer that died between the
+                // two): written again from it.
+                if other_formats(p) {
+                    let refs = combined.into_refs(&t.key)?;
+                    steps::write_other_formats(p, store, &t.key, refs, etag.clone()).await?;
+                }
+                done[i] = Some(Done::Unchanged);
+                continue;
+            }
+            let cond = steps::put_condition(cur.map(|(_, e)| e));
+            let url = format!("{}/{}", store.url(), t.key);
+            match store.put(&t.key, body, cond).await {
+                Ok(etag) => {
+                    info!(output = %url, members = want.len(), attempt, "aggregate written");
+                    if other_formats(p) {
+                        let refs = combined.into_refs(&t.key)?;
+                        steps::write_other_formats(p, store, &t.key, refs, etag).await?;
+                    }
+                    done[i] = Some(Done::Written(url));
+                }
+                Err(StoreError::PreconditionFailed(_)) => {
+                    info!(target = %t.key, attempt, "aggregate written concurrently; updating again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(done.len());
+    for (d, t) in done.into_iter().zip(targets) {
+        match d {
+            Some(d) => out.push(d),
+            None => {
+                return Err(StepError::Transient(format!(
+                    "{}/{}: written concurrently {max} times in a row; giving up for now",
+                    store.url(),
+                    t.key
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The target's new content: spliced when [`plan`] allows it and the
+/// result holds exactly `want`, else combined from every member.
+#[allow(clippy::too_many_arguments)]
+async fn combine_target(
+    p: &Pipeline,
+    store: &dyn ObjectStore,
+    scope: &Scope<'_>,
+    t: &Target,
+    cur: Option<&(Bytes, String)>,
+    want: &[FmrcMember],
+    this: Option<(&str, &Bytes)>,
+    mode: Mode,
+) -> Result<Content, FetchRefsError> {
+    let (folder, k, opts) = (scope.folder, scope.k, scope.opts);
+    let dim = opts.concat_dim.as_str();
+    let url = format!("{}/{}", store.url(), t.key);
+    let fetcher = SourceFetcher::new(p);
+    let step_err = |e: CombineError, fetcher: &SourceFetcher<'_>| match e {
+        CombineError::Fetch { .. } if !fetcher.saw_permanent() => {
+            StepError::Transient(format!("{url}: {e}"))
+        }
+        other => StepError::Permanent(format!("{url}: {other}")),
+    };
+    let keys: Vec<&str> = want.iter().map(|m| m.key.as_str()).collect();
+    let refresh = this.map_or("", |(k, _)| k);
+    let mut added_cache = None;
+    if mode == Mode::Incremental
+        && let Some((body, _)) = cur
+        && let Ok(text) = std::str::from_utf8(body)
+        && let Some(rt) = RefsText::scan(text)
+    {
+        let ctx = TextGraft {
+            p,
+            store,
+            scope,
+            t,
+            want,
+            keys: &keys,
+            this,
+            url: &url,
+            fetcher: &fetcher,
+        };
+        match ctx.run(&rt, &mut added_cache).await {
+            Ok(Some(json)) => return Ok(Content::Text(json)),
+            Ok(None) => {}
+            Err(FetchRefsError::Step(e)) if e.is_transient() || added_cache.is_none() => {
+                return Err(FetchRefsError::Step(e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if mode == Mode::Incremental
+        && let Some((body, _)) = cur
+        && let Ok(cur_refs) = RefSet::from_json(&String::from_utf8_lossy(body))
+        && let Some(plan) = plan(&cur_refs, dim, want, refresh, folder, k)
+    {
+        let added = match added_cache.take() {
+            Some(a) => a,
+            None => fetch(p, store, &plan.add, this).await?,
+        };
+        let piece_name = |r: &Range<u64>| format!("{url} [{}..{})", r.start, r.end);
+        let same = |h: Option<Vec<String>>, want: &[&str]| {
+            h.is_some_and(|h| h.iter().map(String::as_str).eq(want.iter().copied()))
+        };
+        // Graft: the first run (normally almost all of the target) stays
+        // as it is; only its last position (the anchor) and what follows
+        // are combined, and grafted on.
+        if let Some(first) = plan.runs.first().filter(|r| r.start == 0 && r.end > 0) {
+            let end = first.end;
+            let anchor = usize::try_from(end - 1).unwrap_or(usize::MAX);
+            let mut tail = Vec::with_capacity(plan.runs.len() + added.len());
+            let mut cut_ok = true;
+            for r in std::iter::once(end - 1..end).chain(plan.runs.iter().skip(1).cloned()) {
+                match slice_concat(&url, &cur_refs, dim, r.clone()) {
+                    Ok(piece) => tail.push((piece_name(&r), piece)),
+                    Err(_) => cut_ok = false,
+                }
+            }
+            tail.extend(added.iter().cloned());
+            if cut_ok && let Some(tail_keys) = keys.get(anchor..) {
+                match kerchunk::combine::combine_fetching(&tail, opts, &fetcher).await {
+                    Ok(t_refs) if same(holds(&t_refs, dim, folder), tail_keys) => {
+                        match graft(&url, cur_refs, dim, end, &t_refs) {
+                            Ok(refs) => {
+                                info!(target = %t.key, kept = end, added = plan.add.len(), "aggregate spliced (graft)");
+                                return Ok(Content::Refs(refs));
+                            }
+                            Err(e) => {
+                                info!(target = %t.key, error = %e, "cannot graft; combining every member");
+                                return full(p, store, &keys, this, opts, &fetcher, &step_err)
+                                    .await
+                                    .map(Content::Refs);
+                            }
+                        }
+                    }
+                    Err(e @ CombineError::Fetch { .. }) => {
+                        return Err(FetchRefsError::Step(step_err(e, &fetcher)));
+                    }
+                    _ => info!(target = %t.key, "cannot graft; splicing"),
+                }
+            }
+        }
+        let mut inputs = Vec::with_capacity(plan.runs.len() + added.len());
+        let mut cut_ok = true;
+        for r in &plan.runs {
+            match slice_concat(&url, &cur_refs, dim, r.clone()) {
+                Ok(piece) => inputs.push((piece_name(r), piece)),
+                Err(_) => cut_ok = false,
+            }
+        }
+        if cut_ok {
+            inputs.extend(added);
+            match kerchunk::combine::combine_fetching(&inputs, opts, &fetcher).await {
+                Ok(refs) if same(holds(&refs, dim, folder), &keys) => {
+                    info!(target = %t.key, kept = plan.runs.len(), added = plan.add.len(), "aggregate spliced");
+                    return Ok(Content::Refs(refs));
+                }
+                Ok(_) => {
+                    info!(target = %t.key, "splice does not hold the selection; combining every member")
+                }
+                Err(e @ CombineError::Fetch { .. }) => {
+                    return Err(FetchRefsError::Step(step_err(e, &fetcher)));
+                }
+                Err(e) => {
+                    info!(target = %t.key, error = %e, "cannot splice; combining every member")
+                }
+            }
+        }
+    }
+    full(p, store, &keys, this, opts, &fetcher, &step_err)
+        .await
+        .map(Content::Refs)
+}
+
+/// A target's new content: a parsed set, or JSON text spliced as text.
+enum Content {
+    Refs(RefSet),
+    Text(String),
+}
+
+impl Content {
+    fn to_body(&self) -> Bytes {
+        match self {
+            Content::Refs(r) => Bytes::from(r.to_json()),
+            Content::Text(t) => Bytes::from(t.clone()),
+        }
+    }
+
+    /// The parsed set (for the other output formats).
+    fn into_refs(self, name: &str) -> Result<RefSet, StepError> {
+        match self {
+            Content::Refs(r) => Ok(r),
+            Content::Text(t) => {
+                RefSet::from_json(&t).map_err(|e| StepError::Permanent(format!("{name}: {e}")))
+            }
+        }
+    }
+}
+
+fn same(h: Option<Vec<String>>, want: &[&str]) -> bool {
+    h.is_some_and(|h| h.iter().map(String::as_str).eq(want.iter().copied()))
+}
+
+/// The graft of [`combine_target`] on the stored JSON text: only the
+/// metadata, one array's chunks (to name the members) and the entries
+/// from the anchor on are parsed; the edits are applied to the text, every
+/// other entry copied as it is ([`RefsText`]). `Ok(None)`: not applicable,
+/// the caller splices the parsed set.
+struct TextGraft<'x, 'p> {
+    p: &'p Pipeline,
+    store: &'x dyn ObjectStore,
+    scope: &'x Scope<'x>,
+    t: &'x Target,
+    want: &'x [FmrcMember],
+    keys: &'x [&'x str],
+    this: Option<(&'x str, &'x Bytes)>,
+    url: &'x str,
+    fetcher: &'x SourceFetcher<'p>,
+}
+
+impl TextGraft<'_, '_> {
+    async fn run(
+        &self,
+        rt: &RefsText<'_>,
+        added_cache: &mut Option<Vec<(String, RefSet)>>,
+    ) -> Result<Option<String>, FetchRefsError> {
+        let (folder, k, opts) = (self.scope.folder, self.scope.k, self.scope.opts);
+        let dim = opts.concat_dim.as_str();
+        let url = self.url;
+        let coord = format!("{dim}/0");
+        let is_meta = |key: &str| {
+            let (prefix, leaf) = key.rsplit_once('/').unwrap_or(("", key));
+            leaf.starts_with(".z") || prefix.is_empty() || key == coord
+        };
+        let Ok(meta) = rt.subset(is_meta) else {
+            return Ok(None);
+        };
+        let Ok((_, concat)) = concat_arrays(url, &meta, dim) else {
+            return Ok(None);
+        };
+        let Some((first_array, _, _)) = concat.first() else {
+            return Ok(None);
+        };
+        let Ok(named) = rt.subset(|key| {
+            is_meta(key) || key.rsplit_once('/').is_some_and(|(p, _)| p == first_array)
+        }) else {
+            return Ok(None);
+        };
+        let refresh = self.this.map_or("", |(k, _)| k);
+        let Some(plan) = plan(&named, dim, self.want, refresh, folder, k) else {
+            return Ok(None);
+        };
+        let Some(end) = plan
+            .runs
+            .first()
+            .filter(|r| r.start == 0 && r.end > 0)
+            .map(|r| r.end)
+        else {
+            return Ok(None);
+        };
+        let arrays: HashMap<&str, (usize, usize)> = concat
+            .iter()
+            .map(|(n, axis, rank)| (n.as_str(), (*axis, *rank)))
+            .collect();
+        // Everything but the chunks before the anchor.
+        let Ok(sub) = rt.subset(|key| {
+            let (prefix, leaf) = key.rsplit_once('/').unwrap_or(("", key));
+            match arrays.get(prefix) {
+                Some(&(axis, rank)) if !leaf.starts_with(".z") => {
+                    position(leaf, rank, axis).is_none_or(|q| q + 1 >= end)
+                }
+                _ => true,
+            }
+        }) else {
+            return Ok(None);
+        };
+        let added = fetch(self.p, self.store, &plan.add, self.this).await?;
+        let mut tail = Vec::with_capacity(plan.runs.len() + added.len());
+        for r in std::iter::once(end - 1..end).chain(plan.runs.iter().skip(1).cloned()) {
+            match slice_concat(url, &sub, dim, r.clone()) {
+                Ok(piece) => tail.push((format!("{url} [{}..{})", r.start, r.end), piece)),
+                Err(_) => {
+                    *added_cache = Some(added);
+                    return Ok(None);
+                }
+            }
+        }
+        tail.extend(added.iter().cloned());
+        *added_cache = Some(added);
+        let anchor = usize::try_from(end - 1).unwrap_or(usize::MAX);
+        let Some(tail_keys) = self.keys.get(anchor..) else {
+            return Ok(None);
+        };
+        let t_refs = match kerchunk::combine::combine_fetching(&tail, opts, self.fetcher).await {
+            Ok(t) if same(holds(&t, dim, folder), tail_keys) => t,
+            Err(e @ CombineError::Fetch { .. }) => {
+                let msg = format!("{url}: {e}");
+                return Err(FetchRefsError::Step(if self.fetcher.saw_permanent() {
+                    StepError::Permanent(msg)
+                } else {
+                    StepError::Transient(msg)
+                }));
+            }
+            _ => return Ok(None),
+        };
+        let Ok(edits) = graft_edits(url, &sub, dim, end, &t_refs) else {
+            return Ok(None);
+        };
+        info!(target = %self.t.key, kept = end, added = plan.add.len(), "aggregate spliced (text graft)");
+        Ok(Some(rt.apply(&edits.remove, &edits.set)))
+    }
+}
+
+/// Every member fetched and combined.
+async fn full(
+    p: &Pipeline,
+    store: &dyn ObjectStore,
+    keys: &[&str],
+    this: Option<(&str, &Bytes)>,
+    opts: &CombineOptions,
+    fetcher: &SourceFetcher<'_>,
+    step_err: &(dyn Fn(CombineError, &SourceFetcher<'_>) -> StepError + Sync),
+) -> Result<RefSet, FetchRefsError> {
+    let all: Vec<String> = keys.iter().map(|s| s.to_string()).collect();
+    let inputs = fetch(p, store, &all, this).await?;
+    kerchunk::combine::combine_fetching(&inputs, opts, fetcher)
+        .await
+        .map_err(|e| FetchRefsError::Step(step_err(e, fetcher)))
+}
