@@ -7,6 +7,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod inspect;
 pub mod outputs;
+pub mod sources;
 pub mod steps;
 pub mod store;
 pub mod worker;
