@@ -53,40 +53,34 @@ impl XorShift {
 /// only a range covering the flipped byte is copied (and patched). Cases
 /// cost what the walker reads, not a copy of the whole file each.
 struct Flipped {
-    name: String,
-    data: Bytes,
-    flip: Option<(usize, u8)>,
+    file: MemorySource,
+    flip: Option<(u64, u8)>,
 }
 
 impl RangeSource for Flipped {
     fn name(&self) -> &str {
-        &self.name
+        self.file.name()
     }
     fn get_ranges<'a>(
         &'a self,
         ranges: &'a [Range<u64>],
     ) -> BoxFuture<'a, Result<Vec<Bytes>, SourceError>> {
-        let len = self.data.len();
-        let out = ranges
-            .iter()
-            .map(|r| {
-                let start = usize::try_from(r.start).unwrap_or(len).min(len);
-                let end = usize::try_from(r.end).unwrap_or(len).clamp(start, len);
-                match self.flip {
-                    Some((at, bit)) if (start..end).contains(&at) => {
-                        let mut b = self.data[start..end].to_vec();
-                        b[at - start] ^= bit;
-                        Bytes::from(b)
+        Box::pin(async move {
+            let mut out = self.file.get_ranges(ranges).await?;
+            if let Some((at, bit)) = self.flip {
+                for (r, b) in ranges.iter().zip(out.iter_mut()) {
+                    if let Some(i) = at.checked_sub(r.start).filter(|&i| i < b.len() as u64) {
+                        let mut patched = b.to_vec();
+                        patched[i as usize] ^= bit;
+                        *b = Bytes::from(patched);
                     }
-                    _ => self.data.slice(start..end),
                 }
-            })
-            .collect();
-        Box::pin(async move { Ok(out) })
+            }
+            Ok(out)
+        })
     }
     fn size(&self) -> BoxFuture<'_, Result<u64, SourceError>> {
-        let len = self.data.len() as u64;
-        Box::pin(async move { Ok(len) })
+        self.file.size()
     }
 }
 
@@ -96,11 +90,10 @@ fn try_open(
     rt: &tokio::runtime::Runtime,
     name: &str,
     data: Bytes,
-    flip: Option<(usize, u8)>,
+    flip: Option<(u64, u8)>,
 ) -> Option<String> {
     let src: Arc<dyn RangeSource> = Arc::new(Flipped {
-        name: name.to_string(),
-        data,
+        file: MemorySource::new(name, data),
         flip,
     });
     let opts = options();
@@ -149,7 +142,7 @@ fn sweep(path: &Path, flips: usize) -> Vec<String> {
         };
         let at = (rng.next() as usize) % span.max(1);
         let bit = 1u8 << (rng.next() % 8);
-        let flip = (at < data.len()).then_some((at, bit));
+        let flip = (at < data.len()).then_some((at as u64, bit));
         if let Some(p) = try_open(&rt, &name, data.clone(), flip) {
             failures.push(format!("{name} with bit {bit:#x} flipped at {at}: {p}"));
         }
