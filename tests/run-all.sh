@@ -99,20 +99,22 @@ bg_flush
 step "cargo test" cargo test --workspace --all-features --no-fail-fast --target $MUSL
 bg_flush
 
-# Everything below uses the binary and the refs `cargo test` wrote.
-bg_step "CLI refs + combine vs xr.concat" bash tests/cli_combine.sh
-bg_step "Icechunk output read back (icechunk-python 1.1 + zarr 3 + xarray)" bash tests/icechunk_test.sh
-bg_step "README demo: pipeline offline on a bundled cycle" env DEMO_DIR="$ROOT/target/demo-test" bash examples/demo.sh
-bg_step "S3 source against moto" bash tests/s3_source_test.sh
-bg_step "Argo exit handler dead-letters failed messages (moto SQS)" bash tests/dead_letter_test.sh
-bg_step "memory rule of deploy/: peak RSS under the limit when the metadata guard fires" bash tests/memory_guard_test.sh
+# Everything below uses the binary and the refs `cargo test` wrote. The
+# longest steps start first, so the last to end is not a long one started
+# late.
 bg_step "end-to-end pipeline (moto S3/SNS/SQS, fault injection)" bash tests/e2e/run_e2e.sh
+bg_step "refs read back bit-identical; match kerchunk" "$KERCHUNK_NOS_PYTHON" tests/python/check_refs.py
+bg_step "Parquet refs: fsspec/fastparquet/pyarrow/xarray vs JSON, kerchunk, xr.concat" "$KERCHUNK_NOS_PYTHON" -W ignore::DeprecationWarning tests/python/check_parquet.py "$KERCHUNK_NOS_BIN"
+bg_step "Icechunk output read back (icechunk-python 1.1 + zarr 3 + xarray)" bash tests/icechunk_test.sh
+bg_step "memory rule of deploy/: peak RSS under the limit when the metadata guard fires" bash tests/memory_guard_test.sh
+bg_step "NetCDF-3 refs vs netCDF4-python, xarray, kerchunk NetCDF3ToZarr" "$KERCHUNK_NOS_PYTHON" tests/python/check_netcdf3.py
 bg_step "consistency under held requests (moto: CAS, pinned reads, exit codes, logs)" bash tests/e2e/run_consistency.sh
 bg_step "static musl binary in an empty root (HTTP, S3 via moto)" bash tests/static/run.sh "$KERCHUNK_NOS_BIN"
-bg_step "refs read back bit-identical; match kerchunk" "$KERCHUNK_NOS_PYTHON" tests/python/check_refs.py
+bg_step "S3 source against moto" bash tests/s3_source_test.sh
+bg_step "CLI refs + combine vs xr.concat" bash tests/cli_combine.sh
+bg_step "README demo: pipeline offline on a bundled cycle" env DEMO_DIR="$ROOT/target/demo-test" bash examples/demo.sh
+bg_step "Argo exit handler dead-letters failed messages (moto SQS)" bash tests/dead_letter_test.sh
 bg_step "xarray (CF-decoded) sees what the netCDF4 engine sees" "$KERCHUNK_NOS_PYTHON" tests/python/xarray_decoded.py
-bg_step "NetCDF-3 refs vs netCDF4-python, xarray, kerchunk NetCDF3ToZarr" "$KERCHUNK_NOS_PYTHON" tests/python/check_netcdf3.py
-bg_step "Parquet refs: fsspec/fastparquet/pyarrow/xarray vs JSON, kerchunk, xr.concat" "$KERCHUNK_NOS_PYTHON" -W ignore::DeprecationWarning tests/python/check_parquet.py "$KERCHUNK_NOS_BIN"
 bg_flush all
 
 echo
