@@ -28,41 +28,6 @@ step() {
   tally "$name" "$rc" $((SECONDS - t0))
 }
 
-# Steps that share nothing (each picks its own free ports and scratch
-# directories, or only reads) run in the background, up to RUN_ALL_JOBS at
-# a time (default 3: most of them wait on servers and interpreters more
-# than they compute). Each one's output goes to its own log, printed whole
-# and in start order as soon as it and every step started before it have
-# ended, so the output reads as if the steps had run one after another.
-JOBS=${RUN_ALL_JOBS:-3}
-LOGS=$(mktemp -d)
-trap 'rm -rf "$LOGS"' EXIT
-bg_names=()
-bg_pids=()
-bg_shown=0
-bg_step() {
-  local name=$1; shift
-  local i=${#bg_names[@]}
-  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; bg_flush; done
-  bg_names+=("$name")
-  ( t0=$SECONDS; rc=0; "$@" >"$LOGS/$i.log" 2>&1 </dev/null || rc=$?
-    echo "$rc $((SECONDS - t0))" >"$LOGS/$i.rc" ) &
-  bg_pids+=($!)
-}
-# Print the finished steps at the head of the queue; with "all", wait for
-# every started step first.
-bg_flush() {
-  local rc secs
-  while [ "$bg_shown" -lt "${#bg_names[@]}" ]; do
-    [ "${1:-}" = all ] && wait "${bg_pids[$bg_shown]}"
-    [ -s "$LOGS/$bg_shown.rc" ] || return 0
-    read -r rc secs <"$LOGS/$bg_shown.rc"
-    echo "::: ${bg_names[$bg_shown]}"
-    cat "$LOGS/$bg_shown.log"
-    tally "${bg_names[$bg_shown]}" "$rc" "$secs"
-    bg_shown=$((bg_shown + 1))
-  done
-}
 T0=$SECONDS
 
 step "python oracle venv" bash tests/python/setup-venv.sh
@@ -87,6 +52,56 @@ rm -f "$KERCHUNK_NOS_BIN"
 # `cargo test`; remove old ones so they read this run's.
 rm -rf "$ROOT/target/kerchunk-ours"
 
+# Steps that share nothing (each picks its own free ports and scratch
+# directories, or only reads) run in the background, RUN_ALL_JOBS at a time
+# (default 3: most of them wait on servers and interpreters more than they
+# compute), while the cargo steps run in the foreground. `bg_step` queues a
+# step for the dispatcher below; each step's output goes to its own log,
+# printed whole and in queue order (`bg_flush`) once it and every step
+# queued before it have ended, so the output reads as if the steps had run
+# one after another.
+JOBS=${RUN_ALL_JOBS:-3}
+LOGS=$(mktemp -d)
+trap 'rm -rf "$LOGS"' EXIT
+mkfifo "$LOGS/queue"
+(
+  exec 3<"$LOGS/queue"
+  while read -r i <&3 && [ "$i" != end ]; do
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+    ( t0=$SECONDS; rc=0; bash "$LOGS/$i.cmd" >"$LOGS/$i.log" 2>&1 </dev/null || rc=$?
+      echo "$rc $((SECONDS - t0))" >"$LOGS/$i.rc" ) &
+  done
+  wait
+) &
+DISPATCHER=$!
+exec 4>"$LOGS/queue"
+bg_names=()
+bg_shown=0
+bg_step() {
+  local name=$1; shift
+  local i=${#bg_names[@]}
+  bg_names+=("$name")
+  { printf 'cd %q && exec' "$ROOT"; printf ' %q' "$@"; echo; } >"$LOGS/$i.cmd"
+  echo "$i" >&4
+}
+# Print the ended steps at the head of the queue; with "all", wait for
+# every queued step.
+bg_flush() {
+  local rc secs
+  while [ "$bg_shown" -lt "${#bg_names[@]}" ]; do
+    if [ ! -s "$LOGS/$bg_shown.rc" ]; then
+      [ "${1:-}" = all ] || return 0
+      sleep 0.5
+      continue
+    fi
+    read -r rc secs <"$LOGS/$bg_shown.rc"
+    echo "::: ${bg_names[$bg_shown]}"
+    cat "$LOGS/$bg_shown.log"
+    tally "${bg_names[$bg_shown]}" "$rc" "$secs"
+    bg_shown=$((bg_shown + 1))
+  done
+}
+
 # Independent of the build: alongside the cargo steps. The fuzz smoke has
 # its own target dir (and so its own cargo lock).
 bg_step "fuzz smoke (every target, 5 s; longer runs: fuzz/run.sh)" bash fuzz/smoke.sh 5
@@ -96,14 +111,12 @@ bg_step "NetCDF-3 fixtures regenerate identically" bash -c 'd=$(mktemp -d) && "$
 step "cargo fmt" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets --all-features --target $MUSL -- -D warnings
 bg_flush
-step "cargo test" cargo test --workspace --all-features --no-fail-fast --target $MUSL
+# Build the tests (and with them the binary under test) first, so the
+# script steps, which need only the binary, run while the tests do.
+step "cargo test: build" cargo test --workspace --all-features --no-fail-fast --target $MUSL --no-run
 bg_flush
-
-# Everything below uses the binary and the refs `cargo test` wrote. The
-# longest steps start first, so the last to end is not a long one started
-# late.
+# The longest steps first, so the last to end is not a long one queued late.
 bg_step "end-to-end pipeline (moto S3/SNS/SQS, fault injection)" bash tests/e2e/run_e2e.sh
-bg_step "refs read back bit-identical; match kerchunk" "$KERCHUNK_NOS_PYTHON" tests/python/check_refs.py
 bg_step "Parquet refs: fsspec/fastparquet/pyarrow/xarray vs JSON, kerchunk, xr.concat" "$KERCHUNK_NOS_PYTHON" -W ignore::DeprecationWarning tests/python/check_parquet.py "$KERCHUNK_NOS_BIN"
 bg_step "Icechunk output read back (icechunk-python 1.1 + zarr 3 + xarray)" bash tests/icechunk_test.sh
 bg_step "memory rule of deploy/: peak RSS under the limit when the metadata guard fires" bash tests/memory_guard_test.sh
@@ -114,8 +127,15 @@ bg_step "S3 source against moto" bash tests/s3_source_test.sh
 bg_step "CLI refs + combine vs xr.concat" bash tests/cli_combine.sh
 bg_step "README demo: pipeline offline on a bundled cycle" env DEMO_DIR="$ROOT/target/demo-test" bash examples/demo.sh
 bg_step "Argo exit handler dead-letters failed messages (moto SQS)" bash tests/dead_letter_test.sh
+step "cargo test" cargo test --workspace --all-features --no-fail-fast --target $MUSL
+bg_flush
+# These read the refs `cargo test` wrote.
+bg_step "refs read back bit-identical; match kerchunk" "$KERCHUNK_NOS_PYTHON" tests/python/check_refs.py
 bg_step "xarray (CF-decoded) sees what the netCDF4 engine sees" "$KERCHUNK_NOS_PYTHON" tests/python/xarray_decoded.py
 bg_flush all
+echo end >&4
+exec 4>&-
+wait "$DISPATCHER"
 
 echo
 if [ "$failed" -gt 0 ]; then
