@@ -21,22 +21,10 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PY=${KERCHUNK_NOS_PYTHON:-${VENV:-$ROOT/.venv}/bin/python}
-[ -x "$PY" ] || { echo "dead_letter_test: oracle venv missing (run tests/python/setup-venv.sh)" >&2; exit 1; }
-BIN=${KERCHUNK_NOS_BIN:-$ROOT/target/debug/kerchunk-nos}
-if [ -z "${KERCHUNK_NOS_BIN:-}" ]; then
-    # Always (re)build: a stale binary must never be what gets tested.
-    (cd "$ROOT" && cargo build -q -p ingest --bin kerchunk-nos)
-fi
-
-WORK=$(mktemp -d)
 . "$ROOT/tests/lib.sh"
-cleanup() {
-    stop_moto
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-start_moto "$PY" "$WORK/moto.log"
+oracle_python dead_letter_test
+test_binary dead_letter_test
+moto_session "$PY"
 
 export AWS_ENDPOINT_URL=$MOTO_ENDPOINT
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1

@@ -18,14 +18,8 @@ else
 fi
 [ -x "$BIN" ] || { echo "icechunk_test: no binary at $BIN" >&2; exit 1; }
 
-WORK=$(mktemp -d)
 . "$ROOT/tests/lib.sh"
-cleanup() {
-    stop_moto
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-start_moto "$ORACLE" "$WORK/moto.log"
+moto_session "$ORACLE"
 "$ORACLE" -c "import boto3,sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing').create_bucket(Bucket='ice')" "$MOTO_ENDPOINT"
 
 MOTO_ENDPOINT=$MOTO_ENDPOINT AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 \

@@ -10,9 +10,19 @@
 #                             before moto binds it); on failure prints the
 #                             log's tail and returns 1. The caller stops it:
 #   stop_moto                 kill and reap it (safe to call twice)
+#   moto_session PY           start_moto with a scratch directory $WORK
+#                             (moto's log in it), both removed on exit
+#   oracle_python NAME        sets PY: $KERCHUNK_NOS_PYTHON, else the
+#                             oracle venv's python; fails naming NAME
+#   test_binary NAME          sets BIN: $KERCHUNK_NOS_BIN (run-all passes
+#                             the binary its `cargo test` built), else the
+#                             debug build, rebuilt now so a stale binary is
+#                             never what gets tested; fails naming NAME
 #
 # Every server binds 127.0.0.1 only, on a port chosen free, never a fixed
 # one: several test runs share the machine.
+
+LIB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -61,4 +71,25 @@ stop_moto() {
         wait "$MOTO_PID" 2>/dev/null || true
         MOTO_PID=
     fi
+}
+
+moto_session() {
+    WORK=$(mktemp -d)
+    trap 'stop_moto; rm -rf "$WORK"' EXIT
+    start_moto "$1" "$WORK/moto.log"
+}
+
+oracle_python() {
+    PY=${KERCHUNK_NOS_PYTHON:-${VENV:-$LIB_ROOT/.venv}/bin/python}
+    [ -x "$PY" ] || { echo "$1: oracle venv missing (run tests/python/setup-venv.sh)" >&2; return 1; }
+}
+
+test_binary() {
+    if [ -n "${KERCHUNK_NOS_BIN:-}" ]; then
+        BIN=$KERCHUNK_NOS_BIN
+    else
+        (cd "$LIB_ROOT" && cargo build -q -p ingest --bin kerchunk-nos) || return 1
+        BIN=${CARGO_TARGET_DIR:-$LIB_ROOT/target}/debug/kerchunk-nos
+    fi
+    [ -x "$BIN" ] || { echo "$1: no binary at $BIN" >&2; return 1; }
 }

@@ -14,24 +14,11 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-VENV=${VENV:-$ROOT/.venv}
-PY=$VENV/bin/python
-BIN=${KERCHUNK_NOS_BIN:-$ROOT/target/debug/kerchunk-nos}
 FIX=$ROOT/fixtures/files
-
-if [ -z "${KERCHUNK_NOS_BIN:-}" ]; then
-    # Always (re)build: a stale binary must never be what gets tested.
-    (cd "$ROOT" && cargo build -q -p ingest --bin kerchunk-nos)
-fi
-
-WORK=$(mktemp -d)
 . "$ROOT/tests/lib.sh"
-cleanup() {
-    stop_moto
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-start_moto "$PY" "$WORK/moto.log"
+oracle_python s3_source_test
+test_binary s3_source_test
+moto_session "$PY"
 
 export AWS_ENDPOINT_URL=$MOTO_ENDPOINT
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
