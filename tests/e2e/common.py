@@ -4,6 +4,7 @@ loopback port, and the forwarding half of their proxies (fault_proxy.py,
 hold_proxy.py)."""
 import contextlib
 import http.client
+from http.server import BaseHTTPRequestHandler
 import pathlib
 import socket
 import subprocess
@@ -95,6 +96,15 @@ def _stop(proc):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+class ProxyHandler(BaseHTTPRequestHandler):
+    """What both proxies' handlers are: HTTP/1.1 (keep-alive, as the AWS
+    SDK expects), no request log on stderr."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
 
 
 # Hop-by-hop headers: never forwarded by a proxy.

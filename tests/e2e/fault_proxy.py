@@ -8,9 +8,9 @@ without a response. Counters are kept for the test report.
 import random
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-from common import forward, guarded, read_request, send_s3_error
+from common import ProxyHandler, forward, guarded, read_request, send_s3_error
 
 
 class Counters:
@@ -26,12 +26,7 @@ class Counters:
 
 
 def make_handler(upstream_port, fault_rate, counters, rng):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
+    class Handler(ProxyHandler):
         def _handle(self):
             body, headers = read_request(self)
             if self.command == "GET":

@@ -8,9 +8,9 @@ races deterministic: a test holds a request, does something else to
 completion, then lets the request go; no sleeps.
 """
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-from common import forward, guarded, read_request, send_s3_error
+from common import ProxyHandler, forward, guarded, read_request, send_s3_error
 
 
 class HoldProxy:
@@ -28,12 +28,7 @@ class HoldProxy:
         self.deny_unsigned = set()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(ProxyHandler):
             def _handle(self):
                 body, headers = read_request(self)
                 hold = False
