@@ -4,17 +4,9 @@
 # ocean_time; xarray on the aggregate must equal xr.concat of the originals.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PY=${KERCHUNK_NOS_PYTHON:-$ROOT/.venv/bin/python}
-[ -x "$PY" ] || { echo "cli_combine: oracle venv missing (tests/python/setup-venv.sh)" >&2; exit 1; }
-# KERCHUNK_NOS_BIN: the binary under test (tests/run-all.sh passes the one
-# its `cargo test` built); otherwise build the debug binary.
-if [ -n "${KERCHUNK_NOS_BIN:-}" ]; then
-  BIN=$KERCHUNK_NOS_BIN
-else
-  (cd "$ROOT" && cargo build -q -p ingest --bin kerchunk-nos)
-  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/kerchunk-nos
-fi
-[ -x "$BIN" ] || { echo "cli_combine: no binary at $BIN" >&2; exit 1; }
+. "$ROOT/tests/lib.sh"
+oracle_python cli_combine
+test_binary cli_combine
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 for h in f001 f002 f003; do

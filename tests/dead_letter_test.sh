@@ -21,45 +21,17 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PY=${KERCHUNK_NOS_PYTHON:-${VENV:-$ROOT/.venv}/bin/python}
-[ -x "$PY" ] || { echo "dead_letter_test: oracle venv missing (run tests/python/setup-venv.sh)" >&2; exit 1; }
-MOTO=$(dirname "$PY")/moto_server
-[ -x "$MOTO" ] || { echo "dead_letter_test: $MOTO missing" >&2; exit 1; }
-BIN=${KERCHUNK_NOS_BIN:-$ROOT/target/debug/kerchunk-nos}
-if [ -z "${KERCHUNK_NOS_BIN:-}" ]; then
-    # Always (re)build: a stale binary must never be what gets tested.
-    (cd "$ROOT" && cargo build -q -p ingest --bin kerchunk-nos)
-fi
+. "$ROOT/tests/lib.sh"
+oracle_python dead_letter_test
+test_binary dead_letter_test
+moto_session "$PY"
 
-PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-WORK=$(mktemp -d)
-"$MOTO" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
-MOTO_PID=$!
-cleanup() {
-    kill "$MOTO_PID" 2>/dev/null || true
-    wait "$MOTO_PID" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-export AWS_ENDPOINT_URL=http://127.0.0.1:$PORT
+export AWS_ENDPOINT_URL=$MOTO_ENDPOINT
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_SQS || true
 
-"$PY" - "$PORT" <<'EOF'
-import socket, sys, time
-port = int(sys.argv[1])
-for _ in range(400):
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit("moto_server did not start")
-EOF
-
 rc=0
-"$PY" "$ROOT/tests/dead_letter_workflow.py" --bin "$BIN" --root "$ROOT" --port "$PORT" || rc=$?
+"$PY" "$ROOT/tests/dead_letter_workflow.py" --bin "$BIN" --root "$ROOT" --port "$MOTO_PORT" || rc=$?
 [ "$rc" -eq 0 ] || tail -n 20 "$WORK/moto.log" >&2
 exit "$rc"

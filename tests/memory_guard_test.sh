@@ -14,12 +14,9 @@
 # set), KERCHUNK_NOS_PYTHON (default .venv/bin/python).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PY=${KERCHUNK_NOS_PYTHON:-$ROOT/.venv/bin/python}
-[ -x "$PY" ] || { echo "memory_guard_test: oracle venv missing (run tests/python/setup-venv.sh)" >&2; exit 1; }
-BIN=${KERCHUNK_NOS_BIN:-$ROOT/target/debug/kerchunk-nos}
-if [ -z "${KERCHUNK_NOS_BIN:-}" ]; then
-    (cd "$ROOT" && cargo build -q -p ingest --bin kerchunk-nos)
-fi
+. "$ROOT/tests/lib.sh"
+oracle_python memory_guard_test
+test_binary memory_guard_test
 exec "$PY" - "$ROOT" "$BIN" <<'EOF'
 import json, os, re, shutil, subprocess, sys
 

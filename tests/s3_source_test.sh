@@ -9,47 +9,20 @@
 # missing key fails with a message naming the object.
 #
 # Env: KERCHUNK_NOS_BIN (default target/debug/kerchunk-nos, rebuilt unless
-# KERCHUNK_NOS_BIN is set), VENV (default .venv), PORT (default: a free one).
+# KERCHUNK_NOS_BIN is set), VENV (default .venv).
 # Exit status: 0 when every check passed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-VENV=${VENV:-$ROOT/.venv}
-PY=$VENV/bin/python
-BIN=${KERCHUNK_NOS_BIN:-$ROOT/target/debug/kerchunk-nos}
 FIX=$ROOT/fixtures/files
+. "$ROOT/tests/lib.sh"
+oracle_python s3_source_test
+test_binary s3_source_test
+moto_session "$PY"
 
-if [ -z "${KERCHUNK_NOS_BIN:-}" ]; then
-    # Always (re)build: a stale binary must never be what gets tested.
-    (cd "$ROOT" && cargo build -q -p ingest --bin kerchunk-nos)
-fi
-
-PORT=${PORT:-$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
-WORK=$(mktemp -d)
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
-MOTO_PID=$!
-cleanup() {
-    kill "$MOTO_PID" 2>/dev/null || true
-    wait "$MOTO_PID" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-export AWS_ENDPOINT_URL=http://127.0.0.1:$PORT
+export AWS_ENDPOINT_URL=$MOTO_ENDPOINT
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3 || true
-
-"$PY" - "$PORT" <<'EOF'
-import socket, sys, time
-port = int(sys.argv[1])
-for _ in range(200):
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit("moto_server did not start")
-EOF
 
 # Fixtures: name in fixtures/files -> key. One key has a space and a '+'.
 FILES=(

@@ -49,7 +49,8 @@ use crate::config::Pipeline;
 use crate::fmrc_index;
 use crate::ofs_key::{self, OfsKey};
 use crate::outputs::OutputFormat;
-use crate::steps::{self, FetchRefsError, SourceFetcher, StepError, View};
+use crate::sources::SourceResolver;
+use crate::steps::{self, FetchRefsError, StepError, View};
 use crate::store::{ObjectStore, StoreError};
 
 /// How an update finds and uses members.
@@ -385,9 +386,9 @@ async fn combine_target(
     let (folder, k, opts) = (scope.folder, scope.k, scope.opts);
     let dim = opts.concat_dim.as_str();
     let url = format!("{}/{}", store.url(), t.key);
-    let fetcher = SourceFetcher::new(p);
-    let step_err = |e: CombineError, fetcher: &SourceFetcher<'_>| match e {
-        CombineError::Fetch { .. } if !fetcher.saw_permanent() => {
+    let fetcher = SourceResolver::new(p);
+    let step_err = |e: CombineError, _: &SourceResolver<'_>| match e {
+        CombineError::Fetch { ref error, .. } if error.is_transient() => {
             StepError::Transient(format!("{url}: {e}"))
         }
         other => StepError::Permanent(format!("{url}: {other}")),
@@ -546,7 +547,7 @@ struct TextGraft<'x, 'p> {
     keys: &'x [&'x str],
     this: Option<(&'x str, &'x Bytes)>,
     url: &'x str,
-    fetcher: &'x SourceFetcher<'p>,
+    fetcher: &'x SourceResolver<'p>,
 }
 
 impl TextGraft<'_, '_> {
@@ -625,11 +626,13 @@ impl TextGraft<'_, '_> {
         let t_refs = match kerchunk::combine::combine_fetching(&tail, opts, self.fetcher).await {
             Ok(t) if same(holds(&t, dim, folder), tail_keys) => t,
             Err(e @ CombineError::Fetch { .. }) => {
+                let transient =
+                    matches!(&e, CombineError::Fetch { error, .. } if error.is_transient());
                 let msg = format!("{url}: {e}");
-                return Err(FetchRefsError::Step(if self.fetcher.saw_permanent() {
-                    StepError::Permanent(msg)
-                } else {
+                return Err(FetchRefsError::Step(if transient {
                     StepError::Transient(msg)
+                } else {
+                    StepError::Permanent(msg)
                 }));
             }
             _ => return Ok(None),
@@ -649,8 +652,8 @@ async fn full(
     keys: &[&str],
     this: Option<(&str, &Bytes)>,
     opts: &CombineOptions,
-    fetcher: &SourceFetcher<'_>,
-    step_err: &(dyn Fn(CombineError, &SourceFetcher<'_>) -> StepError + Sync),
+    fetcher: &SourceResolver<'_>,
+    step_err: &(dyn Fn(CombineError, &SourceResolver<'_>) -> StepError + Sync),
 ) -> Result<RefSet, FetchRefsError> {
     let all: Vec<String> = keys.iter().map(|s| s.to_string()).collect();
     let inputs = fetch(p, store, &all, this).await?;

@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod layouts;
 pub mod outputs;
 pub mod rebuild;
+pub mod sources;
 pub mod steps;
 pub mod store;
 pub mod worker;

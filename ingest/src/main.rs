@@ -790,7 +790,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             icechunk,
         } => {
             use kerchunk::combine::{
-                CombineOptions, Duplicates, StaticVars, UrlFetcher, combine_fetching, read_inputs,
+                CombineOptions, Duplicates, StaticVars, UrlResolver, combine_fetching, read_inputs,
             };
             let mut opts = match preset.as_deref() {
                 Some("roms") => CombineOptions::roms(),
@@ -811,8 +811,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             // read, then parse on every core
             let sets = read_inputs(&inputs)?;
-            let fetcher = UrlFetcher::new(hdf5_lite::SourceOptions::default());
-            let combined = combine_fetching(&sets, &opts, &fetcher).await?;
+            let resolver = UrlResolver::new(hdf5_lite::SourceOptions::default());
+            let combined = combine_fetching(&sets, &opts, &resolver).await?;
             write_icechunk(
                 &icechunk,
                 endpoint_url.as_deref(),

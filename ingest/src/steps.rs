@@ -20,15 +20,11 @@
 //! to that version; a reference set is never replaced by one made from an
 //! older source version. See the README section "Consistency model".
 
-use std::ops::Range;
-use std::sync::Arc;
-
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use hdf5_lite::RangeSource;
 use hdf5_lite::source::{BoxFuture, SourceErrorKind};
 use kerchunk::RefSet;
-use kerchunk::combine::{CombineOptions, Fetcher, SourceCache};
+use kerchunk::combine::CombineOptions;
 use kerchunk::fmrc::{self, BestRule, FmrcMember, HourKind, RunKinds};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -840,85 +836,4 @@ async fn fetch_ref(
     let refs = RefSet::from_json(text)
         .map_err(|e| FetchRefsError::Step(StepError::Permanent(format!("{name}: {e}"))))?;
     Ok((name, refs))
-}
-
-/// Reads the byte ranges aggregates need (coordinate chunks, small chunks
-/// to inline) from the configured source buckets only.
-pub struct SourceFetcher<'a> {
-    p: &'a Pipeline,
-    sources: SourceCache,
-    /// A fetch failed in a way no retry can fix (bucket outside the
-    /// allowlist, object missing, access denied): the combine error it
-    /// causes is permanent.
-    permanent: std::sync::atomic::AtomicBool,
-}
-
-impl<'a> SourceFetcher<'a> {
-    pub fn new(p: &'a Pipeline) -> Self {
-        SourceFetcher {
-            p,
-            sources: SourceCache::default(),
-            permanent: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    /// Whether a fetch failed permanently.
-    pub fn saw_permanent(&self) -> bool {
-        self.permanent.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn failed(&self, e: StepError) -> String {
-        if !e.is_transient() {
-            self.permanent
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        e.to_string()
-    }
-
-    /// Opens only `s3://` URLs of configured source buckets
-    /// ([`Pipeline::source_store`] holds the allowlist).
-    async fn source(&self, url: &str) -> Result<Arc<dyn RangeSource>, StepError> {
-        self.sources
-            .get_or_open(url, || async {
-                let Some((bucket, key)) = url.strip_prefix("s3://").and_then(|r| r.split_once('/'))
-                else {
-                    return Err(StepError::Permanent(format!(
-                        "{url}: not an s3:// reference"
-                    )));
-                };
-                let store = self
-                    .p
-                    .source_store(bucket)
-                    .await
-                    .map_err(|e| StepError::from(e).prefixed(url))?;
-                store
-                    .range_source(key)
-                    .map_err(|e| StepError::from(e).prefixed(url))
-            })
-            .await
-    }
-}
-
-impl StepError {
-    fn prefixed(self, context: &str) -> StepError {
-        match self {
-            StepError::Permanent(m) => StepError::Permanent(format!("{context}: {m}")),
-            StepError::Transient(m) => StepError::Transient(format!("{context}: {m}")),
-        }
-    }
-}
-
-impl Fetcher for SourceFetcher<'_> {
-    fn fetch<'b>(
-        &'b self,
-        url: &'b str,
-        ranges: &'b [Range<u64>],
-    ) -> BoxFuture<'b, Result<Vec<Bytes>, String>> {
-        Box::pin(async move {
-            let src = self.source(url).await.map_err(|e| self.failed(e))?;
-            src.get_ranges(ranges)
-                .await
-                .map_err(|e| self.failed(StepError::from_source(&e, url)))
-        })
-    }
 }

@@ -67,6 +67,21 @@ impl StoreError {
     }
 }
 
+/// A store failure as a byte-source failure of the same kind, for the
+/// [`crate::sources::SourceResolver`] (retries are decided from the kind).
+impl From<StoreError> for hdf5_lite::SourceError {
+    fn from(e: StoreError) -> Self {
+        use hdf5_lite::source::SourceErrorKind as K;
+        let kind = match &e {
+            StoreError::NotFound(_) => K::NotFound,
+            StoreError::PreconditionFailed(_) => K::Changed,
+            StoreError::Transient(_) => K::Transient,
+            StoreError::InvalidKey { .. } | StoreError::Permanent(_) => K::Rejected,
+        };
+        hdf5_lite::SourceError::new(kind, e.to_string())
+    }
+}
+
 /// What the pipeline needs from a bucket.
 pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// `s3://bucket` or `file:///dir`, for logs and errors.
@@ -114,13 +129,15 @@ pub fn validate_key(key: &str) -> Result<(), StoreError> {
     })
 }
 
-/// Validates a prefix (may be empty) and strips surrounding slashes.
+/// A prefix (may be empty) without its trailing `/`
+/// ([`crate::key::check_prefix`]).
 pub fn validate_prefix(prefix: &str) -> Result<String, StoreError> {
-    let p = prefix.trim_matches('/');
-    if !p.is_empty() {
-        validate_key(p)?;
-    }
-    Ok(p.to_string())
+    crate::key::check_prefix(prefix)
+        .map(str::to_owned)
+        .map_err(|reason| StoreError::InvalidKey {
+            key: crate::key::clip(prefix),
+            reason,
+        })
 }
 
 /// A parsed store URL.
@@ -783,6 +800,14 @@ mod tests {
         );
         assert!(StoreUrl::parse("s3://Bad_Bucket/x").is_err());
         assert!(StoreUrl::parse("s3://b-b/../x").is_err());
+        // A prefix is refused, not repaired; one trailing `/` is fine.
+        assert!(StoreUrl::parse("s3://b-b//x").is_err());
+        assert_eq!(
+            StoreUrl::parse("s3://b-b/x/")
+                .ok()
+                .map(|u| u.prefix().to_owned()),
+            Some("x".into())
+        );
         assert!(StoreUrl::parse("gs://b/x").is_err());
     }
 

@@ -309,7 +309,10 @@ fn check_parse(
     env: &BTreeMap<String, String>,
     scratch: &Path,
 ) -> Result<(), String> {
-    let err_path = scratch.join(format!("stderr-{}", std::process::id()));
+    // Checks run on several threads at once: one file each.
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let err_path = scratch.join(format!("stderr-{run}"));
     let err = std::fs::File::create(&err_path).unwrap();
     let mut child = base_command(args, env)
         .stdout(Stdio::null())
@@ -534,9 +537,21 @@ fn every_manifest_command_line_is_accepted_by_the_cli() {
             "no manifest runs `{want}` (verbs: {verbs:?})"
         );
     }
+    // All at once: a command line that parses runs until the grace period
+    // ends, so checking them one after another waited GRACE per line.
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let running: Vec<_> = invocations
+            .iter()
+            .map(|inv| s.spawn(|| check_cli(&inv.args, &inv.env, scratch.path())))
+            .collect();
+        running
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|_| Err("checker panicked".into())))
+            .collect()
+    });
     let mut failures = Vec::new();
-    for inv in &invocations {
-        match check_cli(&inv.args, &inv.env, scratch.path()) {
+    for (inv, r) in invocations.iter().zip(results) {
+        match r {
             Ok(()) => eprintln!("ok: {}: {}", inv.origin, shown(&inv.args)),
             Err(e) => failures.push(format!("{}: {e}", inv.origin)),
         }
@@ -595,13 +610,25 @@ fn the_checker_rejects_bad_command_lines() {
             ]),
         ),
     ];
-    for (what, args) in bad {
-        assert!(
-            check_cli(&args, &env, scratch.path()).is_err(),
-            "{what}: `{}` was accepted",
-            shown(&args)
-        );
-    }
+    std::thread::scope(|s| {
+        let running: Vec<_> = bad
+            .iter()
+            .map(|(what, args)| {
+                (
+                    what,
+                    args,
+                    s.spawn(|| check_cli(args, &env, scratch.path())),
+                )
+            })
+            .collect();
+        for (what, args, t) in running {
+            assert!(
+                t.join().is_ok_and(|r| r.is_err()),
+                "{what}: `{}` was accepted",
+                shown(args)
+            );
+        }
+    });
 }
 
 #[test]

@@ -775,14 +775,18 @@ fn exit_codes_follow_the_kind_of_failure() {
         }
 
         // A reference into a bucket outside the allowlist: permanent.
-        let fetcher = steps::SourceFetcher::new(&e.p);
-        use kerchunk::combine::Fetcher as _;
-        let err = fetcher
-            .fetch("s3://not-a-source-bucket/x.nc", &[0u64..8, 8..16])
+        let resolver = ingest::sources::SourceResolver::new(&e.p);
+        use kerchunk::combine::Resolver as _;
+        let err = resolver
+            .resolve("s3://not-a-source-bucket/x.nc")
             .await
-            .unwrap_err();
-        assert!(err.contains("not a configured source bucket"), "{err}");
-        assert!(fetcher.saw_permanent());
+            .err()
+            .unwrap();
+        assert!(
+            err.message.contains("not a configured source bucket"),
+            "{err}"
+        );
+        assert!(!err.is_transient(), "{err:?}");
     });
 }
 

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use kerchunk::combine::{CombineOptions, StaticVars, UrlFetcher, combine_fetching};
+use kerchunk::combine::{CombineOptions, StaticVars, UrlResolver, combine_fetching};
 use kerchunk::fmrc::{self, BestRule, FmrcMember, HourKind, RunKinds};
 use kerchunk::json::{Json, object};
 use kerchunk::{Ref, RefSet, TranslateOptions};
@@ -292,7 +292,7 @@ fn ofs_fmrc_views_combine_and_match_xarray_and_mzz() {
 
     let combined_dir = dir.join("combined");
     std::fs::create_dir_all(&combined_dir).unwrap();
-    let fetcher = UrlFetcher::default();
+    let resolver = UrlResolver::default();
     let mut manifest = Vec::new();
     for case in &cases {
         let inputs: Vec<(String, RefSet)> = case
@@ -301,7 +301,7 @@ fn ofs_fmrc_views_combine_and_match_xarray_and_mzz() {
             .map(|m| (m.key.clone(), singles[&m.key].refs.clone()))
             .collect();
         let refs = rt
-            .block_on(combine_fetching(&inputs, &case.opts, &fetcher))
+            .block_on(combine_fetching(&inputs, &case.opts, &resolver))
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         let dim = case.opts.concat_dim.as_str();
 

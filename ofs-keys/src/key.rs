@@ -1,6 +1,7 @@
 //! Object-key safety, written once: what the stores ([`check_object_key`]),
-//! the OFS key parser ([`check_path`]) and every error message that quotes
-//! a hostile value ([`clip`]) rely on.
+//! the OFS key parser ([`check_path`]), every prefix (store URLs, the
+//! destination prefix, output keys: [`check_prefix`]) and every error
+//! message that quotes a hostile value ([`clip`]) rely on.
 
 /// Why a path-like value (a key, a prefix) is unsafe, or `Ok`. Rejects
 /// what could escape a prefix or a directory, or confuse an S3 key
@@ -42,6 +43,19 @@ pub fn check_object_key(key: &str) -> Result<(), &'static str> {
     check_path(key)
 }
 
+/// A key prefix (from a store URL, the configuration or a CLI argument),
+/// without its trailing `/`. Empty means the bucket root; one trailing `/`
+/// is tolerated because `nos/` and `nos` are both natural ways to write a
+/// prefix; otherwise it passes [`check_object_key`] (so `/nos`, `nos//`
+/// and `a/../b` are refused, not silently repaired).
+pub fn check_prefix(prefix: &str) -> Result<&str, &'static str> {
+    let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+    if !prefix.is_empty() {
+        check_object_key(prefix)?;
+    }
+    Ok(prefix)
+}
+
 /// Keeps hostile or huge values from flooding logs through error messages:
 /// the first 200 characters, then `...`.
 pub fn clip(s: &str) -> String {
@@ -70,6 +84,25 @@ mod tests {
         assert_eq!(check_path(&"a".repeat(2000)), Ok(()));
         assert!(check_object_key(&"a".repeat(MAX_KEY_BYTES + 1)).is_err());
         assert_eq!(check_object_key(&"a".repeat(MAX_KEY_BYTES)), Ok(()));
+    }
+
+    #[test]
+    fn prefixes() {
+        for (given, want) in [
+            ("", ""),
+            ("/", ""),
+            ("nos", "nos"),
+            ("nos/", "nos"),
+            ("a/b/", "a/b"),
+        ] {
+            assert_eq!(check_prefix(given), Ok(want), "{given:?}");
+        }
+        for bad in [
+            "//", "/nos", "nos//", "a//b", "../x", "a/./b", "a\\b", "a\nb",
+        ] {
+            assert!(check_prefix(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_prefix(&"a".repeat(MAX_KEY_BYTES + 1)).is_err());
     }
 
     #[test]

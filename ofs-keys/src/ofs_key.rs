@@ -693,14 +693,13 @@ fn check_path(what: &'static str, value: &str) -> Result<(), Error> {
     })
 }
 
-/// An empty prefix means the bucket root; one trailing `/` is tolerated
-/// because `nos/` and `nos` are both natural ways to write a prefix.
+/// [`crate::key::check_prefix`], naming the field.
 fn checked_prefix(prefix: &str) -> Result<&str, Error> {
-    let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
-    if !prefix.is_empty() {
-        check_path("prefix", prefix)?;
-    }
-    Ok(prefix)
+    crate::key::check_prefix(prefix).map_err(|reason| Error::Unsafe {
+        what: "prefix",
+        value: clip(prefix),
+        reason,
+    })
 }
 
 fn join(prefix: &str, name: &str) -> String {

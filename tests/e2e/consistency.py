@@ -23,12 +23,12 @@ the objects in moto:
   d9  a missing bucket is reported as such, and the URL once.
 """
 import argparse
+import contextlib
 import json
 import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,36 +37,17 @@ import time
 import boto3
 
 HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
+from common import DEST, ROOT, SRC, check, failures, generate, moto_server, src_key  # noqa: E402
+from common import ref_key as _ref_key  # noqa: E402
 from hold_proxy import HoldProxy  # noqa: E402
 
-SRC = "noaa-ofs-pds"
-DEST = "nextgen-dmac"
-DAY = "20230323"
 KEY_ID = "AKIACONSISTFAKE00042"
 SECRET = "consistFakeSecret0042xyzABCDEFGHIJKLmnop"
-failures = []
-
-
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def src_key(cycle, hour):
-    return f"dbofs.{DAY}/nos.dbofs.fields.{hour}.{DAY}.t{cycle}z.nc"
 
 
 def ref_key(cycle, hour):
-    return f"nos/nos.dbofs.fields.{hour}.{DAY}.t{cycle}z.nc.zarr"
+    return _ref_key("nos", cycle, hour)
 
 
 def event(bucket, keys):
@@ -90,28 +71,13 @@ def main():
     os.environ.update(AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="us-east-1",
                       AWS_REGION="us-east-1")
 
-    gen = work / "gen"
-    files = {}
-    for cycle, h in [("12", "f001"), ("12", "f002"), ("12", "f003"), ("12", "f007"), ("18", "f001")]:
-        path = gen / src_key(cycle, h)
-        if not path.exists():
-            subprocess.run([sys.executable, str(ROOT / "fixtures/make_ofs.py"), "--model", "dbofs", "--kind",
-                            "fields", "--hour", h, "--cycle", f"2023-03-23T{cycle}", "--scale", "small",
-                            "--out", str(gen)], check=True, stdout=subprocess.DEVNULL)
-        files[(cycle, h)] = path.read_bytes()
+    pairs = [("12", "f001"), ("12", "f002"), ("12", "f003"), ("12", "f007"), ("18", "f001")]
+    files = {k: path.read_bytes() for k, path in generate(work / "gen", pairs).items()}
 
-    moto_bin = pathlib.Path(sys.executable).parent / "moto_server"
-    port = free_port()
-    moto = subprocess.Popen([str(moto_bin), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=open(work / "run/moto.log", "w"), stderr=subprocess.STDOUT)
+    servers = contextlib.ExitStack()
+    port = servers.enter_context(moto_server(work / "run/moto.log"))
     proxy = None
     try:
-        for _ in range(150):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.2)
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
         s3.create_bucket(Bucket=SRC)
         s3.create_bucket(Bucket=DEST)
@@ -291,8 +257,7 @@ def main():
     finally:
         if proxy:
             proxy.stop()
-        moto.terminate()
-        moto.wait(10)
+        servers.close()
     print(f"\n{len(failures)} failure(s)")
     return 1 if failures else 0
 

@@ -26,11 +26,11 @@ end).
    byte-identical references and aggregates.
 """
 import argparse
+import contextlib
 import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -44,50 +44,12 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 import fault_proxy  # noqa: E402
+from common import DAY, DEST, ROOT, SRC, check, failures, generate, moto_server, ref_key, src_key  # noqa: E402
 
-SRC = "noaa-ofs-pds"
-DEST = "nextgen-dmac"
-DAY = "20230323"
 CYCLES = {"12": [f"f{h:03d}" for h in range(1, 9)] + [f"n{h:03d}" for h in range(1, 7)],
           "18": [f"f{h:03d}" for h in range(1, 7)]}
-
-failures = []
-
-
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, timeout=30):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto_server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("moto_server did not start")
-
-
-def src_key(cycle, hour):
-    return f"dbofs.{DAY}/nos.dbofs.fields.{hour}.{DAY}.t{cycle}z.nc"
-
-
-def ref_key(prefix, cycle, hour):
-    return f"{prefix}/nos.dbofs.fields.{hour}.{DAY}.t{cycle}z.nc.zarr"
 
 
 def setup(endpoint):
@@ -119,21 +81,6 @@ def setup(endpoint):
         "TopicConfigurations": [{"TopicArn": t_upd, "Events": ["s3:ObjectCreated:*"],
                                  "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "nos/"}]}}}]})
     return s3, sqs, dict(new_q=new_q, new_dlq=new_dlq, upd_q=upd_q, upd_dlq=upd_dlq)
-
-
-def generate(make_ofs, gen):
-    py = sys.executable
-    files = {}
-    for cycle, hours in CYCLES.items():
-        for h in hours:
-            key = src_key(cycle, h)
-            path = gen / key
-            if not path.exists():
-                subprocess.run([py, str(make_ofs), "--model", "dbofs", "--kind", "fields", "--hour", h,
-                                "--cycle", f"2023-03-23T{cycle}", "--scale", "small", "--out", str(gen)],
-                               check=True, stdout=subprocess.DEVNULL)
-            files[(cycle, h)] = path
-    return files
 
 
 def drain(sqs, url):
@@ -225,18 +172,14 @@ def main():
     for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         os.environ.pop(k, None)
 
-    moto_bin = pathlib.Path(sys.executable).parent / "moto_server"
-    port = free_port()
-    moto_log = open(work / "run/moto.log", "w")
-    moto = subprocess.Popen([str(moto_bin), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=moto_log, stderr=subprocess.STDOUT)
+    servers = contextlib.ExitStack()
+    port = servers.enter_context(moto_server(work / "run/moto.log"))
     proxy = None
     try:
-        wait_port(port, moto)
         endpoint = f"http://127.0.0.1:{port}"
-        print(f"moto_server on {endpoint} (pid {moto.pid})", flush=True)
         s3, sqs, q = setup(endpoint)
-        files = generate(pathlib.Path(args.make_ofs), work / "gen")
+        pairs = [(cycle, h) for cycle, hours in CYCLES.items() for h in hours]
+        files = generate(work / "gen", pairs, pathlib.Path(args.make_ofs))
 
         # Upload: each PUT notifies SNS -> SQS.
         for (cycle, h), path in sorted(files.items()):
@@ -327,12 +270,7 @@ def main():
     finally:
         if proxy is not None:
             proxy.shutdown()
-        moto.terminate()
-        try:
-            moto.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            moto.kill()
-        moto_log.close()
+        servers.close()
 
     print()
     if failures:

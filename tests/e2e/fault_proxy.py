@@ -5,13 +5,12 @@ requests (S3 GetObject/ListObjects; SQS uses POST and is never faulted) is
 answered with an S3-style 500 InternalError, or the connection is dropped
 without a response. Counters are kept for the test report.
 """
-import http.client
 import random
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"}
+from common import ProxyHandler, forward, guarded, read_request, send_s3_error
 
 
 class Counters:
@@ -26,28 +25,16 @@ class Counters:
             setattr(self, name, getattr(self, name) + 1)
 
 
-def make_handler(upstream_host, upstream_port, fault_rate, counters, rng):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
+def make_handler(upstream_port, fault_rate, counters, rng):
+    class Handler(ProxyHandler):
         def _handle(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
+            body, headers = read_request(self)
             if self.command == "GET":
                 with counters.lock:
                     roll = rng.random()
                 if roll < fault_rate / 2:
                     counters.add("errors_500")
-                    msg = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
-                           b"<Message>injected fault</Message></Error>")
-                    self.send_response(500)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(msg)))
-                    self.end_headers()
-                    self.wfile.write(msg)
+                    send_s3_error(self, 500, "InternalError", "injected fault")
                     return
                 if roll < fault_rate:
                     counters.add("dropped")
@@ -57,36 +44,10 @@ def make_handler(upstream_host, upstream_port, fault_rate, counters, rng):
                     except OSError:
                         pass
                     return
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
-            conn = http.client.HTTPConnection(upstream_host, upstream_port, timeout=60)
-            try:
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-            finally:
-                conn.close()
+            forward(self, upstream_port, body, headers)
             counters.add("forwarded")
-            self.send_response(resp.status, resp.reason)
-            head = self.command == "HEAD"
-            for k, v in resp.getheaders():
-                if k.lower() in HOP or (k.lower() == "content-length" and not head):
-                    continue
-                self.send_header(k, v)
-            if not head:
-                self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
 
-        def _safe(self):
-            try:
-                self._handle()
-            except (BrokenPipeError, ConnectionResetError, TimeoutError):
-                # The client gave up on this connection (its own timeout or
-                # retry); nothing to forward.
-                self.close_connection = True
-
-        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _safe
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = guarded(_handle)
 
     return Handler
 
@@ -94,7 +55,7 @@ def make_handler(upstream_host, upstream_port, fault_rate, counters, rng):
 def start(upstream_port, fault_rate=0.2, seed=1234):
     """Starts the proxy on a free loopback port; returns (server, port, counters)."""
     counters = Counters()
-    handler = make_handler("127.0.0.1", upstream_port, fault_rate, counters, random.Random(seed))
+    handler = make_handler(upstream_port, fault_rate, counters, random.Random(seed))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()

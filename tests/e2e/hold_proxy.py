@@ -7,11 +7,10 @@ forwards it unchanged. Every other request is forwarded at once. This makes
 races deterministic: a test holds a request, does something else to
 completion, then lets the request go; no sleeps.
 """
-import http.client
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"}
+from common import ProxyHandler, forward, guarded, read_request, send_s3_error
 
 
 class HoldProxy:
@@ -29,16 +28,9 @@ class HoldProxy:
         self.deny_unsigned = set()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(ProxyHandler):
             def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+                body, headers = read_request(self)
                 hold = False
                 with proxy.lock:
                     proxy.log.append((self.command, self.path, dict(self.headers.items())))
@@ -50,43 +42,15 @@ class HoldProxy:
                 bucket = self.path.lstrip("/").split("/", 1)[0].split("?", 1)[0]
                 if (bucket in proxy.deny_unsigned and "Authorization" not in self.headers
                         and "X-Amz-Signature" not in self.path):
-                    msg = b"<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>unsigned</Message></Error>"
-                    self.send_response(403)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(msg)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(msg)
+                    send_s3_error(self, 403, "AccessDenied", "unsigned")
                     return
                 if hold:
                     proxy.held.set()
                     if not proxy.released.wait(120):
                         raise TimeoutError("held request never released")
-                conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
-                try:
-                    conn.request(self.command, self.path, body=body, headers=headers)
-                    resp = conn.getresponse()
-                    data = resp.read()
-                finally:
-                    conn.close()
-                self.send_response(resp.status, resp.reason)
-                for k, v in resp.getheaders():
-                    if k.lower() in HOP or (k.lower() == "content-length" and self.command != "HEAD"):
-                        continue
-                    self.send_header(k, v)
-                if self.command != "HEAD":
-                    self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
+                forward(self, proxy.upstream_port, body, headers)
 
-            def _safe(self):
-                try:
-                    self._handle()
-                except (BrokenPipeError, ConnectionResetError, TimeoutError):
-                    self.close_connection = True
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _safe
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = guarded(_handle)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -4,11 +4,17 @@ fixture: our refs (target/kerchunk-ours, written by `cargo test -p kerchunk
 --test fixtures`) must read back bit-identical to h5py, and match kerchunk
 0.2.7's refs (fixtures/kerchunk-golden) except for the intended differences
 listed in compare_kerchunk.py. Prints one line per file and a final
-"N passed, N failed" line; exits 1 on any failure."""
+"N passed, N failed" line; exits 1 on any failure.
+
+Each check is its own interpreter (h5py and netCDF4 cannot share a process,
+and one file's failure must not leak into the next); they run on every core
+at once, results printed in file order."""
 import json
+import os
 import pathlib
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OURS = ROOT / "target" / "kerchunk-ours"
@@ -39,8 +45,8 @@ def main():
     refs = sorted(p for p in OURS.rglob("*.json"))
     if len(refs) < 35:
         sys.exit(f"only {len(refs)} reference sets under {OURS}: run `cargo test -p kerchunk --test fixtures` first")
-    passed = failed = 0
-    for ref in refs:
+    def check_one(ref):
+        """(name, ok, what was checked, output) for one translated fixture."""
         rel = ref.relative_to(OURS).as_posix()[: -len(".json")]
         original = FILES / rel
         warnings = ref.with_name(ref.name[: -len(".json")] + ".warnings.tsv")
@@ -59,31 +65,35 @@ def main():
             out += out2
             ok = code == 0
             msg = "readback+kerchunk"
-        if ok:
-            passed += 1
-            print(f"ok    {rel} ({msg})")
-        else:
-            failed += 1
-            print(f"FAIL  {rel} ({msg})\n" + "\n".join("      " + l for l in out.splitlines()[-25:]))
+        return rel, ok, msg, out
+
     # vlen sequences of numbers (TranslateOptions::vlen_sequences, opt-in:
     # xarray cannot open a zarr group holding them, so zarr only), written
     # by `cargo test -p kerchunk --lib vlen_sequences`
     vlen = sorted((ROOT / "target" / "kerchunk-vlen").glob("*.json"))
     if len(vlen) < 2:
         sys.exit("no target/kerchunk-vlen refs: run `cargo test -p kerchunk --lib` first")
-    for ref in vlen:
+
+    def check_vlen(ref):
         rel = ref.relative_to(ref.parent).as_posix()[: -len(".json")]
         allow = []
         for w in json.loads(ref.read_text()).get("warnings", []):
             allow += ["--allow-missing", w["path"]]
         code, out = run([PY, str(HERE / "readback.py"), str(ref), str(FILES / rel), "--no-xarray"] + allow)
-        vlen_ok = code == 0 and "vlen" not in "".join(l for l in out.splitlines() if "allowed" in l)
-        if vlen_ok:
-            passed += 1
-            print(f"ok    {rel} (vlen_sequences: zarr readback)")
-        else:
-            failed += 1
-            print(f"FAIL  {rel} (vlen_sequences: zarr readback)\n" + "\n".join("      " + l for l in out.splitlines()[-25:]))
+        ok = code == 0 and "vlen" not in "".join(l for l in out.splitlines() if "allowed" in l)
+        return rel, ok, "vlen_sequences: zarr readback", out
+
+    passed = failed = 0
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        results = [pool.submit(check_one, r) for r in refs] + [pool.submit(check_vlen, r) for r in vlen]
+        for fut in results:
+            rel, ok, msg, out = fut.result()
+            if ok:
+                passed += 1
+                print(f"ok    {rel} ({msg})", flush=True)
+            else:
+                failed += 1
+                print(f"FAIL  {rel} ({msg})\n" + "\n".join("      " + l for l in out.splitlines()[-25:]), flush=True)
     print(f"refs: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

@@ -178,21 +178,7 @@ else
 fi
 
 # ---------------------------------------------------------------- helpers
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # PORT PID
-    python3 - "$1" "$2" <<'EOF'
-import os, socket, sys, time
-port, pid = int(sys.argv[1]), int(sys.argv[2])
-for _ in range(300):
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close(); sys.exit(0)
-    except OSError:
-        try: os.kill(pid, 0)
-        except OSError: sys.exit(1)
-        time.sleep(0.1)
-sys.exit(1)
-EOF
-}
+. "$ROOT/tests/lib.sh" # free_port, wait_port, start_moto
 
 # Local refs (outside the root: the file is not in it) with a given --url.
 local_refs() { "$BIN" refs "$FIXTURE" --url "$1" >"$2" 2>"$2.err"; }
@@ -223,15 +209,11 @@ fi
 if [[ ! -x "$PY" || ! -x "$(dirname "$PY")/moto_server" ]]; then
     fail "S3: no moto venv at $(dirname "$PY") (run tests/python/setup-venv.sh)"
 else
-    MOTO_PORT="$(free_port)"
-    "$(dirname "$PY")/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
-    MOTO_PID=$!
-    PIDS+=($MOTO_PID)
-    ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+    if start_moto "$PY" "$WORK/moto.log"; then PIDS+=($MOTO_PID); fi
+    ENDPOINT=$MOTO_ENDPOINT
     AWS_ENV=(AWS_ENDPOINT_URL="$ENDPOINT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
              AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true)
-    if ! wait_port "$MOTO_PORT" "$MOTO_PID"; then
-        cat "$WORK/moto.log"
+    if [[ -z "${MOTO_PID:-}" ]]; then
         fail "S3: moto_server did not start"
     elif ! env "${AWS_ENV[@]}" "$PY" - "$FIXTURE" "$SRC_BUCKET" "$SRC_KEY" "$DEST_BUCKET" "$WORK/s3msg.json" <<'EOF'
 import json, sys, boto3

@@ -1,5 +1,5 @@
 //! The I/O of combining: reading the byte ranges the algorithm asks for
-//! (remote coordinate chunks, small chunks to inline) through a [`Fetcher`].
+//! (remote coordinate chunks, small chunks to inline) through a [`Resolver`].
 //! The algorithm itself ([`super::combine_with`]) never does I/O.
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::future::join_all;
 use hdf5_lite::RangeSource;
-use hdf5_lite::source::BoxFuture;
+use hdf5_lite::SourceError;
+use hdf5_lite::source::{BoxFuture, SourceErrorKind};
 
 use super::{CombineError, CombineOptions, combine_with, coordinate_ranges};
 use crate::refs::{Ref, RefSet};
@@ -28,19 +29,20 @@ pub struct FetchRange {
 /// Bytes fetched for [`FetchRange`]s.
 pub type Fetched = HashMap<FetchRange, Bytes>;
 
-/// Reads byte ranges of the objects chunk references point to.
-pub trait Fetcher: Send + Sync {
-    /// Read `ranges` of `url`; one result per range, in order. A short
-    /// result is treated as an error by the caller.
-    fn fetch<'a>(
+/// Resolves the URL of a chunk reference to the [`RangeSource`] holding
+/// its bytes: the one seam between combining and I/O. The CLI's
+/// [`UrlResolver`] opens any URL hdf5-lite can; the pipeline's resolver
+/// opens objects of its allowlisted source buckets only. Errors are typed
+/// ([`SourceError`]) so callers decide retries from the kind.
+pub trait Resolver: Send + Sync {
+    fn resolve<'a>(
         &'a self,
         url: &'a str,
-        ranges: &'a [Range<u64>],
-    ) -> BoxFuture<'a, Result<Vec<Bytes>, String>>;
+    ) -> BoxFuture<'a, Result<Arc<dyn RangeSource>, SourceError>>;
 }
 
-/// URL to open [`RangeSource`], the one cache every fetcher uses (the
-/// CLI's [`UrlFetcher`], the pipeline's allowlisted `SourceFetcher`): a
+/// URL to open [`RangeSource`], the one cache every [`Resolver`] uses (the
+/// CLI's [`UrlResolver`], the pipeline's allowlisted one): a
 /// source is opened on its first use and kept for the life of the cache.
 #[derive(Default)]
 pub struct SourceCache {
@@ -80,18 +82,18 @@ impl SourceCache {
     }
 }
 
-/// A [`Fetcher`] over `hdf5_lite::open_url` (local paths, `file://`, and
+/// A [`Resolver`] over `hdf5_lite::open_url` (local paths, `file://`, and
 /// `http(s)://`/`s3://` when hdf5-lite is built with those features), one
-/// source per URL, kept open for the life of the fetcher.
+/// source per URL, kept open for the life of the resolver.
 #[derive(Default)]
-pub struct UrlFetcher {
+pub struct UrlResolver {
     pub options: hdf5_lite::SourceOptions,
     sources: SourceCache,
 }
 
-impl UrlFetcher {
+impl UrlResolver {
     pub fn new(options: hdf5_lite::SourceOptions) -> Self {
-        UrlFetcher {
+        UrlResolver {
             options,
             sources: SourceCache::default(),
         }
@@ -103,32 +105,28 @@ impl UrlFetcher {
     }
 }
 
-impl Fetcher for UrlFetcher {
-    fn fetch<'a>(
+impl Resolver for UrlResolver {
+    fn resolve<'a>(
         &'a self,
         url: &'a str,
-        ranges: &'a [Range<u64>],
-    ) -> BoxFuture<'a, Result<Vec<Bytes>, String>> {
-        Box::pin(async move {
-            let src = self
-                .sources
-                .get_or_open(url, || hdf5_lite::open_url(url, &self.options))
-                .await
-                .map_err(|e| e.to_string())?;
-            src.get_ranges(ranges).await.map_err(|e| e.to_string())
-        })
+    ) -> BoxFuture<'a, Result<Arc<dyn RangeSource>, SourceError>> {
+        Box::pin(
+            self.sources
+                .get_or_open(url, || hdf5_lite::open_url(url, &self.options)),
+        )
     }
 }
 
 /// Combine, fetching remote coordinate chunks (and inlining small remote
-/// chunks) through `fetcher`. One `fetch` call per URL, up to 32 at once.
+/// chunks) through `resolver`. One `get_ranges` call per URL, up to 32 at
+/// once.
 pub async fn combine_fetching(
     inputs: &[(String, RefSet)],
     opts: &CombineOptions,
-    fetcher: &dyn Fetcher,
+    resolver: &dyn Resolver,
 ) -> Result<RefSet, CombineError> {
     let wanted = coordinate_ranges(inputs, opts)?;
-    let fetched = fetch_all(fetcher, wanted).await?;
+    let fetched = fetch_all(resolver, wanted).await?;
     let mut out = combine_with(inputs, opts, &fetched)?;
     if out.inline_candidates.is_empty() {
         return Ok(out.refs);
@@ -150,7 +148,7 @@ pub async fn combine_fetching(
         .iter()
         .filter_map(|k| range_of(out.refs.get(k)))
         .collect();
-    let small = fetch_all(fetcher, wanted).await?;
+    let small = fetch_all(resolver, wanted).await?;
     for k in std::mem::take(&mut out.inline_candidates) {
         if let Some(b) = range_of(out.refs.get(&k)).and_then(|fr| small.get(&fr)) {
             out.refs.insert(k, Ref::inline(b));
@@ -162,7 +160,7 @@ pub async fn combine_fetching(
 /// Fetch every range (grouped per URL, sorted and de-duplicated, up to 32
 /// URLs concurrently). The first failing URL in URL order is the error.
 pub async fn fetch_all(
-    fetcher: &dyn Fetcher,
+    resolver: &dyn Resolver,
     wanted: Vec<FetchRange>,
 ) -> Result<Fetched, CombineError> {
     let mut per_url: BTreeMap<String, Vec<Range<u64>>> = BTreeMap::new();
@@ -182,10 +180,13 @@ pub async fn fetch_all(
         .collect();
     let mut out = Fetched::new();
     // Batches rather than a sliding window (`buffered`): a stream adaptor
-    // holding a closure over `fetcher` makes the future lose `Send` (a
+    // holding a closure over `resolver` makes the future lose `Send` (a
     // higher-ranked lifetime limitation of rustc), and callers spawn it.
     for batch in jobs.chunks(CONCURRENT_URLS) {
-        let results = join_all(batch.iter().map(|(url, ranges)| fetcher.fetch(url, ranges))).await;
+        let results = join_all(batch.iter().map(|(url, ranges)| async move {
+            resolver.resolve(url).await?.get_ranges(ranges).await
+        }))
+        .await;
         for ((url, ranges), res) in batch.iter().zip(results) {
             store(&mut out, url, ranges, res)?;
         }
@@ -198,15 +199,17 @@ fn store(
     out: &mut Fetched,
     url: &str,
     ranges: &[Range<u64>],
-    res: Result<Vec<Bytes>, String>,
+    res: Result<Vec<Bytes>, SourceError>,
 ) -> Result<(), CombineError> {
-    let fail = |msg: String| CombineError::Fetch {
+    let fail = |error: SourceError| CombineError::Fetch {
         url: url.to_string(),
-        msg,
+        error,
     };
+    // A short answer is what a truncated body looks like: worth a retry.
+    let short = |msg: String| fail(SourceError::new(SourceErrorKind::Transient, msg));
     let data = res.map_err(fail)?;
     if data.len() != ranges.len() {
-        return Err(fail(format!(
+        return Err(short(format!(
             "{} results for {} ranges",
             data.len(),
             ranges.len()
@@ -215,7 +218,7 @@ fn store(
     for (r, b) in ranges.iter().zip(data) {
         let want = r.end - r.start;
         if (b.len() as u64) < want {
-            return Err(fail(format!(
+            return Err(short(format!(
                 "short read at {}: wanted {want} bytes, got {}",
                 r.start,
                 b.len()

@@ -58,10 +58,10 @@
 //! kerchunk only inlines chunks under 500 bytes, and the netCDF default chunk
 //! of a 1-D record coordinate is 4 KiB, so `ocean_time/0` of a real OFS
 //! translation is a `[url, offset, 4096]` reference. [`combine_fetching`]
-//! fetches those through a [`Fetcher`] (only the bytes holding values);
+//! fetches those through a [`Resolver`] (only the bytes holding values);
 //! [`coordinate_ranges`] + [`combine_with`] is the same in two explicit
 //! steps; [`combine`] works without I/O when every coordinate chunk is inline.
-//! With a fetcher, remote chunk references of concatenated arrays shorter
+//! With a resolver, remote chunk references of concatenated arrays shorter
 //! than `inline_threshold` are fetched and inlined, as MZZ does.
 
 mod concat;
@@ -78,7 +78,7 @@ use crate::refs::{Ref, RefSet};
 
 pub use coord::coordinate_ranges;
 pub use fetch::{
-    FetchRange, Fetched, Fetcher, SourceCache, UrlFetcher, combine_fetching, fetch_all,
+    FetchRange, Fetched, Resolver, SourceCache, UrlResolver, combine_fetching, fetch_all,
 };
 pub use load::{parse_inputs, read_inputs};
 pub use slice::{
@@ -117,7 +117,7 @@ pub struct CombineOptions {
     pub concat_dim: String,
     /// Arrays copied from the first input without concatenation.
     pub identical_dims: Vec<String>,
-    /// With a fetcher: remote chunk references of concatenated arrays
+    /// With a resolver: remote chunk references of concatenated arrays
     /// shorter than this many bytes are fetched and inlined (MZZ: 500).
     /// 0 disables it. The concat coordinate is always written inline.
     pub inline_threshold: u64,
@@ -201,8 +201,11 @@ pub enum CombineError {
         key: String,
         url: String,
     },
-    #[error("fetching {url}: {msg}")]
-    Fetch { url: String, msg: String },
+    #[error("fetching {url}: {error}")]
+    Fetch {
+        url: String,
+        error: hdf5_lite::SourceError,
+    },
     #[error("{input}: {msg}")]
     Read { input: String, msg: String },
 }

@@ -1,11 +1,10 @@
 //! Unit tests of the combine algorithm on small synthetic inputs.
 
 use std::collections::HashMap;
-use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use hdf5_lite::source::BoxFuture;
+use hdf5_lite::source::{BoxFuture, SourceErrorKind};
+use hdf5_lite::{MemorySource, RangeSource, SourceError};
 
 use super::*;
 
@@ -343,24 +342,23 @@ fn rejects_interleaved_unsorted_missing_and_nan() {
     assert!(combine(&named(vec![("a", s)]), &CombineOptions::new("t")).is_err());
 }
 
+/// In-memory objects by URL; counts resolves (one per URL per fetch pass).
 struct Mem(HashMap<String, Vec<u8>>, Mutex<usize>);
-impl Fetcher for Mem {
-    fn fetch<'a>(
+impl Resolver for Mem {
+    fn resolve<'a>(
         &'a self,
         url: &'a str,
-        ranges: &'a [Range<u64>],
-    ) -> BoxFuture<'a, Result<Vec<Bytes>, String>> {
+    ) -> BoxFuture<'a, Result<Arc<dyn RangeSource>, SourceError>> {
         Box::pin(async move {
             if let Ok(mut n) = self.1.lock() {
                 *n += 1;
             }
-            let d = self.0.get(url).ok_or("no such url")?;
-            Ok(ranges
-                .iter()
-                .map(|r| {
-                    Bytes::copy_from_slice(&d[r.start as usize..(r.end as usize).min(d.len())])
-                })
-                .collect())
+            let d = self
+                .0
+                .get(url)
+                .ok_or_else(|| SourceError::new(SourceErrorKind::NotFound, "no such url"))?;
+            let src: Arc<dyn RangeSource> = Arc::new(MemorySource::new(url, d.clone()));
+            Ok(src)
         })
     }
 }
