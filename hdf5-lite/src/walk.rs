@@ -36,6 +36,7 @@ use crate::model::*;
 use crate::object_header::{self as oh, RawMessage};
 use crate::parse::{Ctx, PResult, StructError};
 use crate::source::{RangeSource, SourceError};
+use crate::speculate::{self, Speculator};
 use crate::superblock::{self, Superblock};
 use crate::value;
 
@@ -88,6 +89,11 @@ pub struct Options {
     /// fetched as usual. At most [`crate::layout_cache::MAX_PREDICTED_BYTES`]
     /// are used.
     pub predicted: Vec<Range<u64>>,
+    /// Upper bound on the bytes fetched for speculative roots
+    /// ([`crate::speculate`]): structures below object headers found in
+    /// fetched windows, fetched before a link reaches them. Also capped at
+    /// 1.5% of the file. 0 = no speculation.
+    pub speculative_budget: u64,
 }
 
 impl Default for Options {
@@ -120,6 +126,7 @@ impl Default for Options {
             prefetch_below: 0,
             prefetch_budget: 16 * 1024 * 1024,
             predicted: Vec::new(),
+            speculative_budget: 2 * 1024 * 1024,
         }
     }
 }
@@ -629,6 +636,9 @@ struct Walker {
     /// Global heap collections of vlen attributes were requested once the
     /// structure was complete.
     vlen_planned: bool,
+    /// Speculative roots: prefetch of what headers found in fetched
+    /// windows will need ([`crate::speculate`]).
+    spec: Speculator,
 }
 
 /// Tags for de-duplicating requests of shared resources.
@@ -744,7 +754,13 @@ impl Walker {
             data_planned: HashSet::new(),
             prefetch_bytes: 0,
             vlen_planned: false,
+            spec: Speculator::default(),
         };
+        if w.opts.speculative_budget > 0 {
+            for (s, b) in &w.cache.extents {
+                w.spec.scan(*s, b);
+            }
+        }
         let so = ctx.size_of_offsets as u64;
         let sb_size = if w.sb.version >= 2 {
             16 + 4 * so
@@ -972,6 +988,8 @@ impl Walker {
                     what: format!("more than {} sequential reads", self.opts.max_waves),
                 });
             }
+            // Speculation rides along with a wave the walk makes anyway.
+            missing.extend(self.speculate());
             let merged = coalesce(missing, self.opts.coalesce_gap, self.opts.max_request);
             let total: u64 = merged.iter().map(|r| r.end - r.start).sum();
             // Prefetched data (at most `prefetch_budget`, planned into
@@ -980,7 +998,8 @@ impl Walker {
             let allowed = self
                 .opts
                 .max_metadata_bytes
-                .saturating_add(self.prefetch_bytes);
+                .saturating_add(self.prefetch_bytes)
+                .saturating_add(self.spec.spent);
             if self.stats.bytes_fetched.saturating_add(total) > allowed {
                 return Err(Error::Limit {
                     file: self.name.clone(),
@@ -1002,6 +1021,9 @@ impl Walker {
             self.stats.requests += merged.len() as u64;
             for (r, b) in merged.iter().zip(got) {
                 self.stats.bytes_fetched += b.len() as u64;
+                if self.opts.speculative_budget > 0 {
+                    self.spec.scan(r.start, &b);
+                }
                 self.cache.insert(r.start, b);
             }
         }
@@ -1011,6 +1033,30 @@ impl Walker {
             self.handle(j, bytes)?;
         }
         Ok(())
+    }
+
+    /// Ranges the speculative roots want fetched with this wave.
+    fn speculate(&mut self) -> Vec<Range<u64>> {
+        let budget = self
+            .opts
+            .speculative_budget
+            .min((self.size / 64).max(64 * 1024));
+        if budget == 0 || self.spec.spent >= budget {
+            return Vec::new();
+        }
+        let knobs = speculate::Knobs {
+            size: self.size,
+            probe: self.opts.probe_size,
+            heap_probe: self.opts.heap_probe,
+            header_lookbehind: self.opts.header_lookbehind,
+            lookbehind: self.opts.lookbehind,
+            prefetch_below: self.opts.prefetch_below,
+        };
+        let cache = &self.cache;
+        let get = |a: u64, n: u64| cache.get(a, n);
+        let uncovered = |a: u64, e: u64| cache.uncovered(a, e);
+        let wants = self.spec.plan(&self.ctx, &knobs, budget, &get, &uncovered);
+        wants.into_iter().map(|r| self.page_align(r)).collect()
     }
 
     /// Re-queue a job that ran out of bytes, or fail if the file has no more.
