@@ -43,6 +43,7 @@ pub(crate) struct Knobs {
     pub heap_probe: u64,
     pub header_lookbehind: u64,
     pub lookbehind: u64,
+    pub lookahead: u64,
     pub prefetch_below: u64,
 }
 
@@ -81,14 +82,15 @@ impl Speculator {
     }
 
     /// Ranges to fetch with the next wave, at most `budget - spent` bytes in
-    /// all. `get` returns cached bytes of exactly that range (or `None`),
-    /// `uncovered` the part of a range not cached yet.
+    /// all. `prefix` returns the cached bytes from an address (at most the
+    /// length asked, fewer where the cached extent ends), `uncovered` the
+    /// part of a range not cached yet.
     pub fn plan(
         &mut self,
         ctx: &Ctx,
         k: &Knobs,
         budget: u64,
-        get: &dyn Fn(u64, u64) -> Option<Bytes>,
+        prefix: &dyn Fn(u64, u64) -> Option<Bytes>,
         uncovered: &dyn Fn(u64, u64) -> Option<Range<u64>>,
     ) -> Vec<Range<u64>> {
         let mut out = Vec::new();
@@ -98,7 +100,7 @@ impl Speculator {
             let mut p = Plan {
                 ctx,
                 k,
-                get,
+                prefix,
                 wants: Vec::new(),
                 missing: 0,
                 visited: HashSet::new(),
@@ -148,7 +150,7 @@ fn find(hay: &[u8], needle: &[u8; 4]) -> Option<usize> {
 struct Plan<'a> {
     ctx: &'a Ctx,
     k: &'a Knobs,
-    get: &'a dyn Fn(u64, u64) -> Option<Bytes>,
+    prefix: &'a dyn Fn(u64, u64) -> Option<Bytes>,
     wants: Vec<Range<u64>>,
     /// Structures reached but not cached.
     missing: usize,
@@ -162,31 +164,43 @@ impl Plan<'_> {
     /// The cached bytes of `addr..addr+len` (clamped to the file), or a want
     /// for them with `behind` bytes of look-behind.
     fn need(&mut self, addr: u64, len: u64, behind: u64) -> Option<Bytes> {
+        self.need_around(addr, len, behind, 0)
+    }
+
+    /// [`Plan::need`], also asking for `ahead` bytes past the structure.
+    fn need_around(&mut self, addr: u64, len: u64, behind: u64, ahead: u64) -> Option<Bytes> {
         let len = len.min(self.k.size.saturating_sub(addr));
         if len == 0 {
             return None;
         }
-        if let Some(b) = (self.get)(addr, len) {
+        if let Some(b) = (self.prefix)(addr, len).filter(|b| b.len() as u64 == len) {
             return Some(b);
         }
         self.missing += 1;
         let end = addr.saturating_add(len);
-        self.wants.push(addr.saturating_sub(behind)..end);
+        let ahead = end.saturating_add(ahead).min(self.k.size).max(end);
+        self.wants.push(addr.saturating_sub(behind)..ahead);
         None
     }
 
-    /// Fetch-and-parse as the walk does it: start with `len` bytes, and on
-    /// "short" ask for what the parser says (or 4x), like `Walker::retry`.
+    /// Fetch-and-parse as the walk does it: a cached prefix that parses is
+    /// enough (`Walker::fits_cached_prefix`); else start with `len` bytes,
+    /// and on "short" ask for what the parser says (or 4x), like
+    /// `Walker::retry`.
     fn parsed<T>(
         &mut self,
         addr: u64,
         len: u64,
-        behind: u64,
+        (behind, ahead): (u64, u64),
         parse: impl Fn(&Bytes) -> Result<T, StructError>,
     ) -> Option<T> {
+        let len = len.min(self.k.size.saturating_sub(addr));
+        if let Some(Ok(v)) = (self.prefix)(addr, len).map(|b| parse(&b)) {
+            return Some(v);
+        }
         let mut len = len;
         for _ in 0..4 {
-            let b = self.need(addr, len, behind)?;
+            let b = self.need_around(addr, len, behind, ahead)?;
             match parse(&b) {
                 Ok(v) => return Some(v),
                 Err(StructError::Short { need }) => {
@@ -223,25 +237,9 @@ impl Plan<'_> {
         let (ctx, k) = (*self.ctx, self.k.clone());
         // Verify before believing: a v2 header is checksummed; a signature
         // with a claimed size past any real header is not one.
-        let b = match (self.get)(addr, k.probe.min(k.size.saturating_sub(addr))) {
-            Some(b) => b,
-            None => {
-                // The window ended inside the probe: verify what is cached
-                // (at least the prefix), then ask for the rest.
-                let mut n = k.probe.min(k.size.saturating_sub(addr));
-                let mut got = None;
-                while n >= 16 && got.is_none() {
-                    n /= 2;
-                    got = (self.get)(addr, n);
-                }
-                match got {
-                    Some(b) => b,
-                    None => {
-                        self.bad = true;
-                        return;
-                    }
-                }
-            }
+        let Some(b) = (self.prefix)(addr, k.probe.min(k.size.saturating_sub(addr))) else {
+            self.bad = true;
+            return;
         };
         let block = match oh::parse_header(&b, addr, &ctx) {
             Ok(h) if h.version == 2 => h,
@@ -261,8 +259,6 @@ impl Plan<'_> {
                 return;
             }
         };
-        // The walk probes this many bytes of the header.
-        self.need(addr, k.probe, k.header_lookbehind);
         let mut messages = block.messages;
         let mut conts: Vec<(oh::Continuation, u32)> =
             block.continuations.into_iter().map(|c| (c, 0)).collect();
@@ -345,7 +341,7 @@ impl Plan<'_> {
             return;
         }
         let (ctx, k) = (*self.ctx, self.k.clone());
-        let Some(node) = self.parsed(addr, k.probe, k.lookbehind, |b| {
+        let Some(node) = self.parsed(addr, k.probe, (k.lookbehind, 0), |b| {
             btree_v1::parse_chunk_node(b, addr, &ctx, rank)
         }) else {
             return;
@@ -364,9 +360,12 @@ impl Plan<'_> {
             return;
         }
         let (ctx, k) = (*self.ctx, self.k.clone());
-        let Some(h) = self.parsed(addr, k.heap_probe.max(64), k.lookbehind, |b| {
-            fh::parse_header(b, addr, &ctx)
-        }) else {
+        let Some(h) = self.parsed(
+            addr,
+            k.heap_probe.max(64),
+            (k.lookbehind, k.lookahead),
+            |b| fh::parse_header(b, addr, &ctx),
+        ) else {
             return;
         };
         if let Some(bt) = h.huge_btree {
@@ -404,7 +403,7 @@ impl Plan<'_> {
             return;
         }
         let (ctx, k) = (*self.ctx, self.k.clone());
-        let Some(h) = self.parsed(addr, 64, k.lookbehind, |b| {
+        let Some(h) = self.parsed(addr, 64, (k.lookbehind, k.lookahead), |b| {
             btree_v2::parse_header(b, addr, &ctx)
         }) else {
             return;
@@ -463,11 +462,12 @@ mod tests {
             heap_probe: 512,
             header_lookbehind: 8192,
             lookbehind: 2048,
+            lookahead: 1024,
             prefetch_below: 500,
         };
         let get = |a: u64, n: u64| {
-            let e = a.checked_add(n)?;
-            (e <= data.len() as u64).then(|| data.slice(a as usize..e as usize))
+            let e = a.saturating_add(n).min(data.len() as u64);
+            (a < e).then(|| data.slice(a as usize..e as usize))
         };
         let unc = |a: u64, b: u64| (b > 4096).then_some(4096.max(a)..b);
         let wants = s.plan(&Ctx::new(8, 8, 0), &k, u64::MAX, &get, &unc);

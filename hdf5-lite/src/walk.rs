@@ -52,6 +52,12 @@ pub struct Options {
     /// blocks next to (often just before) its header, so they are then
     /// already in memory when the header points at them.
     pub header_lookbehind: u64,
+    /// Bytes after a fractal heap or v2 B-tree header read in the same
+    /// request: the library allocates a dense attribute storage's heap
+    /// header, name index header and the index's root node one after the
+    /// other. (A structure that already parses from cached bytes is not
+    /// fetched at all, so this never costs a request of its own.)
+    pub lookahead: u64,
     /// The same for every other structure fetched (heap, B-tree and chunk
     /// index blocks): their children are often allocated just before them.
     pub lookbehind: u64,
@@ -115,8 +121,9 @@ impl Default for Options {
             head_size: 64 * 1024,
             probe_size: 2048,
             header_lookbehind: 8 * 1024,
+            lookahead: 1024,
             lookbehind: 2048,
-            heap_probe: 512,
+            heap_probe: 256,
             coalesce_gap: 2048,
             max_request: 8 * 1024 * 1024,
             max_metadata_bytes: 256 * 1024 * 1024,
@@ -200,6 +207,14 @@ impl Cache {
         let off = (start - s) as usize;
         let end = off.checked_add(len as usize)?;
         (end <= b.len()).then(|| b.slice(off..end))
+    }
+    /// The cached bytes from `start`, at most `max` of them (fewer where the
+    /// extent holding `start` ends sooner).
+    fn get_prefix(&self, start: u64, max: u64) -> Option<Bytes> {
+        let (s, b) = self.extents.range(..=start).next_back()?;
+        let off = usize::try_from(start - s).ok()?;
+        let end = (off as u64).saturating_add(max).min(b.len() as u64) as usize;
+        (off < end).then(|| b.slice(off..end))
     }
     /// The part of `start..end` not yet cached, trimmed at both ends (a
     /// hole in the middle is fetched whole: one request beats two).
@@ -960,11 +975,17 @@ impl Walker {
     async fn wave(&mut self) -> Result<(), Error> {
         let jobs = std::mem::take(&mut self.jobs);
         let mut missing = Vec::new();
-        for j in &jobs {
+        // Jobs served by a cached prefix shorter than their probe.
+        let mut short_ok = HashSet::new();
+        for (n, j) in jobs.iter().enumerate() {
             let len = j.len.min(self.size.saturating_sub(j.addr));
             if len > 0
                 && let Some(r) = self.cache.uncovered(j.addr, j.addr + len)
             {
+                if self.fits_cached_prefix(j, len) {
+                    short_ok.insert(n);
+                    continue;
+                }
                 // Speculation: the bytes just before a structure often hold
                 // the next structures it leads to (see the options).
                 let behind = match j.kind {
@@ -973,8 +994,13 @@ impl Walker {
                     _ => self.opts.lookbehind,
                 }
                 .min(r.start);
-                let r = if behind > 0 {
-                    self.cache.uncovered(r.start - behind, r.end).unwrap_or(r)
+                let ahead = match j.kind {
+                    JobKind::HeapHeader | JobKind::BTree2Header => self.opts.lookahead,
+                    _ => 0,
+                };
+                let end = r.end.saturating_add(ahead).min(self.size).max(r.end);
+                let r = if behind > 0 || ahead > 0 {
+                    self.cache.uncovered(r.start - behind, end).unwrap_or(r)
                 } else {
                     r
                 };
@@ -1027,12 +1053,41 @@ impl Walker {
                 self.cache.insert(r.start, b);
             }
         }
-        for j in jobs {
+        for (n, j) in jobs.into_iter().enumerate() {
             let len = j.len.min(self.size.saturating_sub(j.addr));
-            let bytes = self.cache.get(j.addr, len).unwrap_or_default();
-            self.handle(j, bytes)?;
+            let bytes = if short_ok.contains(&n) {
+                self.cache.get_prefix(j.addr, len)
+            } else {
+                self.cache.get(j.addr, len)
+            };
+            self.handle(j, bytes.unwrap_or_default())?;
         }
         Ok(())
+    }
+
+    /// A probe (a guess at the size of a structure) that runs past the
+    /// cached bytes need not be fetched when the structure already parses
+    /// from the cached part: a window often ends just after a header or a
+    /// heap header, short of the whole probe. Only a clean parse counts; a
+    /// short or bad one is fetched and handled as before.
+    fn fits_cached_prefix(&self, j: &Job, len: u64) -> bool {
+        let Some(b) = self.cache.get_prefix(j.addr, len) else {
+            return false;
+        };
+        let (ctx, a) = (&self.ctx, j.addr);
+        match &j.kind {
+            JobKind::Header => oh::parse_header(&b, a, ctx).is_ok(),
+            JobKind::HeapHeader => fh::parse_header(&b, a, ctx).is_ok(),
+            JobKind::BTree2Header => btree_v2::parse_header(&b, a, ctx).is_ok(),
+            JobKind::GroupNode { .. } => btree_v1::parse_group_node(&b, a, ctx).is_ok(),
+            JobKind::SymbolNode { .. } => btree_v1::parse_symbol_node(&b, a, ctx).is_ok(),
+            JobKind::ChunkNode { ds } => self
+                .chunk_states
+                .get(ds)
+                .and_then(|s| s.geom.as_ref())
+                .is_some_and(|g| btree_v1::parse_chunk_node(&b, a, ctx, g.chunk.len()).is_ok()),
+            _ => false,
+        }
     }
 
     /// Ranges the speculative roots want fetched with this wave.
@@ -1050,10 +1105,11 @@ impl Walker {
             heap_probe: self.opts.heap_probe,
             header_lookbehind: self.opts.header_lookbehind,
             lookbehind: self.opts.lookbehind,
+            lookahead: self.opts.lookahead,
             prefetch_below: self.opts.prefetch_below,
         };
         let cache = &self.cache;
-        let get = |a: u64, n: u64| cache.get(a, n);
+        let get = |a: u64, n: u64| cache.get_prefix(a, n);
         let uncovered = |a: u64, e: u64| cache.uncovered(a, e);
         let wants = self.spec.plan(&self.ctx, &knobs, budget, &get, &uncovered);
         wants.into_iter().map(|r| self.page_align(r)).collect()
