@@ -44,6 +44,5 @@ pub mod open_any;
 pub use open_any::{Opened, open_any, open_any_prefetched};
 pub mod object_header;
 pub mod parse;
-mod speculate;
 pub mod superblock;
 pub mod value;
