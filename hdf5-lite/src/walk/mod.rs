@@ -35,7 +35,7 @@ use crate::messages::shared::{SharedRef, shared};
 use crate::model::*;
 use crate::object_header::{self as oh, RawMessage};
 use crate::parse::{Ctx, PResult, StructError};
-use crate::source::{RangeSource, SourceError};
+use crate::source::{RangeSource, SourceError, SourceErrorKind};
 use crate::superblock::{self, Superblock};
 use crate::value;
 use speculate::Speculator;
@@ -43,6 +43,7 @@ use speculate::Speculator;
 mod assemble;
 mod buffers;
 mod chunks;
+mod decoder;
 mod handle;
 mod objects;
 mod requests;
@@ -52,6 +53,7 @@ use buffers::Cache;
 pub(crate) use buffers::first_wave;
 pub use buffers::{Prefetched, coalesce};
 use chunks::ChunkState;
+pub use decoder::{Decoded, Decoder, Poll};
 use objects::parse_shared_table;
 
 /// Knobs for one open; defaults suit a NetCDF-4 file on S3.
@@ -110,7 +112,7 @@ pub struct Options {
     /// are used.
     pub predicted: Vec<Range<u64>>,
     /// Upper bound on the bytes fetched for speculative roots
-    /// ([`crate::speculate`]): structures below object headers found in
+    /// (`walk::speculate`): structures below object headers found in
     /// fetched windows, fetched before a link reaches them. Also capped at
     /// 1.5% of the file. 0 = no speculation.
     pub speculative_budget: u64,
@@ -182,12 +184,25 @@ pub async fn open_prefetched(
     source: Arc<dyn RangeSource>,
     options: &Options,
 ) -> Result<(File, Stats, Arc<Prefetched>), Error> {
-    let mut w = Walker::start(source.clone(), options.clone()).await?;
-    w.run().await?;
-    let file = w.assemble()?;
-    w.stats.metadata_bytes = w.metadata_bytes();
-    let cache = std::mem::take(&mut w.cache);
-    Ok((file, w.stats, Arc::new(Prefetched::new(source, cache))))
+    // The async driver of the sans-IO decoder: it only moves bytes.
+    let name = source.name().to_string();
+    let source_err = |error| Error::Source {
+        file: name.clone(),
+        error,
+    };
+    let mut d = Decoder::new(name.clone(), options.clone());
+    loop {
+        match d.poll()? {
+            Poll::Need(ranges) => {
+                let got = source.get_ranges(&ranges).await.map_err(source_err)?;
+                for (r, b) in ranges.into_iter().zip(got) {
+                    d.push(r, b);
+                }
+            }
+            Poll::NeedSize => d.push_size(source.size().await.map_err(source_err)?),
+            Poll::Done(done) => return Ok(done.into_prefetched(source)),
+        }
+    }
 }
 
 /// Blocking convenience for tests and tools: open a local file.
@@ -198,7 +213,10 @@ pub fn open_path(path: impl AsRef<std::path::Path>) -> Result<File, Error> {
         .build()
         .map_err(|e| Error::Source {
             file: source.name().to_string(),
-            error: SourceError(format!("cannot start runtime: {e}")),
+            error: SourceError::new(
+                SourceErrorKind::Transient,
+                format!("cannot start runtime: {e}"),
+            ),
         })?;
     rt.block_on(async { open(source, &Options::default()).await.map(|(f, _)| f) })
 }
@@ -274,6 +292,14 @@ enum JobKind {
     Data,
 }
 
+/// One planned wave: its jobs and the ranges fetched for them.
+struct Wave {
+    jobs: Vec<Job>,
+    /// Jobs served by a cached prefix shorter than their probe.
+    short_ok: HashSet<usize>,
+    ranges: Vec<Range<u64>>,
+}
+
 #[derive(Debug, Clone)]
 struct Job {
     addr: u64,
@@ -338,7 +364,6 @@ struct SharedTable {
 }
 
 struct Walker {
-    src: Arc<dyn RangeSource>,
     opts: Options,
     name: String,
     size: u64,
@@ -373,7 +398,7 @@ struct Walker {
     /// structure was complete.
     vlen_planned: bool,
     /// Speculative roots: prefetch of what headers found in fetched
-    /// windows will need ([`crate::speculate`]).
+    /// windows will need (`walk::speculate`).
     spec: Speculator,
 }
 
@@ -387,86 +412,18 @@ const R_CHUNKS: u8 = 6;
 const R_BLOB: u8 = 7;
 
 impl Walker {
-    async fn start(src: Arc<dyn RangeSource>, opts: Options) -> Result<Walker, Error> {
-        let name = src.name().to_string();
-        let want = first_wave(&opts);
-        let first = src.get_ranges(&want).await.map_err(|error| Error::Source {
-            file: name.clone(),
-            error,
-        })?;
-        let size = src.size().await.map_err(|error| Error::Source {
-            file: name.clone(),
-            error,
-        })?;
-        let mut stats = Stats {
-            requests: want.len() as u64,
-            bytes_fetched: first.iter().map(|b| b.len() as u64).sum(),
-            waves: 1,
-            file_size: size,
-            metadata_bytes: 0,
-        };
-        let mut cache = Cache::default();
-        for (r, b) in want.iter().zip(first) {
-            cache.insert(r.start, b);
-        }
-        let head = cache.extents.get(&0).cloned().unwrap_or_default();
-        let fmt = |structure, address, reason: String| Error::Format {
-            file: name.clone(),
-            error: FormatError::new(structure, address, reason),
-        };
-        // The signature may sit past the speculative head (large user block).
-        let mut at = superblock::find_signature(&head);
-        if at.is_none() {
-            for o in superblock::candidate_offsets(size).filter(|o| *o + 8 > head.len() as u64) {
-                let b = src
-                    .get_ranges(&[o..o + 8])
-                    .await
-                    .map_err(|error| Error::Source {
-                        file: name.clone(),
-                        error,
-                    })?;
-                stats.requests += 1;
-                stats.waves += 1;
-                if b.first().is_some_and(|b| &b[..] == superblock::SIGNATURE) {
-                    at = Some(o);
-                    break;
-                }
-            }
-        }
-        let Some(at) = at else {
-            return Err(fmt(
-                "superblock",
-                0,
-                "no HDF5 signature found: not an HDF5/NetCDF-4 file".into(),
-            ));
-        };
-        let sb_bytes = match cache.get(at, 256.min(size.saturating_sub(at))) {
-            Some(b) => b,
-            None => {
-                let b = src
-                    .get_ranges(&[at..at + 256])
-                    .await
-                    .map_err(|error| Error::Source {
-                        file: name.clone(),
-                        error,
-                    })?
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default();
-                stats.requests += 1;
-                stats.waves += 1;
-                stats.bytes_fetched += b.len() as u64;
-                cache.insert(at, b.clone());
-                b
-            }
-        };
-        let sb = superblock::parse(&sb_bytes, at).map_err(|e| Error::Format {
-            file: name.clone(),
-            error: e.into_format("superblock", at, sb_bytes.len()),
-        })?;
+    /// The walk of a file whose superblock (at `at`) parsed, with what the
+    /// bootstrap fetched so far.
+    fn new(
+        name: String,
+        opts: Options,
+        size: u64,
+        (at, sb): (u64, Superblock),
+        cache: Cache,
+        stats: Stats,
+    ) -> Result<Walker, Error> {
         let ctx = sb.ctx;
         let mut w = Walker {
-            src,
             opts,
             name,
             size,
@@ -550,17 +507,9 @@ impl Walker {
     // The wave loop
     // -----------------------------------------------------------------------
 
-    async fn run(&mut self) -> Result<(), Error> {
-        loop {
-            self.progress()?;
-            if self.jobs.is_empty() {
-                return Ok(());
-            }
-            self.wave().await?;
-        }
-    }
-
-    async fn wave(&mut self) -> Result<(), Error> {
+    /// Take the queued jobs and plan their wave: the ranges to fetch
+    /// (empty when the cache serves every job).
+    fn plan_wave(&mut self) -> Result<Wave, Error> {
         let jobs = std::mem::take(&mut self.jobs);
         let mut missing = Vec::new();
         // Jobs served by a cached prefix shorter than their probe.
@@ -595,6 +544,7 @@ impl Walker {
                 missing.push(self.page_align(r));
             }
         }
+        let mut ranges = Vec::new();
         if !missing.is_empty() {
             if self.stats.waves >= self.opts.max_waves {
                 return Err(Error::Limit {
@@ -604,8 +554,8 @@ impl Walker {
             }
             // Speculation rides along with a wave the walk makes anyway.
             missing.extend(self.speculate());
-            let merged = coalesce(missing, self.opts.coalesce_gap, self.opts.max_request);
-            let total: u64 = merged.iter().map(|r| r.end - r.start).sum();
+            ranges = coalesce(missing, self.opts.coalesce_gap, self.opts.max_request);
+            let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
             // Prefetched data (at most `prefetch_budget`, planned into
             // `prefetch_bytes` before it is fetched) has its own bound and is
             // not metadata: it is allowed on top of the metadata limit.
@@ -623,27 +573,30 @@ impl Walker {
                     ),
                 });
             }
-            let got = self
-                .src
-                .get_ranges(&merged)
-                .await
-                .map_err(|error| Error::Source {
-                    file: self.name.clone(),
-                    error,
-                })?;
-            self.stats.waves += 1;
-            self.stats.requests += merged.len() as u64;
-            for (r, b) in merged.iter().zip(got) {
-                self.stats.bytes_fetched += b.len() as u64;
-                if self.opts.speculative_budget > 0 {
-                    self.spec.scan(r.start, &b);
-                }
-                self.cache.insert(r.start, b);
-            }
         }
-        for (n, j) in jobs.into_iter().enumerate() {
+        Ok(Wave {
+            jobs,
+            short_ok,
+            ranges,
+        })
+    }
+
+    /// Take in a wave's bytes (one per range, in order) and handle its jobs.
+    fn finish_wave(&mut self, wave: Wave, got: Vec<Bytes>) -> Result<(), Error> {
+        if !wave.ranges.is_empty() {
+            self.stats.waves += 1;
+            self.stats.requests += wave.ranges.len() as u64;
+        }
+        for (r, b) in wave.ranges.iter().zip(got) {
+            self.stats.bytes_fetched += b.len() as u64;
+            if self.opts.speculative_budget > 0 {
+                self.spec.scan(r.start, &b);
+            }
+            self.cache.insert(r.start, b);
+        }
+        for (n, j) in wave.jobs.into_iter().enumerate() {
             let len = j.len.min(self.size.saturating_sub(j.addr));
-            let bytes = if short_ok.contains(&n) {
+            let bytes = if wave.short_ok.contains(&n) {
                 self.cache.get_prefix(j.addr, len)
             } else {
                 self.cache.get(j.addr, len)
