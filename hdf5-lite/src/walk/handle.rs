@@ -309,10 +309,7 @@ impl Walker {
                 self.blobs.insert((job.addr, job.len), bytes);
             }
             JobKind::SharedTable => {
-                let t = attempt!(
-                    "shared message table",
-                    parse_shared_table(&bytes, job.addr, &ctx)
-                );
+                let t = attempt!("shared message table", sohm::parse(&bytes, job.addr, &ctx));
                 for (_, heap) in &t.heaps {
                     self.request_fheap(*heap)?;
                 }

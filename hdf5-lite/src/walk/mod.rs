@@ -35,6 +35,7 @@ use crate::messages::shared::{SharedRef, shared};
 use crate::model::*;
 use crate::object_header::{self as oh, RawMessage};
 use crate::parse::{Ctx, PResult, StructError};
+use crate::sohm;
 use crate::source::{RangeSource, SourceError, SourceErrorKind};
 use crate::superblock::{self, Superblock};
 use crate::value;
@@ -54,7 +55,6 @@ pub(crate) use buffers::first_wave;
 pub use buffers::{Prefetched, coalesce};
 use chunks::ChunkState;
 pub use decoder::{Decoded, Decoder, Poll};
-use objects::parse_shared_table;
 
 /// Knobs for one open; defaults suit a NetCDF-4 file on S3.
 #[derive(Debug, Clone)]
@@ -357,12 +357,6 @@ struct BTree2State {
     records: Vec<Bytes>,
 }
 
-/// Shared object header message table: message type -> SOHM heap address.
-#[derive(Default)]
-struct SharedTable {
-    heaps: Vec<(u16, u64)>,
-}
-
 struct Walker {
     opts: Options,
     name: String,
@@ -380,7 +374,7 @@ struct Walker {
     gheaps: HashMap<u64, global_heap::Collection>,
     blobs: HashMap<(u64, u64), Bytes>,
     chunk_states: HashMap<u64, ChunkState>,
-    shared_table: Option<SharedTable>,
+    shared_table: Option<sohm::Table>,
     /// Shared resources already asked for: (tag, address, length). The
     /// length is part of the key (not mixed into the address), so two
     /// requests can only be merged when they are the same request.

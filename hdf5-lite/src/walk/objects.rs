@@ -167,7 +167,7 @@ impl Walker {
             return Ok(None);
         };
         for (flags, heap) in &t.heaps {
-            if flags & (1 << message_type_bit(kind)) != 0 {
+            if flags & (1 << sohm::message_type_bit(kind)) != 0 {
                 return self.heap_object(*heap, id);
             }
         }
@@ -253,19 +253,8 @@ impl Walker {
                 if tree.pending > 0 {
                     return Ok(None);
                 }
-                let ctx = self.ctx;
-                for r in &tree.records {
-                    let rec: PResult<'_, (u64, u64, u64)> = (|| {
-                        let (i, a) = ctx.addr_req(r, "huge object")?;
-                        let (i, l) = ctx.length(i)?;
-                        let (i, k) = ctx.length(i)?;
-                        Ok((i, (a, l, k)))
-                    })();
-                    if let Ok((_, (a, l, k))) = rec
-                        && k == key
-                    {
-                        return Ok(self.blobs.get(&(a, l)).cloned());
-                    }
+                if let Some(h) = btree_v2::find_huge_object(&tree.records, &self.ctx, key) {
+                    return Ok(self.blobs.get(&(h.address, h.length)).cloned());
                 }
                 Err(self.format_err("fractal heap", heap, format!("huge object {key} not found")))
             }
@@ -284,20 +273,8 @@ impl Walker {
                 let Some(tree) = h.huge_btree.and_then(|b| self.btrees.get(&b)) else {
                     return Ok(());
                 };
-                let mut found = None;
-                for r in &tree.records {
-                    let rec: PResult<'_, (u64, u64, u64)> = (|| {
-                        let (i, a) = ctx.addr_req(r, "huge object")?;
-                        let (i, l) = ctx.length(i)?;
-                        let (i, k) = ctx.length(i)?;
-                        Ok((i, (a, l, k)))
-                    })();
-                    if let Ok((_, (a, l, k))) = rec
-                        && k == key
-                    {
-                        found = Some((a, l));
-                    }
-                }
+                let found = btree_v2::find_huge_object(&tree.records, &ctx, key)
+                    .map(|h| (h.address, h.length));
                 match found {
                     Some((a, l)) => self.request_blob(a, l),
                     None => Ok(()),
@@ -506,55 +483,6 @@ impl Walker {
             MaybeShared::Shared(s) => self.resolve_shared_datatype(owner, *s, 0),
         }
     }
-}
-
-pub(super) fn message_type_bit(kind: u16) -> u32 {
-    // SOHM index "message type flags": bit 0 dataspace, 1 datatype, 2 fill
-    // value, 3 filter pipeline, 4 attribute.
-    match kind {
-        oh::MSG_DATASPACE => 0,
-        oh::MSG_DATATYPE => 1,
-        oh::MSG_FILL_VALUE => 2,
-        oh::MSG_FILTER_PIPELINE => 3,
-        oh::MSG_ATTRIBUTE => 4,
-        _ => 15,
-    }
-}
-
-pub(super) fn parse_shared_table(
-    bytes: &[u8],
-    address: u64,
-    ctx: &Ctx,
-) -> Result<SharedTable, StructError> {
-    crate::parse::run("shared message table", address, bytes, |i| {
-        let (mut r, ()) = crate::parse::signature(i, b"SMTB")?;
-        let mut heaps = Vec::new();
-        // The number of indexes is in the superblock extension message; the
-        // table ends with a checksum, so read entries until only it is left.
-        let entry = 1 + 1 + 2 + 4 + 2 + 2 + 2 + 2 * ctx.size_of_offsets as usize;
-        while r.len() >= entry + 4 && r.get(..4) != Some(b"SMLI") {
-            let (rr, version) = crate::parse::u8_(r)?;
-            if version != 0 {
-                break;
-            }
-            let (rr, _index_type) = crate::parse::u8_(rr)?;
-            let (rr, flags) = crate::parse::u16_(rr)?;
-            let (rr, _min) = crate::parse::u32_(rr)?;
-            let (rr, _list_cutoff) = crate::parse::u16_(rr)?;
-            let (rr, _btree_cutoff) = crate::parse::u16_(rr)?;
-            let (rr, _nmsgs) = crate::parse::u16_(rr)?;
-            let (rr, _index) = ctx.addr(rr)?;
-            let (rr, heap) = ctx.addr(rr)?;
-            if let Some(h) = heap {
-                heaps.push((flags, h));
-            }
-            r = rr;
-            if heaps.len() >= 8 {
-                break;
-            }
-        }
-        Ok((r, SharedTable { heaps }))
-    })
 }
 
 pub(super) fn has_vlen(dt: &Datatype) -> bool {
