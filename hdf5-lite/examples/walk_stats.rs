@@ -12,7 +12,7 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => return eprintln!("runtime: {e}"),
     };
-    // Tuning knobs from the environment (HEAD, PROBE, GAP, BEHIND, HEAP,
+    // Tuning knobs from the environment (HEAD, PROBE, GAP, BEHIND, LA, HEAP,
     // PREFETCH = the `refs` inline threshold), for experiments.
     let env = |k: &str, d: u64| {
         std::env::var(k)
@@ -26,6 +26,7 @@ fn main() {
         probe_size: env("PROBE", defaults.probe_size),
         coalesce_gap: env("GAP", defaults.coalesce_gap),
         header_lookbehind: env("BEHIND", defaults.header_lookbehind),
+        lookahead: env("LA", defaults.lookahead),
         heap_probe: env("HEAP", defaults.heap_probe),
         lookbehind: env("LB", defaults.lookbehind),
         prefetch_below: env("PREFETCH", 500),

@@ -198,3 +198,68 @@ fn node<'a>(
     }
     Ok((&i[used..], Node { records, children }))
 }
+
+/// A record of a fractal heap's huge-object v2 B-tree (type 1, objects
+/// stored unfiltered): where the object is, its length and its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HugeObject {
+    pub address: u64,
+    pub length: u64,
+    pub id: u64,
+}
+
+/// Decode a huge-object record; `None` when it is too short or has no address.
+pub fn huge_object(record: &[u8], ctx: &Ctx) -> Option<HugeObject> {
+    let rec: PResult<'_, HugeObject> = (|| {
+        let (i, address) = ctx.addr_req(record, "huge object")?;
+        let (i, length) = ctx.length(i)?;
+        let (i, id) = ctx.length(i)?;
+        Ok((
+            i,
+            HugeObject {
+                address,
+                length,
+                id,
+            },
+        ))
+    })();
+    rec.ok().map(|(_, h)| h)
+}
+
+/// The first record for huge object `id` (the walk fetches and reads the
+/// same one, whatever a hostile tree repeats).
+pub fn find_huge_object(records: &[Bytes], ctx: &Ctx, id: u64) -> Option<HugeObject> {
+    records
+        .iter()
+        .filter_map(|r| huge_object(r, ctx))
+        .find(|h| h.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(address: u64, length: u64, id: u64) -> Bytes {
+        let mut v = Vec::new();
+        for x in [address, length, id] {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        Bytes::from(v)
+    }
+
+    #[test]
+    fn huge_objects_are_found_by_id_first_record_wins() {
+        let ctx = Ctx::new(8, 8, 0);
+        let records = vec![
+            Bytes::from_static(b"short"),
+            rec(0x100, 10, 7),
+            rec(0x200, 20, 7),
+            rec(0x300, 30, 9),
+        ];
+        let h = find_huge_object(&records, &ctx, 7).unwrap();
+        assert_eq!((h.address, h.length), (0x100, 10));
+        assert_eq!(find_huge_object(&records, &ctx, 9).unwrap().address, 0x300);
+        assert!(find_huge_object(&records, &ctx, 8).is_none());
+        assert!(huge_object(b"short", &ctx).is_none());
+    }
+}

@@ -85,12 +85,17 @@ impl Header {
         self.max_nelmts_bits.div_ceil(8)
     }
     pub fn super_blocks(&self) -> Vec<SuperBlockInfo> {
-        let n = 1 + self.max_nelmts_bits as u32 - self.data_block_min_elements.trailing_zeros();
+        let n = (1 + self.max_nelmts_bits as u32)
+            .saturating_sub(self.data_block_min_elements.trailing_zeros());
         let mut out = Vec::with_capacity(n as usize);
         let mut start = 0u64;
         for s in 0..n {
-            let data_blocks = 1u64 << (s / 2);
-            let data_block_elements = (self.data_block_min_elements as u64) << s.div_ceil(2);
+            // Checked: s < 66 and the minimum is at most 128, so these
+            // cannot overflow for a header that parsed; saturate anyway.
+            let data_blocks = 1u64.checked_shl(s / 2).unwrap_or(u64::MAX);
+            let data_block_elements = (self.data_block_min_elements as u64)
+                .checked_shl(s.div_ceil(2))
+                .unwrap_or(u64::MAX);
             out.push(SuperBlockInfo {
                 data_blocks,
                 data_block_elements,
@@ -105,7 +110,7 @@ impl Header {
         2 * self.secondary_min_data_ptrs.trailing_zeros() as usize
     }
     pub fn index_data_block_ptrs(&self) -> usize {
-        2 * (self.secondary_min_data_ptrs as usize - 1)
+        2 * (self.secondary_min_data_ptrs as usize).saturating_sub(1)
     }
     pub fn page_elements(&self) -> u64 {
         1u64 << self.max_dblock_page_bits
@@ -116,13 +121,10 @@ impl Header {
             .super_blocks()
             .len()
             .saturating_sub(self.index_super_blocks()) as u64;
-        4 + 1
-            + 1
-            + so
-            + self.index_block_elements as u64 * self.entry_size as u64
-            + self.index_data_block_ptrs() as u64 * so
-            + nsblk * so
-            + 4
+        (4 + 1 + 1 + so + 4)
+            .saturating_add(self.index_block_elements as u64 * self.entry_size as u64)
+            .saturating_add((self.index_data_block_ptrs() as u64).saturating_mul(so))
+            .saturating_add(nsblk.saturating_mul(so))
     }
     /// Bytes of a data block of `n` elements (all pages included).
     pub fn data_block_size(&self, ctx: &Ctx, n: u64) -> u64 {

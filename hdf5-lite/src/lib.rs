@@ -44,5 +44,6 @@ pub mod open_any;
 pub use open_any::{Opened, open_any, open_any_prefetched};
 pub mod object_header;
 pub mod parse;
+pub mod sohm;
 pub mod superblock;
 pub mod value;

@@ -56,14 +56,6 @@ pub struct SourceError {
     pub message: String,
 }
 
-/// Transitional constructor with the shape of the former tuple struct
-/// (`SourceError(msg)`), so existing call sites keep compiling: a failure
-/// of unknown cause, treated as transient. Prefer [`SourceError::new`].
-#[allow(non_snake_case)]
-pub fn SourceError(message: String) -> SourceError {
-    SourceError::new(SourceErrorKind::Transient, message)
-}
-
 impl SourceError {
     pub fn new(kind: SourceErrorKind, message: impl Into<String>) -> Self {
         SourceError {

@@ -1,0 +1,198 @@
+//! Extensible array chunk index (spec VII.B): header, index block, secondary
+//! blocks and data blocks; element indexes computed with checked arithmetic.
+
+use super::*;
+
+impl Walker {
+    pub(in crate::walk) fn handle_ea_header(
+        &mut self,
+        job: Job,
+        bytes: Bytes,
+        ds: u64,
+    ) -> Result<(), Error> {
+        let ctx = self.ctx;
+        let (so, sl) = (ctx.size_of_offsets as u64, ctx.size_of_lengths as u64);
+        let had = bytes.len();
+        let h = match self.ds_parsed(
+            ds,
+            &job,
+            had,
+            "extensible array header",
+            ea::parse_header(&bytes, job.addr, &ctx),
+        ) {
+            Some(v) => v,
+            None => return Ok(()),
+        };
+        self.used(job.addr, 16 + 6 * sl + so);
+        let ib = h.index_block;
+        let size = h.index_block_size(&ctx);
+        let Some(st) = self.chunk_states.get_mut(&ds) else {
+            return Ok(());
+        };
+        st.pending = st.pending.saturating_sub(1);
+        st.ea = Some(h);
+        if let Some(a) = ib {
+            if a >= self.size {
+                st.error = Some(format!(
+                    "extensible array index block at {a:#x} is out of bounds"
+                ));
+                return Ok(());
+            }
+            st.pending += 1;
+            self.push(a, size, JobKind::EaIndex { ds });
+        }
+        Ok(())
+    }
+
+    pub(in crate::walk) fn handle_ea_index(
+        &mut self,
+        job: Job,
+        bytes: Bytes,
+        ds: u64,
+    ) -> Result<(), Error> {
+        let ctx = self.ctx;
+        let had = bytes.len();
+        let Some(h) = self.chunk_states.get(&ds).and_then(|s| s.ea.clone()) else {
+            return Ok(());
+        };
+        let ib = match self.ds_parsed(
+            ds,
+            &job,
+            had,
+            "extensible array index block",
+            ea::parse_index_block(&bytes, job.addr, &ctx, &h),
+        ) {
+            Some(v) => v,
+            None => return Ok(()),
+        };
+        self.used(job.addr, h.index_block_size(&ctx));
+        let levels = h.super_blocks();
+        let base = h.index_block_elements as u64;
+        let direct: Vec<Option<Bytes>> = ib.elements.into_iter().map(Some).collect();
+        self.add_entries_keep_pending(ds, 0, direct, h.client);
+        // Data blocks hanging off the index block, level by level.
+        let mut k = 0usize;
+        let mut jobs = Vec::new();
+        for info in levels.iter().take(h.index_super_blocks()) {
+            for d in 0..info.data_blocks {
+                if let Some(Some(a)) = ib.data_blocks.get(k) {
+                    // Checked: the element index of a hostile
+                    // array's block must not wrap.
+                    let Some(first) = d
+                        .checked_mul(info.data_block_elements)
+                        .and_then(|x| x.checked_add(info.start_index))
+                        .and_then(|x| x.checked_add(base))
+                    else {
+                        self.fail_chunks(ds, "extensible array index overflows".into());
+                        return Ok(());
+                    };
+                    jobs.push((
+                        *a,
+                        h.data_block_size(&ctx, info.data_block_elements),
+                        JobKind::EaData {
+                            ds,
+                            first,
+                            n: info.data_block_elements,
+                            page_init: None,
+                        },
+                    ));
+                }
+                k += 1;
+            }
+        }
+        for (s, a) in ib.secondary_blocks.iter().enumerate() {
+            let level = h.index_super_blocks() + s;
+            if let (Some(a), Some(info)) = (a, levels.get(level)) {
+                let Some(first) = base.checked_add(info.start_index) else {
+                    self.fail_chunks(ds, "extensible array index overflows".into());
+                    return Ok(());
+                };
+                jobs.push((
+                    *a,
+                    ea::secondary_block_size(&ctx, &h, info),
+                    JobKind::EaSecondary { ds, level, first },
+                ));
+            }
+        }
+        self.queue_chunk_jobs(ds, jobs);
+        Ok(())
+    }
+
+    pub(in crate::walk) fn handle_ea_secondary(
+        &mut self,
+        job: Job,
+        bytes: Bytes,
+        (ds, level, first): (u64, usize, u64),
+    ) -> Result<(), Error> {
+        let ctx = self.ctx;
+        let had = bytes.len();
+        let Some(h) = self.chunk_states.get(&ds).and_then(|s| s.ea.clone()) else {
+            return Ok(());
+        };
+        let levels = h.super_blocks();
+        let Some(info) = levels.get(level).copied() else {
+            return Ok(());
+        };
+        let sb = match self.ds_parsed(
+            ds,
+            &job,
+            had,
+            "extensible array secondary block",
+            ea::parse_secondary_block(&bytes, job.addr, &ctx, &h, &info),
+        ) {
+            Some(v) => v,
+            None => return Ok(()),
+        };
+        self.used(job.addr, ea::secondary_block_size(&ctx, &h, &info));
+        let mut jobs = Vec::new();
+        for (d, a) in sb.data_blocks.iter().enumerate() {
+            if let Some(a) = a {
+                let Some(first) = (d as u64)
+                    .checked_mul(info.data_block_elements)
+                    .and_then(|x| x.checked_add(first))
+                else {
+                    self.fail_chunks(ds, "extensible array index overflows".into());
+                    return Ok(());
+                };
+                jobs.push((
+                    *a,
+                    h.data_block_size(&ctx, info.data_block_elements),
+                    JobKind::EaData {
+                        ds,
+                        first,
+                        n: info.data_block_elements,
+                        page_init: sb.page_init.get(d).cloned(),
+                    },
+                ));
+            }
+        }
+        self.queue_chunk_jobs(ds, jobs);
+        Ok(())
+    }
+
+    pub(in crate::walk) fn handle_ea_data(
+        &mut self,
+        job: Job,
+        bytes: Bytes,
+        (ds, first, n, page_init): (u64, u64, u64, Option<Vec<bool>>),
+    ) -> Result<(), Error> {
+        let ctx = self.ctx;
+        let had = bytes.len();
+        let Some(h) = self.chunk_states.get(&ds).and_then(|s| s.ea.clone()) else {
+            return Ok(());
+        };
+        let entries = match self.ds_parsed(
+            ds,
+            &job,
+            had,
+            "extensible array data block",
+            ea::parse_data_block(&bytes, job.addr, &ctx, &h, n, page_init.as_deref()),
+        ) {
+            Some(v) => v,
+            None => return Ok(()),
+        };
+        self.used(job.addr, h.data_block_size(&ctx, n));
+        self.add_entries(ds, first, entries, h.client);
+        Ok(())
+    }
+}

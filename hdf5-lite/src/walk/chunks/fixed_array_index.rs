@@ -1,0 +1,71 @@
+//! Fixed array chunk index (spec VII.A): a header and one data block.
+
+use super::*;
+
+impl Walker {
+    pub(in crate::walk) fn handle_fa_header(
+        &mut self,
+        job: Job,
+        bytes: Bytes,
+        ds: u64,
+    ) -> Result<(), Error> {
+        let ctx = self.ctx;
+        let (so, sl) = (ctx.size_of_offsets as u64, ctx.size_of_lengths as u64);
+        let had = bytes.len();
+        let h = match self.ds_parsed(
+            ds,
+            &job,
+            had,
+            "fixed array header",
+            fa::parse_header(&bytes, job.addr, &ctx),
+        ) {
+            Some(v) => v,
+            None => return Ok(()),
+        };
+        self.used(job.addr, 12 + sl + so);
+        let size = h.data_block_size(&ctx);
+        let data = h.data_block;
+        let Some(st) = self.chunk_states.get_mut(&ds) else {
+            return Ok(());
+        };
+        st.pending = st.pending.saturating_sub(1);
+        st.fa = Some(h);
+        if let Some(a) = data {
+            if a >= self.size || size > self.opts.max_metadata_bytes {
+                st.error = Some(format!(
+                    "fixed array data block at {a:#x} of {size} bytes is out of bounds"
+                ));
+                return Ok(());
+            }
+            st.pending += 1;
+            self.push(a, size, JobKind::FaData { ds });
+        }
+        Ok(())
+    }
+
+    pub(in crate::walk) fn handle_fa_data(
+        &mut self,
+        job: Job,
+        bytes: Bytes,
+        ds: u64,
+    ) -> Result<(), Error> {
+        let ctx = self.ctx;
+        let had = bytes.len();
+        let Some(h) = self.chunk_states.get(&ds).and_then(|s| s.fa.clone()) else {
+            return Ok(());
+        };
+        let entries = match self.ds_parsed(
+            ds,
+            &job,
+            had,
+            "fixed array data block",
+            fa::parse_data_block(&bytes, job.addr, &ctx, &h),
+        ) {
+            Some(v) => v,
+            None => return Ok(()),
+        };
+        self.used(job.addr, h.data_block_size(&ctx));
+        self.add_entries(ds, 0, entries, h.client);
+        Ok(())
+    }
+}
