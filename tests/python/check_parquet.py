@@ -291,8 +291,8 @@ def pipeline(bin_, work):
     if check(r.returncode == 0 and agg.is_file() and (pq_dir / ".zmetadata").is_file(),
              f"parquet only: {r.returncode} {r.stderr}"):
         same_refs("pipeline aggregate (parquet only)", agg, pq_dir)
-    r = run(update + ["--output-format", "json,icechunk"])
-    check(r.returncode == 2 and "icechunk" in r.stderr, f"unknown format: {r.returncode} {r.stderr}")
+    r = run(update + ["--output-format", "json,netcdf"])
+    check(r.returncode == 2 and "netcdf" in r.stderr, f"unknown format: {r.returncode} {r.stderr}")
 
 
 def listing(d):
