@@ -16,8 +16,13 @@ use hdf5_lite::RangeSource;
 use hdf5_lite::source::{BoxFuture, SourceErrorKind};
 use ingest::config::{Config, Pipeline};
 use ingest::steps::{self, StepError};
-use ingest::store::{LocalStore, ObjectInfo, ObjectStore, PutCondition, StoreError, StoreUrl};
+use ingest::store::{LocalStore, ObjectStore, PutCondition, StoreError, StoreUrl};
 use kerchunk::{Ref, RefSet};
+
+#[macro_use]
+#[path = "support/wrap.rs"]
+mod wrap;
+use wrap::{Hooked, Intercept};
 
 const SRC: &str = "noaa-ofs-pds";
 const DEST: &str = "nextgen-dmac";
@@ -483,18 +488,9 @@ impl Holding {
     }
 }
 
-impl ObjectStore for Holding {
-    fn url(&self) -> String {
-        self.inner.url()
-    }
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
-    }
-    fn get<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<(bytes::Bytes, String), StoreError>> {
-        self.inner.get(key)
+impl Intercept for Holding {
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
     }
     fn put<'a>(
         &'a self,
@@ -512,16 +508,8 @@ impl ObjectStore for Holding {
             self.inner.put(key, body, cond).await
         })
     }
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
-        self.inner.list(prefix)
-    }
-    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>> {
-        self.inner.head(key)
-    }
-    fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
-        self.inner.range_source(key)
-    }
 }
+intercepting_store!(Holding);
 
 /// Defect 1: update X (12z f007) computes the best series and its write is
 /// held; meanwhile 18z f001 is indexed and its update Y writes a best
@@ -635,77 +623,30 @@ struct Changing {
     changes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-struct ChangingSource {
-    inner: Arc<dyn RangeSource>,
-    changes: Arc<std::sync::atomic::AtomicUsize>,
-    reads: std::sync::atomic::AtomicUsize,
-}
-
-impl RangeSource for ChangingSource {
-    fn name(&self) -> &str {
-        self.inner.name()
+impl Intercept for Changing {
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
     }
-    fn get_ranges<'a>(
-        &'a self,
-        ranges: &'a [std::ops::Range<u64>],
-    ) -> BoxFuture<'a, Result<Vec<bytes::Bytes>, hdf5_lite::SourceError>> {
+    fn source(&self, source: Arc<dyn RangeSource>) -> Arc<dyn RangeSource> {
         use std::sync::atomic::Ordering::SeqCst;
-        let n = self.reads.fetch_add(1, SeqCst);
-        let fail = n >= 1
-            && self
-                .changes
-                .fetch_update(SeqCst, SeqCst, |c| c.checked_sub(1))
-                .is_ok();
-        if fail {
-            return Box::pin(async {
-                Err(hdf5_lite::SourceError::new(
+        let (changes, reads) = (self.changes.clone(), std::sync::atomic::AtomicUsize::new(0));
+        Hooked::new(source, move |_| {
+            let n = reads.fetch_add(1, SeqCst);
+            if n >= 1
+                && changes
+                    .fetch_update(SeqCst, SeqCst, |c| c.checked_sub(1))
+                    .is_ok()
+            {
+                return Err(hdf5_lite::SourceError::new(
                     SourceErrorKind::Changed,
                     "GetObject: object changed while reading (If-Match failed)",
-                ))
-            });
-        }
-        self.inner.get_ranges(ranges)
-    }
-    fn size(&self) -> BoxFuture<'_, Result<u64, hdf5_lite::SourceError>> {
-        self.inner.size()
+                ));
+            }
+            Ok(())
+        })
     }
 }
-
-impl ObjectStore for Changing {
-    fn url(&self) -> String {
-        self.inner.url()
-    }
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
-    }
-    fn get<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<(bytes::Bytes, String), StoreError>> {
-        self.inner.get(key)
-    }
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        body: bytes::Bytes,
-        cond: PutCondition,
-    ) -> BoxFuture<'a, Result<String, StoreError>> {
-        self.inner.put(key, body, cond)
-    }
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
-        self.inner.list(prefix)
-    }
-    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>> {
-        self.inner.head(key)
-    }
-    fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
-        Ok(Arc::new(ChangingSource {
-            inner: self.inner.range_source(key)?,
-            changes: self.changes.clone(),
-            reads: Default::default(),
-        }))
-    }
-}
+intercepting_store!(Changing);
 
 /// Defect 3: a source that changes mid-walk is read again (success when it
 /// settles, exit 3 when it keeps changing, never 1); the S3 errors that no
@@ -846,38 +787,9 @@ struct Counted {
     counts: Arc<Counts>,
 }
 
-struct CountedSource {
-    inner: Arc<dyn RangeSource>,
-    counts: Arc<Counts>,
-}
-
-impl RangeSource for CountedSource {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn get_ranges<'a>(
-        &'a self,
-        ranges: &'a [std::ops::Range<u64>],
-    ) -> BoxFuture<'a, Result<Vec<bytes::Bytes>, hdf5_lite::SourceError>> {
-        use std::sync::atomic::Ordering::SeqCst;
-        self.counts.waves.fetch_add(1, SeqCst);
-        self.counts.requests.fetch_add(ranges.len() as u64, SeqCst);
-        self.inner.get_ranges(ranges)
-    }
-    fn size(&self) -> BoxFuture<'_, Result<u64, hdf5_lite::SourceError>> {
-        self.inner.size()
-    }
-    fn version(&self) -> Option<hdf5_lite::source::SourceVersion> {
-        self.inner.version()
-    }
-}
-
-impl ObjectStore for Counted {
-    fn url(&self) -> String {
-        self.inner.url()
-    }
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
+impl Intercept for Counted {
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
     }
     fn get<'a>(
         &'a self,
@@ -912,29 +824,17 @@ impl ObjectStore for Counted {
         }
         self.inner.put(key, body, cond)
     }
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
-        self.inner.list(prefix)
-    }
-    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>> {
-        self.inner.head(key)
-    }
-    fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
-        Ok(Arc::new(CountedSource {
-            inner: self.inner.range_source(key)?,
-            counts: self.counts.clone(),
-        }))
-    }
-    fn range_source_pinned(
-        &self,
-        key: &str,
-        etag: &str,
-    ) -> Result<Arc<dyn RangeSource>, StoreError> {
-        Ok(Arc::new(CountedSource {
-            inner: self.inner.range_source_pinned(key, etag)?,
-            counts: self.counts.clone(),
-        }))
+    fn source(&self, source: Arc<dyn RangeSource>) -> Arc<dyn RangeSource> {
+        let counts = self.counts.clone();
+        Hooked::new(source, move |ranges| {
+            use std::sync::atomic::Ordering::SeqCst;
+            counts.waves.fetch_add(1, SeqCst);
+            counts.requests.fetch_add(ranges.len() as u64, SeqCst);
+            Ok(())
+        })
     }
 }
+intercepting_store!(Counted);
 
 /// A pipeline with a fresh memory whose source reads and layout GETs are
 /// counted, writing to the local store at `dest_dir`.
