@@ -22,7 +22,7 @@ use kerchunk::{Ref, RefSet};
 #[macro_use]
 #[path = "support/wrap.rs"]
 mod wrap;
-use wrap::{Hooked, Intercept};
+use wrap::{Call, Intercept, hooked};
 
 const SRC: &str = "noaa-ofs-pds";
 const DEST: &str = "nextgen-dmac";
@@ -630,7 +630,7 @@ impl Intercept for Changing {
     fn source(&self, source: Arc<dyn RangeSource>) -> Arc<dyn RangeSource> {
         use std::sync::atomic::Ordering::SeqCst;
         let (changes, reads) = (self.changes.clone(), std::sync::atomic::AtomicUsize::new(0));
-        Hooked::new(source, move |_| {
+        hooked(source, move |_| {
             let n = reads.fetch_add(1, SeqCst);
             if n >= 1
                 && changes
@@ -648,27 +648,29 @@ impl Intercept for Changing {
 }
 intercepting_store!(Changing);
 
+/// A fresh pipeline and destination whose sources are read through a
+/// [`Changing`] store sharing `changes`.
+async fn changing_env(changes: &Arc<std::sync::atomic::AtomicUsize>) -> Env {
+    let e = env();
+    let dir = sources().join(SRC);
+    let inner: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&dir).unwrap());
+    let store = Arc::new(Changing {
+        inner,
+        changes: changes.clone(),
+    });
+    e.p.insert_store(&StoreUrl::Local { dir }, store).await;
+    e
+}
+
 /// Defect 3: a source that changes mid-walk is read again (success when it
 /// settles, exit 3 when it keeps changing, never 1); the S3 errors that no
 /// retry can fix are permanent; a missing bucket is named as such.
 #[test]
 fn exit_codes_follow_the_kind_of_failure() {
     use std::sync::atomic::AtomicUsize;
-    let e = env();
     rt().block_on(async {
         let changes = Arc::new(AtomicUsize::new(2));
-        let url = StoreUrl::Local {
-            dir: sources().join(SRC),
-        };
-        let inner: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(sources().join(SRC)).unwrap());
-        e.p.insert_store(
-            &url,
-            Arc::new(Changing {
-                inner,
-                changes: changes.clone(),
-            }),
-        )
-        .await;
+        let e = changing_env(&changes).await;
         // Changed twice mid-walk, then stable: indexed.
         let out = extract(&e, &[key("12", "f002")]).await.unwrap();
         assert_eq!(out.written.len(), 1, "{out:?}");
@@ -676,16 +678,7 @@ fn exit_codes_follow_the_kind_of_failure() {
         // Changing on every read: transient (exit 3), nothing written. (A
         // fresh pipeline and destination: with f002's layout, f003 would be
         // read in one wave, before the first change.)
-        let e = env();
-        let inner: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(sources().join(SRC)).unwrap());
-        e.p.insert_store(
-            &url,
-            Arc::new(Changing {
-                inner,
-                changes: changes.clone(),
-            }),
-        )
-        .await;
+        let e = changing_env(&changes).await;
         changes.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
         let err = extract(&e, &[key("12", "f003")]).await.unwrap_err();
         assert!(err.is_transient() && err.exit_code() == 3, "{err:?}");
@@ -791,42 +784,26 @@ impl Intercept for Counted {
     fn inner(&self) -> &Arc<dyn ObjectStore> {
         &self.inner
     }
-    fn get<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<(bytes::Bytes, String), StoreError>> {
-        if key.contains("_layouts/") {
-            let n = &self.counts.layout_gets;
-            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if self
-                .counts
-                .layouts_fail
-                .load(std::sync::atomic::Ordering::SeqCst)
-            {
-                return Box::pin(async { Err(StoreError::Transient("injected".into())) });
+    fn before(&self, call: Call<'_>) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let fail = self.counts.layouts_fail.load(SeqCst);
+        match call {
+            Call::Get(key) if key.contains("_layouts/") => {
+                self.counts.layout_gets.fetch_add(1, SeqCst);
+                if fail {
+                    return Err(StoreError::Transient("injected".into()));
+                }
             }
+            Call::Put(key) if fail && key.contains("_layouts/") => {
+                return Err(StoreError::PreconditionFailed(key.to_string()));
+            }
+            _ => {}
         }
-        self.inner.get(key)
-    }
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        body: bytes::Bytes,
-        cond: PutCondition,
-    ) -> BoxFuture<'a, Result<String, StoreError>> {
-        let fail = self
-            .counts
-            .layouts_fail
-            .load(std::sync::atomic::Ordering::SeqCst);
-        if fail && key.contains("_layouts/") {
-            let key = key.to_string();
-            return Box::pin(async move { Err(StoreError::PreconditionFailed(key)) });
-        }
-        self.inner.put(key, body, cond)
+        Ok(())
     }
     fn source(&self, source: Arc<dyn RangeSource>) -> Arc<dyn RangeSource> {
         let counts = self.counts.clone();
-        Hooked::new(source, move |ranges| {
+        hooked(source, move |ranges| {
             use std::sync::atomic::Ordering::SeqCst;
             counts.waves.fetch_add(1, SeqCst);
             counts.requests.fetch_add(ranges.len() as u64, SeqCst);

@@ -19,7 +19,7 @@ use ingest::backfill::next_day;
 use ingest::ofs_key::Date;
 use ingest::store::{ObjectInfo, ObjectStore, PutCondition, StoreError};
 use kerchunk::{Ref, RefSet};
-use wrap::Intercept;
+use wrap::{Call, Intercept};
 
 /// 2016-01-01T00:00Z (ROMS `ocean_time` epoch), unix seconds.
 const EPOCH_2016: i64 = 1_451_606_400;
@@ -185,29 +185,15 @@ impl Intercept for Counting {
     fn inner(&self) -> &Arc<dyn ObjectStore> {
         &self.inner
     }
-    fn get<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<(bytes::Bytes, String), StoreError>> {
-        self.counts.get.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key)
-    }
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        body: bytes::Bytes,
-        cond: PutCondition,
-    ) -> BoxFuture<'a, Result<String, StoreError>> {
-        self.counts.put.fetch_add(1, Ordering::SeqCst);
-        self.inner.put(key, body, cond)
-    }
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
-        self.counts.list.fetch_add(1, Ordering::SeqCst);
-        self.inner.list(prefix)
-    }
-    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>> {
-        self.counts.head.fetch_add(1, Ordering::SeqCst);
-        self.inner.head(key)
+    fn before(&self, call: Call<'_>) -> Result<(), StoreError> {
+        let n = match call {
+            Call::Get(_) => &self.counts.get,
+            Call::Put(_) => &self.counts.put,
+            Call::List(_) => &self.counts.list,
+            Call::Head(_) => &self.counts.head,
+        };
+        n.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
     fn source(&self, source: Arc<dyn RangeSource>) -> Arc<dyn RangeSource> {
         self.counts.range.fetch_add(1, Ordering::SeqCst);

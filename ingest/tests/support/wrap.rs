@@ -2,9 +2,10 @@
 //! call on unchanged except the few a test intercepts (to count, hold or
 //! fail them). Shared by `ingest/tests/steps_local.rs` and `synthetic.rs`.
 //!
-//! A store wrapper implements [`Intercept`] (only `inner` and the calls it
-//! changes) and gets its `ObjectStore` from [`intercepting_store!`]; a
-//! source wrapper is a [`Hooked`] with the check to run before each read.
+//! A store wrapper implements [`Intercept`] (`inner` and a check to run
+//! before each call) and gets its `ObjectStore` from
+//! [`intercepting_store!`]; a source wrapper is a [`Hooked`] with the check
+//! to run before each read.
 
 #![allow(dead_code)]
 
@@ -17,14 +18,36 @@ use hdf5_lite::RangeSource;
 use hdf5_lite::source::{BoxFuture, SourceError, SourceVersion};
 use ingest::store::{ObjectInfo, ObjectStore, PutCondition, StoreError};
 
-/// What a store wrapper changes of the store it wraps: each call it does
-/// not override goes to [`Intercept::inner`] unchanged, and every range
-/// source the store hands out (pinned or not) passes through
-/// [`Intercept::source`].
+/// A call to a store, as a wrapper sees it before it is passed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call<'a> {
+    Get(&'a str),
+    Put(&'a str),
+    List(&'a str),
+    Head(&'a str),
+}
+
+/// What a store wrapper changes of the store it wraps: each call goes to
+/// [`Intercept::inner`] unless [`Intercept::before`] fails it, and every
+/// range source the store hands out (pinned or not) passes through
+/// [`Intercept::source`]. A wrapper that must wait inside a call (not only
+/// before it) overrides the call itself.
 pub trait Intercept: fmt::Debug + Send + Sync {
     fn inner(&self) -> &Arc<dyn ObjectStore>;
+    /// Runs before each call: an error is the call's result (and `inner`
+    /// is not asked).
+    fn before(&self, call: Call<'_>) -> Result<(), StoreError> {
+        let _ = call;
+        Ok(())
+    }
+    fn source(&self, source: Arc<dyn RangeSource>) -> Arc<dyn RangeSource> {
+        source
+    }
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(Bytes, String), StoreError>> {
-        self.inner().get(key)
+        match self.before(Call::Get(key)) {
+            Ok(()) => self.inner().get(key),
+            Err(e) => Box::pin(async { Err(e) }),
+        }
     }
     fn put<'a>(
         &'a self,
@@ -32,16 +55,22 @@ pub trait Intercept: fmt::Debug + Send + Sync {
         body: Bytes,
         cond: PutCondition,
     ) -> BoxFuture<'a, Result<String, StoreError>> {
-        self.inner().put(key, body, cond)
+        match self.before(Call::Put(key)) {
+            Ok(()) => self.inner().put(key, body, cond),
+            Err(e) => Box::pin(async { Err(e) }),
+        }
     }
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
-        self.inner().list(prefix)
+        match self.before(Call::List(prefix)) {
+            Ok(()) => self.inner().list(prefix),
+            Err(e) => Box::pin(async { Err(e) }),
+        }
     }
     fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>> {
-        self.inner().head(key)
-    }
-    fn source(&self, source: Arc<dyn RangeSource>) -> Arc<dyn RangeSource> {
-        source
+        match self.before(Call::Head(key)) {
+            Ok(()) => self.inner().head(key),
+            Err(e) => Box::pin(async { Err(e) }),
+        }
     }
 }
 
@@ -120,13 +149,12 @@ pub struct Hooked<F> {
     pub before: F,
 }
 
-impl<F> Hooked<F>
+/// `inner` behind a [`Hooked`] running `before`.
+pub fn hooked<F>(inner: Arc<dyn RangeSource>, before: F) -> Arc<dyn RangeSource>
 where
     F: Fn(&[Range<u64>]) -> Result<(), SourceError> + Send + Sync + 'static,
 {
-    pub fn new(inner: Arc<dyn RangeSource>, before: F) -> Arc<dyn RangeSource> {
-        Arc::new(Hooked { inner, before })
-    }
+    Arc::new(Hooked { inner, before })
 }
 
 impl<F> RangeSource for Hooked<F>
