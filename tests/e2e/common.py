@@ -1,9 +1,11 @@
-"""What the end-to-end (e2e.py) and consistency (consistency.py) tests share:
-the check log, the dbofs keys and generated files, moto_server on a free
-loopback port, and the forwarding half of their proxies (fault_proxy.py,
-hold_proxy.py)."""
+"""What the end-to-end (e2e.py), consistency (consistency.py) and FMRC
+(fmrc_moto.py) tests share: the check log, the dbofs keys and generated
+files, S3 events, the AWS settings, moto_server on a free loopback port, and
+the forwarding half of their proxies (fault_proxy.py, hold_proxy.py)."""
 import contextlib
 import http.client
+import json
+import os
 from http.server import BaseHTTPRequestHandler
 import pathlib
 import socket
@@ -45,6 +47,23 @@ def generate(gen, pairs, make_ofs=ROOT / "fixtures/make_ofs.py"):
                            check=True, stdout=subprocess.DEVNULL)
         files[(cycle, h)] = path
     return files
+
+
+def event(bucket, keys, time="2023-03-23T13:00:00.000Z"):
+    """An S3 ObjectCreated notification naming `keys` in `bucket`."""
+    return json.dumps({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": time,
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": k, "size": 1}}} for k in keys]})
+
+
+def aws_env(key_id, secret):
+    """This process's AWS settings: the given fake credentials, us-east-1,
+    and nothing from the caller's profile or endpoint overrides."""
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        os.environ.pop(k, None)
+    os.environ.update(AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret, AWS_DEFAULT_REGION="us-east-1",
+                      AWS_REGION="us-east-1")
 
 
 def free_port():

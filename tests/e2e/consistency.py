@@ -38,7 +38,7 @@ import boto3
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import DEST, ROOT, SRC, check, failures, generate, moto_server, src_key  # noqa: E402
+from common import DEST, ROOT, SRC, aws_env, check, event, failures, generate, moto_server, src_key  # noqa: E402
 from common import ref_key as _ref_key  # noqa: E402
 from hold_proxy import HoldProxy  # noqa: E402
 
@@ -50,13 +50,6 @@ def ref_key(cycle, hour):
     return _ref_key("nos", cycle, hour)
 
 
-def event(bucket, keys):
-    return json.dumps({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": "2023-03-23T13:00:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": bucket}, "object": {"key": k, "size": 1}}} for k in keys]})
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -66,10 +59,7 @@ def main():
     work = pathlib.Path(args.work)
     shutil.rmtree(work / "run", ignore_errors=True)
     (work / "run").mkdir(parents=True)
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        os.environ.pop(k, None)
-    os.environ.update(AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="us-east-1",
-                      AWS_REGION="us-east-1")
+    aws_env(KEY_ID, SECRET)
 
     pairs = [("12", "f001"), ("12", "f002"), ("12", "f003"), ("12", "f007"), ("18", "f001")]
     files = {k: path.read_bytes() for k, path in generate(work / "gen", pairs).items()}

@@ -22,11 +22,11 @@ request counted at tests/e2e/hold_proxy.py:
 """
 import argparse
 import base64
+import contextlib
 import json
 import os
 import pathlib
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -37,24 +37,12 @@ import boto3
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
+from common import DEST, aws_env, check, failures, moto_server  # noqa: E402
+from common import event as _event  # noqa: E402
 from hold_proxy import HoldProxy  # noqa: E402
 
-DEST = "nextgen-dmac"
 EPOCH_2016 = 1451606400
 DAY0 = 19358  # 2023-01-01
-failures = []
-
-
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def zarray(shape, chunks, dtype):
@@ -92,10 +80,7 @@ def reference(day, cycle, hour):
 
 
 def event(bucket, keys):
-    return json.dumps({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": "2023-01-01T13:00:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": bucket}, "object": {"key": k, "size": 1}}} for k in keys]})
+    return _event(bucket, keys, time="2023-01-01T13:00:00.000Z")
 
 
 def main():
@@ -107,22 +92,11 @@ def main():
     work = pathlib.Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        os.environ.pop(k, None)
-    os.environ.update(AWS_ACCESS_KEY_ID="AKIAFMRCFAKE", AWS_SECRET_ACCESS_KEY="fmrcFakeSecret",
-                      AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1")
-    moto_bin = pathlib.Path(sys.executable).parent / "moto_server"
-    port = free_port()
-    moto = subprocess.Popen([str(moto_bin), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=open(work / "moto.log", "w"), stderr=subprocess.STDOUT)
+    aws_env("AKIAFMRCFAKE", "fmrcFakeSecret")
+    servers = contextlib.ExitStack()
+    port = servers.enter_context(moto_server(work / "moto.log"))
     proxy = None
     try:
-        for _ in range(150):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.2)
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
         s3.create_bucket(Bucket=DEST)
         proxy = HoldProxy(port)
@@ -257,8 +231,7 @@ def main():
     finally:
         if proxy:
             proxy.stop()
-        moto.terminate()
-        moto.wait(10)
+        servers.close()
     print(f"\n{len(failures)} failure(s)")
     return 1 if failures else 0
 
