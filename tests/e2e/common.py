@@ -66,6 +66,33 @@ def aws_env(key_id, secret):
                       AWS_REGION="us-east-1")
 
 
+class Cli:
+    """Runs the binary under test against the S3 endpoint at `port` (the
+    proxy), logging at info, each verb for dbofs, never anonymous, with at
+    most 2 attempts a request."""
+    ARGS = ["--models", "dbofs", "--anonymous", "never", "--max-attempts", "2"]
+
+    def __init__(self, binary, port):
+        self.binary = binary
+        self.env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", RUST_LOG="info")
+
+    def start(self, verb_args, extra_env=None):
+        return subprocess.Popen([self.binary, *verb_args, *self.ARGS], env=dict(self.env, **(extra_env or {})),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def run(self, verb_args, extra_env=None):
+        """(exit code, stdout, stderr)."""
+        p = self.start(verb_args, extra_env)
+        out, err = p.communicate(timeout=300)
+        return p.returncode, out, err
+
+
+def summary():
+    """Prints the number of failed checks; the exit code."""
+    print(f"\n{len(failures)} failure(s)")
+    return 1 if failures else 0
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -25,7 +25,6 @@ the objects in moto:
 import argparse
 import contextlib
 import json
-import os
 import pathlib
 import shutil
 import signal
@@ -38,7 +37,7 @@ import boto3
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import DEST, ROOT, SRC, aws_env, check, event, failures, generate, moto_server, src_key  # noqa: E402
+from common import DEST, ROOT, SRC, Cli, aws_env, check, event, generate, moto_server, src_key, summary  # noqa: E402
 from common import ref_key as _ref_key  # noqa: E402
 from hold_proxy import HoldProxy  # noqa: E402
 
@@ -72,17 +71,8 @@ def main():
         s3.create_bucket(Bucket=SRC)
         s3.create_bucket(Bucket=DEST)
         proxy = HoldProxy(port)
-        env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", RUST_LOG="info")
-        common = ["--models", "dbofs", "--anonymous", "never", "--max-attempts", "2"]
-
-        def start(verb_args, extra_env=None):
-            return subprocess.Popen([binary, *verb_args, *common], env=dict(env, **(extra_env or {})),
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-        def run(verb_args, extra_env=None):
-            p = start(verb_args, extra_env)
-            out, err = p.communicate(timeout=300)
-            return p.returncode, out, err
+        cli = Cli(binary, proxy.port)
+        env, start, run = cli.env, cli.start, cli.run
 
         def extract(keys, bucket=SRC, extra=()):
             return ["extract_single", event(bucket, keys), DEST, "nos", *extra]
@@ -248,8 +238,7 @@ def main():
         if proxy:
             proxy.stop()
         servers.close()
-    print(f"\n{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -24,11 +24,9 @@ import argparse
 import base64
 import contextlib
 import json
-import os
 import pathlib
 import shutil
 import struct
-import subprocess
 import sys
 import time
 
@@ -37,7 +35,7 @@ import boto3
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
-from common import DEST, aws_env, check, failures, moto_server  # noqa: E402
+from common import DEST, Cli, aws_env, check, moto_server, summary  # noqa: E402
 from common import event as _event  # noqa: E402
 from hold_proxy import HoldProxy  # noqa: E402
 
@@ -100,17 +98,8 @@ def main():
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
         s3.create_bucket(Bucket=DEST)
         proxy = HoldProxy(port)
-        env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", RUST_LOG="info")
-        common = ["--models", "dbofs", "--anonymous", "never", "--max-attempts", "2"]
-
-        def start(verb_args):
-            return subprocess.Popen([binary, *verb_args, *common], env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-        def run(verb_args):
-            p = start(verb_args)
-            out, err = p.communicate(timeout=300)
-            return p.returncode, out, err
+        cli = Cli(binary, proxy.port)
+        start, run = cli.start, cli.run
 
         def put_ref(folder, day, cycle, hour):
             name, body = reference(day, cycle, hour)
@@ -232,8 +221,7 @@ def main():
         if proxy:
             proxy.stop()
         servers.close()
-    print(f"\n{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":
