@@ -23,7 +23,6 @@ the objects in moto:
   d9  a missing bucket is reported as such, and the URL once.
 """
 import argparse
-import contextlib
 import json
 import pathlib
 import shutil
@@ -37,9 +36,9 @@ import boto3
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import DEST, ROOT, SRC, Cli, aws_env, check, event, generate, moto_server, src_key, summary  # noqa: E402
+from common import DEST, ROOT, SRC, Cli, aws_env, check, event, generate, src_key, summary  # noqa: E402
 from common import ref_key as _ref_key  # noqa: E402
-from hold_proxy import HoldProxy  # noqa: E402
+from hold_proxy import moto_behind_proxy  # noqa: E402
 
 KEY_ID = "AKIACONSISTFAKE00042"
 SECRET = "consistFakeSecret0042xyzABCDEFGHIJKLmnop"
@@ -63,14 +62,10 @@ def main():
     pairs = [("12", "f001"), ("12", "f002"), ("12", "f003"), ("12", "f007"), ("18", "f001")]
     files = {k: path.read_bytes() for k, path in generate(work / "gen", pairs).items()}
 
-    servers = contextlib.ExitStack()
-    port = servers.enter_context(moto_server(work / "run/moto.log"))
-    proxy = None
-    try:
+    with moto_behind_proxy(work / "run/moto.log") as (port, proxy):
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
         s3.create_bucket(Bucket=SRC)
         s3.create_bucket(Bucket=DEST)
-        proxy = HoldProxy(port)
         cli = Cli(binary, proxy.port)
         env, start, run = cli.env, cli.start, cli.run
 
@@ -234,10 +229,6 @@ def main():
         check(len(got) == 1, "d6 the message the open poll received is visible again at once"
               + ("" if got else f": {err[-400:]}"))
         check("visibility_timeout=120" in err, "d6 the worker used the queue's own visibility timeout")
-    finally:
-        if proxy:
-            proxy.stop()
-        servers.close()
     return summary()
 
 

@@ -22,7 +22,6 @@ request counted at tests/e2e/hold_proxy.py:
 """
 import argparse
 import base64
-import contextlib
 import json
 import pathlib
 import shutil
@@ -35,9 +34,9 @@ import boto3
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
-from common import DEST, Cli, aws_env, check, moto_server, summary  # noqa: E402
+from common import DEST, Cli, aws_env, check, summary  # noqa: E402
 from common import event as _event  # noqa: E402
-from hold_proxy import HoldProxy  # noqa: E402
+from hold_proxy import moto_behind_proxy  # noqa: E402
 
 EPOCH_2016 = 1451606400
 DAY0 = 19358  # 2023-01-01
@@ -91,13 +90,9 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     aws_env("AKIAFMRCFAKE", "fmrcFakeSecret")
-    servers = contextlib.ExitStack()
-    port = servers.enter_context(moto_server(work / "moto.log"))
-    proxy = None
-    try:
+    with moto_behind_proxy(work / "moto.log") as (port, proxy):
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
         s3.create_bucket(Bucket=DEST)
-        proxy = HoldProxy(port)
         cli = Cli(binary, proxy.port)
         start, run = cli.start, cli.run
 
@@ -217,10 +212,6 @@ def main():
               f"r4 missing index: rebuilt from one listing, with a warning ({rc}, {reqs})")
         rc, rep = rebuild(folder)
         check(rc == 0 and rep.get("aggregates") == [], f"r4 ... outputs equal a rebuild ({rep})")
-    finally:
-        if proxy:
-            proxy.stop()
-        servers.close()
     return summary()
 
 
