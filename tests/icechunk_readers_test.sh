@@ -7,25 +7,18 @@
 # neither read may change a byte of them. No Python 3.12 is a failure.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-bash "$ROOT/tests/python/setup-venv-icechunk2.sh"
-bash "$ROOT/tests/python/setup-venv-zarr3.sh"
-PY2=${VENV_ICECHUNK2:-$ROOT/target/venv-icechunk2}/bin/python
-PY1=${VENV_ZARR3:-$ROOT/target/venv-zarr3}/bin/python
-ORACLE=${KERCHUNK_NOS_PYTHON:-$ROOT/.venv/bin/python}
-# KERCHUNK_NOS_BIN: the binary under test (tests/run-all.sh passes the one
-# its `cargo test` built); otherwise build the debug one.
-if [ -n "${KERCHUNK_NOS_BIN:-}" ]; then
-    BIN=$KERCHUNK_NOS_BIN
-else
-    (cd "$ROOT" && cargo build -q -p ingest --bin kerchunk-nos)
-    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/kerchunk-nos
-fi
-[ -x "$BIN" ] || { echo "icechunk_readers_test: no binary at $BIN" >&2; exit 1; }
+. "$ROOT/tests/lib.sh"
+reader_python icechunk2
+PY2=$RPY
+reader_python zarr3
+PY1=$RPY
+oracle_python icechunk_readers_test
+test_binary icechunk_readers_test
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 CHECK=$ROOT/tests/python/icechunk_readers.py
-"$ORACLE" "$CHECK" write "$BIN" "$ROOT" "$WORK"
+"$PY" "$CHECK" write "$BIN" "$ROOT" "$WORK"
 digest() { (cd "$WORK" && find . -path './r-*' -type f -o -path './run/*' -type f | sort | xargs sha256sum); }
 before=$(digest)
 [ -n "$before" ] || { echo "icechunk_readers_test: no repository files" >&2; exit 1; }

@@ -18,6 +18,19 @@
 #                             the binary its `cargo test` built), else the
 #                             debug build, rebuilt now so a stale binary is
 #                             never what gets tested; fails naming NAME
+#   reader_python KIND        sets RPY: the python of the reader venv
+#                             tests/python/setup-venv-KIND.sh makes (zarr3:
+#                             icechunk 1.1.x; icechunk2: icechunk 2.x), made
+#                             now if missing or stale ($VENV_ZARR3 /
+#                             $VENV_ICECHUNK2, else target/venv-KIND)
+#   pinned_venv NAME VENV PY REQ CHECK [--pin-python]
+#                             create (or reuse) the venv VENV with the
+#                             interpreter PY from the pinned requirements
+#                             file REQ, then run the Python code CHECK in it;
+#                             reused while its stamp matches REQ (with
+#                             --pin-python, also PY's version: then a stale
+#                             venv is removed first, as a venv cannot change
+#                             its interpreter in place); fails naming NAME
 #
 # Every server binds 127.0.0.1 only, on a port chosen free, never a fixed
 # one: several test runs share the machine.
@@ -92,4 +105,28 @@ test_binary() {
         BIN=${CARGO_TARGET_DIR:-$LIB_ROOT/target}/debug/kerchunk-nos
     fi
     [ -x "$BIN" ] || { echo "$1: no binary at $BIN" >&2; return 1; }
+}
+
+reader_python() {
+    local var=VENV_${1^^}
+    bash "$LIB_ROOT/tests/python/setup-venv-$1.sh" || return 1
+    RPY=${!var:-$LIB_ROOT/target/venv-$1}/bin/python
+}
+
+pinned_venv() {
+    local name=$1 venv=$2 py=$3 req=$4 check=$5 pin=${6:-} want
+    want=$(sha256sum "$req" | cut -d' ' -f1)
+    if [ "$pin" = --pin-python ]; then
+        want=$( (echo "$want"; "$py" -V) | sha256sum | cut -d' ' -f1)
+    fi
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    if [ "$pin" = --pin-python ]; then
+        rm -rf "$venv"
+    fi
+    "$py" -m venv "$venv" || return 1
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" || return 1
+    "$venv/bin/python" -c "$check" || { echo "$name: $venv incomplete" >&2; return 1; }
+    echo "$want" >"$venv/.requirements.sha256"
 }

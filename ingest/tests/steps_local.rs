@@ -16,8 +16,13 @@ use hdf5_lite::RangeSource;
 use hdf5_lite::source::{BoxFuture, SourceErrorKind};
 use ingest::config::{Config, Pipeline};
 use ingest::steps::{self, StepError};
-use ingest::store::{LocalStore, ObjectInfo, ObjectStore, PutCondition, StoreError, StoreUrl};
+use ingest::store::{LocalStore, ObjectStore, PutCondition, StoreError, StoreUrl};
 use kerchunk::{Ref, RefSet};
+
+#[macro_use]
+#[path = "support/wrap.rs"]
+mod wrap;
+use wrap::{Call, Intercept, hooked};
 
 const SRC: &str = "noaa-ofs-pds";
 const DEST: &str = "nextgen-dmac";
@@ -483,18 +488,9 @@ impl Holding {
     }
 }
 
-impl ObjectStore for Holding {
-    fn url(&self) -> String {
-        self.inner.url()
-    }
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
-    }
-    fn get<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<(bytes::Bytes, String), StoreError>> {
-        self.inner.get(key)
+impl Intercept for Holding {
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
     }
     fn put<'a>(
         &'a self,
@@ -512,16 +508,8 @@ impl ObjectStore for Holding {
             self.inner.put(key, body, cond).await
         })
     }
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
-        self.inner.list(prefix)
-    }
-    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>> {
-        self.inner.head(key)
-    }
-    fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
-        self.inner.range_source(key)
-    }
 }
+intercepting_store!(Holding);
 
 /// Defect 1: update X (12z f007) computes the best series and its write is
 /// held; meanwhile 18z f001 is indexed and its update Y writes a best
@@ -635,76 +623,43 @@ struct Changing {
     changes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-struct ChangingSource {
-    inner: Arc<dyn RangeSource>,
-    changes: Arc<std::sync::atomic::AtomicUsize>,
-    reads: std::sync::atomic::AtomicUsize,
-}
-
-impl RangeSource for ChangingSource {
-    fn name(&self) -> &str {
-        self.inner.name()
+impl Intercept for Changing {
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
     }
-    fn get_ranges<'a>(
-        &'a self,
-        ranges: &'a [std::ops::Range<u64>],
-    ) -> BoxFuture<'a, Result<Vec<bytes::Bytes>, hdf5_lite::SourceError>> {
+    fn source(&self, source: Arc<dyn RangeSource>) -> Arc<dyn RangeSource> {
         use std::sync::atomic::Ordering::SeqCst;
-        let n = self.reads.fetch_add(1, SeqCst);
-        let fail = n >= 1
-            && self
-                .changes
-                .fetch_update(SeqCst, SeqCst, |c| c.checked_sub(1))
-                .is_ok();
-        if fail {
-            return Box::pin(async {
-                Err(hdf5_lite::SourceError::new(
+        let (changes, reads) = (self.changes.clone(), std::sync::atomic::AtomicUsize::new(0));
+        hooked(source, move |_| {
+            let n = reads.fetch_add(1, SeqCst);
+            if n >= 1
+                && changes
+                    .fetch_update(SeqCst, SeqCst, |c| c.checked_sub(1))
+                    .is_ok()
+            {
+                return Err(hdf5_lite::SourceError::new(
                     SourceErrorKind::Changed,
                     "GetObject: object changed while reading (If-Match failed)",
-                ))
-            });
-        }
-        self.inner.get_ranges(ranges)
-    }
-    fn size(&self) -> BoxFuture<'_, Result<u64, hdf5_lite::SourceError>> {
-        self.inner.size()
+                ));
+            }
+            Ok(())
+        })
     }
 }
+intercepting_store!(Changing);
 
-impl ObjectStore for Changing {
-    fn url(&self) -> String {
-        self.inner.url()
-    }
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
-    }
-    fn get<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<(bytes::Bytes, String), StoreError>> {
-        self.inner.get(key)
-    }
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        body: bytes::Bytes,
-        cond: PutCondition,
-    ) -> BoxFuture<'a, Result<String, StoreError>> {
-        self.inner.put(key, body, cond)
-    }
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
-        self.inner.list(prefix)
-    }
-    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>> {
-        self.inner.head(key)
-    }
-    fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
-        Ok(Arc::new(ChangingSource {
-            inner: self.inner.range_source(key)?,
-            changes: self.changes.clone(),
-            reads: Default::default(),
-        }))
-    }
+/// A fresh pipeline and destination whose sources are read through a
+/// [`Changing`] store sharing `changes`.
+async fn changing_env(changes: &Arc<std::sync::atomic::AtomicUsize>) -> Env {
+    let e = env();
+    let dir = sources().join(SRC);
+    let inner: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&dir).unwrap());
+    let store = Arc::new(Changing {
+        inner,
+        changes: changes.clone(),
+    });
+    e.p.insert_store(&StoreUrl::Local { dir }, store).await;
+    e
 }
 
 /// Defect 3: a source that changes mid-walk is read again (success when it
@@ -713,21 +668,9 @@ impl ObjectStore for Changing {
 #[test]
 fn exit_codes_follow_the_kind_of_failure() {
     use std::sync::atomic::AtomicUsize;
-    let e = env();
     rt().block_on(async {
         let changes = Arc::new(AtomicUsize::new(2));
-        let url = StoreUrl::Local {
-            dir: sources().join(SRC),
-        };
-        let inner: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(sources().join(SRC)).unwrap());
-        e.p.insert_store(
-            &url,
-            Arc::new(Changing {
-                inner,
-                changes: changes.clone(),
-            }),
-        )
-        .await;
+        let e = changing_env(&changes).await;
         // Changed twice mid-walk, then stable: indexed.
         let out = extract(&e, &[key("12", "f002")]).await.unwrap();
         assert_eq!(out.written.len(), 1, "{out:?}");
@@ -735,16 +678,7 @@ fn exit_codes_follow_the_kind_of_failure() {
         // Changing on every read: transient (exit 3), nothing written. (A
         // fresh pipeline and destination: with f002's layout, f003 would be
         // read in one wave, before the first change.)
-        let e = env();
-        let inner: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(sources().join(SRC)).unwrap());
-        e.p.insert_store(
-            &url,
-            Arc::new(Changing {
-                inner,
-                changes: changes.clone(),
-            }),
-        )
-        .await;
+        let e = changing_env(&changes).await;
         changes.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
         let err = extract(&e, &[key("12", "f003")]).await.unwrap_err();
         assert!(err.is_transient() && err.exit_code() == 3, "{err:?}");
@@ -846,95 +780,38 @@ struct Counted {
     counts: Arc<Counts>,
 }
 
-struct CountedSource {
-    inner: Arc<dyn RangeSource>,
-    counts: Arc<Counts>,
-}
-
-impl RangeSource for CountedSource {
-    fn name(&self) -> &str {
-        self.inner.name()
+impl Intercept for Counted {
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
     }
-    fn get_ranges<'a>(
-        &'a self,
-        ranges: &'a [std::ops::Range<u64>],
-    ) -> BoxFuture<'a, Result<Vec<bytes::Bytes>, hdf5_lite::SourceError>> {
+    fn before(&self, call: Call<'_>) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering::SeqCst;
-        self.counts.waves.fetch_add(1, SeqCst);
-        self.counts.requests.fetch_add(ranges.len() as u64, SeqCst);
-        self.inner.get_ranges(ranges)
-    }
-    fn size(&self) -> BoxFuture<'_, Result<u64, hdf5_lite::SourceError>> {
-        self.inner.size()
-    }
-    fn version(&self) -> Option<hdf5_lite::source::SourceVersion> {
-        self.inner.version()
-    }
-}
-
-impl ObjectStore for Counted {
-    fn url(&self) -> String {
-        self.inner.url()
-    }
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
-    }
-    fn get<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<(bytes::Bytes, String), StoreError>> {
-        if key.contains("_layouts/") {
-            let n = &self.counts.layout_gets;
-            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if self
-                .counts
-                .layouts_fail
-                .load(std::sync::atomic::Ordering::SeqCst)
-            {
-                return Box::pin(async { Err(StoreError::Transient("injected".into())) });
+        let fail = self.counts.layouts_fail.load(SeqCst);
+        match call {
+            Call::Get(key) if key.contains("_layouts/") => {
+                self.counts.layout_gets.fetch_add(1, SeqCst);
+                if fail {
+                    return Err(StoreError::Transient("injected".into()));
+                }
             }
+            Call::Put(key) if fail && key.contains("_layouts/") => {
+                return Err(StoreError::PreconditionFailed(key.to_string()));
+            }
+            _ => {}
         }
-        self.inner.get(key)
+        Ok(())
     }
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        body: bytes::Bytes,
-        cond: PutCondition,
-    ) -> BoxFuture<'a, Result<String, StoreError>> {
-        let fail = self
-            .counts
-            .layouts_fail
-            .load(std::sync::atomic::Ordering::SeqCst);
-        if fail && key.contains("_layouts/") {
-            let key = key.to_string();
-            return Box::pin(async move { Err(StoreError::PreconditionFailed(key)) });
-        }
-        self.inner.put(key, body, cond)
-    }
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
-        self.inner.list(prefix)
-    }
-    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>> {
-        self.inner.head(key)
-    }
-    fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
-        Ok(Arc::new(CountedSource {
-            inner: self.inner.range_source(key)?,
-            counts: self.counts.clone(),
-        }))
-    }
-    fn range_source_pinned(
-        &self,
-        key: &str,
-        etag: &str,
-    ) -> Result<Arc<dyn RangeSource>, StoreError> {
-        Ok(Arc::new(CountedSource {
-            inner: self.inner.range_source_pinned(key, etag)?,
-            counts: self.counts.clone(),
-        }))
+    fn source(&self, source: Arc<dyn RangeSource>) -> Arc<dyn RangeSource> {
+        let counts = self.counts.clone();
+        hooked(source, move |ranges| {
+            use std::sync::atomic::Ordering::SeqCst;
+            counts.waves.fetch_add(1, SeqCst);
+            counts.requests.fetch_add(ranges.len() as u64, SeqCst);
+            Ok(())
+        })
     }
 }
+intercepting_store!(Counted);
 
 /// A pipeline with a fresh memory whose source reads and layout GETs are
 /// counted, writing to the local store at `dest_dir`.

@@ -1,9 +1,11 @@
-"""What the end-to-end (e2e.py) and consistency (consistency.py) tests share:
-the check log, the dbofs keys and generated files, moto_server on a free
-loopback port, and the forwarding half of their proxies (fault_proxy.py,
-hold_proxy.py)."""
+"""What the end-to-end (e2e.py), consistency (consistency.py) and FMRC
+(fmrc_moto.py) tests share: the check log, the dbofs keys and generated
+files, S3 events, the AWS settings, moto_server on a free loopback port, and
+the forwarding half of their proxies (fault_proxy.py, hold_proxy.py)."""
 import contextlib
 import http.client
+import json
+import os
 from http.server import BaseHTTPRequestHandler
 import pathlib
 import socket
@@ -45,6 +47,50 @@ def generate(gen, pairs, make_ofs=ROOT / "fixtures/make_ofs.py"):
                            check=True, stdout=subprocess.DEVNULL)
         files[(cycle, h)] = path
     return files
+
+
+def event(bucket, keys, time="2023-03-23T13:00:00.000Z"):
+    """An S3 ObjectCreated notification naming `keys` in `bucket`."""
+    return json.dumps({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": time,
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": k, "size": 1}}} for k in keys]})
+
+
+def aws_env(key_id, secret):
+    """This process's AWS settings: the given fake credentials, us-east-1,
+    and nothing from the caller's profile or endpoint overrides."""
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        os.environ.pop(k, None)
+    os.environ.update(AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret, AWS_DEFAULT_REGION="us-east-1",
+                      AWS_REGION="us-east-1")
+
+
+class Cli:
+    """Runs the binary under test against the S3 endpoint at `port` (the
+    proxy), logging at info, each verb for dbofs, never anonymous, with at
+    most 2 attempts a request."""
+    ARGS = ["--models", "dbofs", "--anonymous", "never", "--max-attempts", "2"]
+
+    def __init__(self, binary, port):
+        self.binary = binary
+        self.env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", RUST_LOG="info")
+
+    def start(self, verb_args, extra_env=None):
+        return subprocess.Popen([self.binary, *verb_args, *self.ARGS], env=dict(self.env, **(extra_env or {})),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def run(self, verb_args, extra_env=None):
+        """(exit code, stdout, stderr)."""
+        p = self.start(verb_args, extra_env)
+        out, err = p.communicate(timeout=300)
+        return p.returncode, out, err
+
+
+def summary():
+    """Prints the number of failed checks; the exit code."""
+    print(f"\n{len(failures)} failure(s)")
+    return 1 if failures else 0
 
 
 def free_port():

@@ -23,9 +23,7 @@ the objects in moto:
   d9  a missing bucket is reported as such, and the URL once.
 """
 import argparse
-import contextlib
 import json
-import os
 import pathlib
 import shutil
 import signal
@@ -38,9 +36,9 @@ import boto3
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import DEST, ROOT, SRC, check, failures, generate, moto_server, src_key  # noqa: E402
+from common import DEST, ROOT, SRC, Cli, aws_env, check, event, generate, src_key, summary  # noqa: E402
 from common import ref_key as _ref_key  # noqa: E402
-from hold_proxy import HoldProxy  # noqa: E402
+from hold_proxy import moto_behind_proxy  # noqa: E402
 
 KEY_ID = "AKIACONSISTFAKE00042"
 SECRET = "consistFakeSecret0042xyzABCDEFGHIJKLmnop"
@@ -48,13 +46,6 @@ SECRET = "consistFakeSecret0042xyzABCDEFGHIJKLmnop"
 
 def ref_key(cycle, hour):
     return _ref_key("nos", cycle, hour)
-
-
-def event(bucket, keys):
-    return json.dumps({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": "2023-03-23T13:00:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": bucket}, "object": {"key": k, "size": 1}}} for k in keys]})
 
 
 def main():
@@ -66,33 +57,17 @@ def main():
     work = pathlib.Path(args.work)
     shutil.rmtree(work / "run", ignore_errors=True)
     (work / "run").mkdir(parents=True)
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        os.environ.pop(k, None)
-    os.environ.update(AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="us-east-1",
-                      AWS_REGION="us-east-1")
+    aws_env(KEY_ID, SECRET)
 
     pairs = [("12", "f001"), ("12", "f002"), ("12", "f003"), ("12", "f007"), ("18", "f001")]
     files = {k: path.read_bytes() for k, path in generate(work / "gen", pairs).items()}
 
-    servers = contextlib.ExitStack()
-    port = servers.enter_context(moto_server(work / "run/moto.log"))
-    proxy = None
-    try:
+    with moto_behind_proxy(work / "run/moto.log") as (port, proxy):
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
         s3.create_bucket(Bucket=SRC)
         s3.create_bucket(Bucket=DEST)
-        proxy = HoldProxy(port)
-        env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", RUST_LOG="info")
-        common = ["--models", "dbofs", "--anonymous", "never", "--max-attempts", "2"]
-
-        def start(verb_args, extra_env=None):
-            return subprocess.Popen([binary, *verb_args, *common], env=dict(env, **(extra_env or {})),
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-        def run(verb_args, extra_env=None):
-            p = start(verb_args, extra_env)
-            out, err = p.communicate(timeout=300)
-            return p.returncode, out, err
+        cli = Cli(binary, proxy.port)
+        env, start, run = cli.env, cli.start, cli.run
 
         def extract(keys, bucket=SRC, extra=()):
             return ["extract_single", event(bucket, keys), DEST, "nos", *extra]
@@ -254,12 +229,7 @@ def main():
         check(len(got) == 1, "d6 the message the open poll received is visible again at once"
               + ("" if got else f": {err[-400:]}"))
         check("visibility_timeout=120" in err, "d6 the worker used the queue's own visibility timeout")
-    finally:
-        if proxy:
-            proxy.stop()
-        servers.close()
-    print(f"\n{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

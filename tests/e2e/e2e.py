@@ -46,7 +46,8 @@ import xarray as xr  # noqa: E402
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fault_proxy  # noqa: E402
-from common import DAY, DEST, ROOT, SRC, check, failures, generate, moto_server, ref_key, src_key  # noqa: E402
+from common import (DAY, DEST, ROOT, SRC, aws_env, check, event, failures, generate, moto_server,  # noqa: E402
+                    ref_key, src_key)
 
 CYCLES = {"12": [f"f{h:03d}" for h in range(1, 9)] + [f"n{h:03d}" for h in range(1, 7)],
           "18": [f"f{h:03d}" for h in range(1, 7)]}
@@ -167,10 +168,7 @@ def main():
     (work / "run").mkdir(parents=True, exist_ok=True)
     binary = str(pathlib.Path(args.bin).resolve())
 
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                      AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1")
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        os.environ.pop(k, None)
+    aws_env("testing", "testing")
 
     servers = contextlib.ExitStack()
     port = servers.enter_context(moto_server(work / "run/moto.log"))
@@ -187,10 +185,7 @@ def main():
         # Poison messages.
         sqs.send_message(QueueUrl=q["new_q"], MessageBody="{this is not json")
         missing = src_key("12", "f030")
-        sqs.send_message(QueueUrl=q["new_q"], MessageBody=json.dumps({"Records": [{
-            "eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": "2023-03-23T13:00:00.000Z",
-            "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": SRC}, "object": {"key": missing, "size": 1}}}]}))
+        sqs.send_message(QueueUrl=q["new_q"], MessageBody=event(SRC, [missing]))
         s3.put_object(Bucket=SRC, Key=src_key("12", "f047"), Body=b"\x89HDF\r\n\x1a\n" + b"\0garbage" * 64)
 
         proxy, proxy_port, counters = fault_proxy.start(port, args.fault_rate)

@@ -23,12 +23,9 @@ request counted at tests/e2e/hold_proxy.py:
 import argparse
 import base64
 import json
-import os
 import pathlib
 import shutil
-import socket
 import struct
-import subprocess
 import sys
 import time
 
@@ -37,24 +34,12 @@ import boto3
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
-from hold_proxy import HoldProxy  # noqa: E402
+from common import DEST, Cli, aws_env, check, summary  # noqa: E402
+from common import event as _event  # noqa: E402
+from hold_proxy import moto_behind_proxy  # noqa: E402
 
-DEST = "nextgen-dmac"
 EPOCH_2016 = 1451606400
 DAY0 = 19358  # 2023-01-01
-failures = []
-
-
-def check(cond, what):
-    print(("ok    " if cond else "FAIL  ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def zarray(shape, chunks, dtype):
@@ -92,10 +77,7 @@ def reference(day, cycle, hour):
 
 
 def event(bucket, keys):
-    return json.dumps({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": "2023-01-01T13:00:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": bucket}, "object": {"key": k, "size": 1}}} for k in keys]})
+    return _event(bucket, keys, time="2023-01-01T13:00:00.000Z")
 
 
 def main():
@@ -107,36 +89,12 @@ def main():
     work = pathlib.Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        os.environ.pop(k, None)
-    os.environ.update(AWS_ACCESS_KEY_ID="AKIAFMRCFAKE", AWS_SECRET_ACCESS_KEY="fmrcFakeSecret",
-                      AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1")
-    moto_bin = pathlib.Path(sys.executable).parent / "moto_server"
-    port = free_port()
-    moto = subprocess.Popen([str(moto_bin), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=open(work / "moto.log", "w"), stderr=subprocess.STDOUT)
-    proxy = None
-    try:
-        for _ in range(150):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+    aws_env("AKIAFMRCFAKE", "fmrcFakeSecret")
+    with moto_behind_proxy(work / "moto.log") as (port, proxy):
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
         s3.create_bucket(Bucket=DEST)
-        proxy = HoldProxy(port)
-        env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", RUST_LOG="info")
-        common = ["--models", "dbofs", "--anonymous", "never", "--max-attempts", "2"]
-
-        def start(verb_args):
-            return subprocess.Popen([binary, *verb_args, *common], env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-        def run(verb_args):
-            p = start(verb_args)
-            out, err = p.communicate(timeout=300)
-            return p.returncode, out, err
+        cli = Cli(binary, proxy.port)
+        start, run = cli.start, cli.run
 
         def put_ref(folder, day, cycle, hour):
             name, body = reference(day, cycle, hour)
@@ -254,13 +212,7 @@ def main():
               f"r4 missing index: rebuilt from one listing, with a warning ({rc}, {reqs})")
         rc, rep = rebuild(folder)
         check(rc == 0 and rep.get("aggregates") == [], f"r4 ... outputs equal a rebuild ({rep})")
-    finally:
-        if proxy:
-            proxy.stop()
-        moto.terminate()
-        moto.wait(10)
-    print(f"\n{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

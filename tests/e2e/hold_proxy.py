@@ -7,10 +7,23 @@ forwards it unchanged. Every other request is forwarded at once. This makes
 races deterministic: a test holds a request, does something else to
 completion, then lets the request go; no sleeps.
 """
+import contextlib
 import threading
 from http.server import ThreadingHTTPServer
 
-from common import ProxyHandler, forward, guarded, read_request, send_s3_error
+from common import ProxyHandler, forward, guarded, moto_server, read_request, send_s3_error
+
+
+@contextlib.contextmanager
+def moto_behind_proxy(log_path):
+    """moto_server (common.moto_server, its log at log_path) and a HoldProxy
+    in front of it; yields (moto's port, the proxy); both stopped on exit."""
+    with moto_server(log_path) as port:
+        proxy = HoldProxy(port)
+        try:
+            yield port, proxy
+        finally:
+            proxy.stop()
 
 
 class HoldProxy:

@@ -7,9 +7,7 @@
 # a missing reader is a failure, not a skip.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-VENV=${VENV_ICECHUNK2:-$repo/target/venv-icechunk2}
-req="$here/requirements-icechunk2.txt"
+. "$here/../lib.sh"
 
 is312() { [ -n "$1" ] && "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; }
 if [ -n "${KERCHUNK_NOS_PY312:-}" ]; then
@@ -26,14 +24,7 @@ else
   [ -n "$py" ] || { echo "setup-venv-icechunk2: no Python 3.12 found (PATH, $pyenv_root/versions); set KERCHUNK_NOS_PY312=/path/to/python3.12" >&2; exit 1; }
 fi
 
-stamp="$VENV/.requirements.sha256"
-want=$( (sha256sum "$req" | cut -d' ' -f1; "$py" -V) | sha256sum | cut -d' ' -f1)
-if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-  exit 0
-fi
-rm -rf "$VENV"
-"$py" -m venv "$VENV"
-"$VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
-"$VENV/bin/python" -c "import icechunk, zarr, xarray, numcodecs.zarr3, netCDF4; assert icechunk.__version__.startswith('2.')" \
-  || { echo "icechunk2 venv incomplete" >&2; exit 1; }
-echo "$want" > "$stamp"
+pinned_venv setup-venv-icechunk2 "${VENV_ICECHUNK2:-$LIB_ROOT/target/venv-icechunk2}" "$py" \
+  "$here/requirements-icechunk2.txt" \
+  "import icechunk, zarr, xarray, numcodecs.zarr3, netCDF4; assert icechunk.__version__.startswith('2.')" \
+  --pin-python

@@ -5,16 +5,6 @@
 # Fails loudly if anything cannot be installed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-VENV=${VENV_ZARR3:-$repo/target/venv-zarr3}
-req="$here/requirements-zarr3.txt"
-stamp="$VENV/.requirements.sha256"
-want=$(sha256sum "$req" | cut -d' ' -f1)
-if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-  exit 0
-fi
-python3 -m venv "$VENV"
-"$VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
-"$VENV/bin/python" -c "import icechunk, zarr, xarray, numcodecs.zarr3, h5py, netCDF4" \
-  || { echo "zarr3 venv incomplete" >&2; exit 1; }
-echo "$want" > "$stamp"
+. "$here/../lib.sh"
+pinned_venv setup-venv-zarr3 "${VENV_ZARR3:-$LIB_ROOT/target/venv-zarr3}" python3 "$here/requirements-zarr3.txt" \
+  "import icechunk, zarr, xarray, numcodecs.zarr3, h5py, netCDF4"

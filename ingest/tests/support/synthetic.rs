@@ -1,10 +1,14 @@
 //! Synthetic dbofs single-file reference sets without NetCDF files (the
 //! time value is inlined, every data chunk is a remote reference longer
 //! than the inline threshold, so combining them reads no source), and an
-//! object store wrapper that counts requests. Shared by
+//! object store wrapper that counts requests (over `wrap.rs`). Shared by
 //! `ingest/tests/fmrc_incremental.rs` and `ingest/examples/fmrc_bench.rs`.
 
 #![allow(dead_code)]
+
+#[macro_use]
+#[path = "wrap.rs"]
+mod wrap;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +19,7 @@ use ingest::backfill::next_day;
 use ingest::ofs_key::Date;
 use ingest::store::{ObjectInfo, ObjectStore, PutCondition, StoreError};
 use kerchunk::{Ref, RefSet};
+use wrap::{Call, Intercept};
 
 /// 2016-01-01T00:00Z (ROMS `ocean_time` epoch), unix seconds.
 const EPOCH_2016: i64 = 1_451_606_400;
@@ -176,42 +181,26 @@ pub struct Counting {
     pub counts: Arc<Counts>,
 }
 
-impl ObjectStore for Counting {
-    fn url(&self) -> String {
-        self.inner.url()
+impl Intercept for Counting {
+    fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
     }
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
+    fn before(&self, call: Call<'_>) -> Result<(), StoreError> {
+        let n = match call {
+            Call::Get(_) => &self.counts.get,
+            Call::Put(_) => &self.counts.put,
+            Call::List(_) => &self.counts.list,
+            Call::Head(_) => &self.counts.head,
+        };
+        n.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
-    fn get<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<(bytes::Bytes, String), StoreError>> {
-        self.counts.get.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key)
-    }
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        body: bytes::Bytes,
-        cond: PutCondition,
-    ) -> BoxFuture<'a, Result<String, StoreError>> {
-        self.counts.put.fetch_add(1, Ordering::SeqCst);
-        self.inner.put(key, body, cond)
-    }
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
-        self.counts.list.fetch_add(1, Ordering::SeqCst);
-        self.inner.list(prefix)
-    }
-    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>> {
-        self.counts.head.fetch_add(1, Ordering::SeqCst);
-        self.inner.head(key)
-    }
-    fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
+    fn source(&self, source: Arc<dyn RangeSource>) -> Arc<dyn RangeSource> {
         self.counts.range.fetch_add(1, Ordering::SeqCst);
-        self.inner.range_source(key)
+        source
     }
 }
+intercepting_store!(Counting);
 
 /// An in-memory store with S3's conditional-write semantics; the etag is a
 /// version counter (S3 computes it server-side: no client cost), so a
