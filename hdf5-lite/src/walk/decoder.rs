@@ -31,10 +31,12 @@ pub enum Poll {
     Done(Box<Decoded>),
 }
 
-/// A finished walk: the model, what it cost, and the bytes it fetched.
+/// A finished walk: the model, what it cost, the bytes it fetched, and
+/// the ranges its parsers used (its layout, sorted and merged).
 pub struct Decoded {
     pub file: File,
     pub stats: Stats,
+    pub layout: Vec<Range<u64>>,
     cache: Cache,
 }
 
@@ -53,7 +55,7 @@ impl Decoded {
         (
             self.file,
             self.stats,
-            Arc::new(Prefetched::new(inner, self.cache)),
+            Arc::new(Prefetched::new(inner, self.cache, self.layout)),
         )
     }
 }
@@ -278,6 +280,7 @@ impl Decoder {
                         return Ok(Poll::Done(Box::new(Decoded {
                             file,
                             stats: w.stats.clone(),
+                            layout: coalesce(std::mem::take(&mut w.served), 0, u64::MAX),
                             cache: std::mem::take(&mut w.cache),
                         })));
                     }

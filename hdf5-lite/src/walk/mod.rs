@@ -381,6 +381,12 @@ struct Walker {
     requested: HashSet<(u8, u64, u64)>,
     /// Extents of every structure parsed, for `Stats::metadata_bytes`.
     parsed: Vec<(u64, u64)>,
+    /// The bytes handed to the parsers (every job's range as served, the
+    /// superblock): the layout a sibling file is predicted to need
+    /// ([`Decoded`]'s `layout`). Not what was fetched: windows, predicted
+    /// ranges and speculation the walk never used stay out, so a series'
+    /// stored layout does not grow from file to file.
+    served: Vec<Range<u64>>,
     /// Paged aggregation page size, once the superblock extension says so:
     /// metadata then sits in whole pages, so reads are widened to pages.
     page_size: Option<u64>,
@@ -437,6 +443,7 @@ impl Walker {
             shared_table: None,
             requested: HashSet::new(),
             parsed: Vec::new(),
+            served: Vec::new(),
             page_size: None,
             data_planned: HashSet::new(),
             prefetch_bytes: 0,
@@ -455,6 +462,7 @@ impl Walker {
             48 + 6 * so + if w.sb.version == 1 { 4 } else { 0 }
         };
         w.used(at, sb_size);
+        w.served.push(at..at.saturating_add(sb_size));
         let root = w.sb.root_object_header;
         w.request_header(root)?;
         if let Some(ext) = w.sb.extension {
@@ -594,8 +602,14 @@ impl Walker {
                 self.cache.get_prefix(j.addr, len)
             } else {
                 self.cache.get(j.addr, len)
-            };
-            self.handle(j, bytes.unwrap_or_default())?;
+            }
+            .unwrap_or_default();
+            if !bytes.is_empty() {
+                // A warm run asks for the same jobs: having exactly these
+                // bytes cached, it needs no request for any of them.
+                self.served.push(j.addr..j.addr + bytes.len() as u64);
+            }
+            self.handle(j, bytes)?;
         }
         Ok(())
     }
