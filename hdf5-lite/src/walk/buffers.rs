@@ -153,25 +153,6 @@ impl Prefetched {
     }
 }
 
-/// The ranges of the first wave: the head, and a sibling's layout if one is
-/// predicted (at most [`crate::layout_cache::MAX_PREDICTED_BYTES`]),
-/// coalesced. [`crate::open_any`] fetches exactly these before it knows the
-/// format, so the walk's first wave is then served from memory.
-pub(crate) fn first_wave(opts: &Options) -> Vec<Range<u64>> {
-    let head_len = opts.head_size.max(1024);
-    let mut budget = crate::layout_cache::MAX_PREDICTED_BYTES;
-    let mut want = vec![0..head_len];
-    for r in &opts.predicted {
-        let n = r.end.saturating_sub(r.start);
-        if n == 0 || n > budget {
-            break;
-        }
-        budget -= n;
-        want.push(r.clone());
-    }
-    coalesce(want, opts.coalesce_gap, opts.max_request)
-}
-
 impl RangeSource for Prefetched {
     fn name(&self) -> &str {
         self.inner.name()

@@ -87,18 +87,22 @@ pub struct Decoder {
     phase: Phase,
     /// Pushed bytes not yet consumed, by range.
     inbox: HashMap<(u64, u64), Bytes>,
+    /// Prefetch planners, handed to the walk once the superblock parsed.
+    planners: Vec<Box<dyn Planner>>,
 }
 
 impl Decoder {
     /// A decoder for the file called `name` (used in errors).
     pub fn new(name: String, opts: Options) -> Self {
-        let want = first_wave(&opts);
+        let mut planners = planner::initial_planners(&opts);
+        let want = planner::head_and_planned(&opts, &mut planners);
         Decoder {
             name,
             opts,
             size: None,
             phase: Phase::Head { want },
             inbox: HashMap::new(),
+            planners,
         }
     }
 
@@ -254,6 +258,7 @@ impl Decoder {
                         (at, sb),
                         cache,
                         stats,
+                        std::mem::take(&mut self.planners),
                     )?;
                     self.phase = Phase::Walk {
                         w: Box::new(w),

@@ -39,6 +39,7 @@ use crate::sohm;
 use crate::source::{RangeSource, SourceError, SourceErrorKind};
 use crate::superblock::{self, Superblock};
 use crate::value;
+use planner::Planner;
 use speculate::Speculator;
 
 mod assemble;
@@ -47,14 +48,16 @@ mod chunks;
 mod decoder;
 mod handle;
 mod objects;
+mod planner;
+mod predict;
 mod requests;
 pub(crate) mod speculate;
 
 use buffers::Cache;
-pub(crate) use buffers::first_wave;
 pub use buffers::{Prefetched, coalesce};
 use chunks::ChunkState;
 pub use decoder::{Decoded, Decoder, Poll};
+pub(crate) use planner::first_wave;
 
 /// Knobs for one open; defaults suit a NetCDF-4 file on S3.
 #[derive(Debug, Clone)]
@@ -397,9 +400,9 @@ struct Walker {
     /// Global heap collections of vlen attributes were requested once the
     /// structure was complete.
     vlen_planned: bool,
-    /// Speculative roots: prefetch of what headers found in fetched
-    /// windows will need (`walk::speculate`).
-    spec: Speculator,
+    /// Prefetch planners (`walk::planner`): layout prediction, speculative
+    /// roots.
+    planners: Vec<Box<dyn Planner>>,
 }
 
 /// Tags for de-duplicating requests of shared resources.
@@ -421,8 +424,14 @@ impl Walker {
         (at, sb): (u64, Superblock),
         cache: Cache,
         stats: Stats,
+        mut planners: Vec<Box<dyn Planner>>,
     ) -> Result<Walker, Error> {
         let ctx = sb.ctx;
+        if opts.speculative_budget > 0 {
+            // Also capped at 1.5% of the file (at least 64 KiB).
+            let budget = opts.speculative_budget.min((size / 64).max(64 * 1024));
+            planners.push(Box::new(Speculator::new(budget)));
+        }
         let mut w = Walker {
             opts,
             name,
@@ -448,11 +457,11 @@ impl Walker {
             data_planned: HashSet::new(),
             prefetch_bytes: 0,
             vlen_planned: false,
-            spec: Speculator::default(),
+            planners,
         };
-        if w.opts.speculative_budget > 0 {
-            for (s, b) in &w.cache.extents {
-                w.spec.scan(*s, b);
+        for (s, b) in &w.cache.extents {
+            for p in &mut w.planners {
+                p.scan(*s, b);
             }
         }
         let so = ctx.size_of_offsets as u64;
@@ -554,8 +563,8 @@ impl Walker {
                     what: format!("more than {} sequential reads", self.opts.max_waves),
                 });
             }
-            // Speculation rides along with a wave the walk makes anyway.
-            missing.extend(self.speculate());
+            // Planned prefetch rides along with a wave the walk makes anyway.
+            missing.extend(self.plan_ahead());
             ranges = coalesce(missing, self.opts.coalesce_gap, self.opts.max_request);
             let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
             // Prefetched data (at most `prefetch_budget`, planned into
@@ -565,7 +574,7 @@ impl Walker {
                 .opts
                 .max_metadata_bytes
                 .saturating_add(self.prefetch_bytes)
-                .saturating_add(self.spec.spent);
+                .saturating_add(self.planners.iter().map(|p| p.spent()).sum());
             if self.stats.bytes_fetched.saturating_add(total) > allowed {
                 return Err(Error::Limit {
                     file: self.name.clone(),
@@ -591,8 +600,8 @@ impl Walker {
         }
         for (r, b) in wave.ranges.iter().zip(got) {
             self.stats.bytes_fetched += b.len() as u64;
-            if self.opts.speculative_budget > 0 {
-                self.spec.scan(r.start, &b);
+            for p in &mut self.planners {
+                p.scan(r.start, &b);
             }
             self.cache.insert(r.start, b);
         }
@@ -639,16 +648,9 @@ impl Walker {
         }
     }
 
-    /// Ranges the speculative roots want fetched with this wave.
-    fn speculate(&mut self) -> Vec<Range<u64>> {
-        let budget = self
-            .opts
-            .speculative_budget
-            .min((self.size / 64).max(64 * 1024));
-        if budget == 0 || self.spec.spent >= budget {
-            return Vec::new();
-        }
-        let knobs = speculate::Knobs {
+    /// Ranges the planners want fetched with this wave.
+    fn plan_ahead(&mut self) -> Vec<Range<u64>> {
+        let knobs = planner::Knobs {
             size: self.size,
             probe: self.opts.probe_size,
             heap_probe: self.opts.heap_probe,
@@ -660,7 +662,16 @@ impl Walker {
         let cache = &self.cache;
         let get = |a: u64, n: u64| cache.get_prefix(a, n);
         let uncovered = |a: u64, e: u64| cache.uncovered(a, e);
-        let wants = self.spec.plan(&self.ctx, &knobs, budget, &get, &uncovered);
+        let view = planner::View {
+            ctx: &self.ctx,
+            knobs: &knobs,
+            prefix: &get,
+            uncovered: &uncovered,
+        };
+        let mut wants = Vec::new();
+        for p in &mut self.planners {
+            wants.extend(p.plan(&view));
+        }
         wants.into_iter().map(|r| self.page_align(r)).collect()
     }
 
