@@ -48,10 +48,12 @@ impl Walker {
                 );
                 self.used(cont.address, cont.length);
                 let conts = block.continuations.clone();
+                let mut was_outstanding = false;
                 if let Some(st) = self.headers.get_mut(&owner) {
                     st.messages.extend(block.messages);
-                    st.pending = st.pending.saturating_sub(1);
+                    was_outstanding = st.outstanding.finish(job.addr);
                 }
+                self.finished(was_outstanding, "object header continuation", job.addr)?;
                 self.queue_continuations(owner, conts)?;
             }
             JobKind::LocalHeap => {
@@ -80,8 +82,9 @@ impl Walker {
                     8 + 2 * so + node.children.len() as u64 * (sl + so) + sl,
                 );
                 let mut next = Vec::new();
+                let mut was_outstanding = false;
                 if let Some(st) = self.group_trees.get_mut(&tree) {
-                    st.pending = st.pending.saturating_sub(1);
+                    was_outstanding = st.outstanding.finish(job.addr);
                     for (_, child) in &node.children {
                         if !st.visited.insert(*child) {
                             st.error = Some(FormatError::new(
@@ -91,10 +94,11 @@ impl Walker {
                             ));
                             continue;
                         }
-                        st.pending += 1;
+                        st.outstanding.start(*child);
                         next.push(*child);
                     }
                 }
+                self.finished(was_outstanding, "group B-tree node", job.addr)?;
                 for child in next {
                     self.check_addr("group B-tree child", child)?;
                     let kind = if node.level > 0 {
@@ -112,10 +116,12 @@ impl Walker {
                     btree_v1::parse_symbol_node(&bytes, job.addr, &ctx)
                 );
                 self.used(job.addr, 8 + entries.len() as u64 * (2 * so + 24));
+                let mut was_outstanding = false;
                 if let Some(st) = self.group_trees.get_mut(&tree) {
-                    st.pending = st.pending.saturating_sub(1);
+                    was_outstanding = st.outstanding.finish(job.addr);
                     st.entries.extend(entries);
                 }
+                self.finished(was_outstanding, "symbol table node", job.addr)?;
             }
             JobKind::HeapHeader => {
                 let h = attempt!(
@@ -133,6 +139,13 @@ impl Walker {
                         },
                 );
                 let heap = job.addr;
+                // Finished before its root is asked for: a root at the
+                // header's own address must not be taken as done.
+                let was_outstanding = self
+                    .fheaps
+                    .get_mut(&heap)
+                    .is_some_and(|st| st.outstanding.finish(heap));
+                self.finished(was_outstanding, "fractal heap header", heap)?;
                 if let Some(root) = h.root {
                     self.check_addr("fractal heap root block", root)?;
                     if h.root_rows == 0 {
@@ -145,7 +158,7 @@ impl Walker {
                         self.push(root, size, JobKind::HeapIndirect { heap, nrows });
                     }
                     if let Some(st) = self.fheaps.get_mut(&heap) {
-                        st.pending += 1;
+                        st.outstanding.start(root);
                         st.visited.insert(root);
                     }
                 }
@@ -153,7 +166,6 @@ impl Walker {
                     self.request_btree2(bt)?;
                 }
                 if let Some(st) = self.fheaps.get_mut(&heap) {
-                    st.pending = st.pending.saturating_sub(1);
                     st.header = Some(h);
                 }
             }
@@ -166,10 +178,12 @@ impl Walker {
                     fh::parse_direct(&bytes, job.addr, &ctx, &h, size)
                 );
                 self.used(job.addr, size);
+                let mut was_outstanding = false;
                 if let Some(st) = self.fheaps.get_mut(&heap) {
-                    st.pending = st.pending.saturating_sub(1);
+                    was_outstanding = st.outstanding.finish(job.addr);
                     st.direct.insert(b.block_offset, b.data);
                 }
+                self.finished(was_outstanding, "fractal heap direct block", job.addr)?;
             }
             JobKind::HeapIndirect { heap, nrows } => {
                 let Some(h) = self.fheaps.get(&heap).and_then(|s| s.header.clone()) else {
@@ -200,7 +214,7 @@ impl Walker {
                 let Some(st) = self.fheaps.get_mut(&heap) else {
                     return Ok(());
                 };
-                st.pending = st.pending.saturating_sub(1);
+                let was_outstanding = st.outstanding.finish(job.addr);
                 let mut accepted = Vec::new();
                 for (a, size, kind) in next {
                     if !st.visited.insert(a) {
@@ -210,9 +224,10 @@ impl Walker {
                             "cycle: block referenced twice",
                         ));
                     }
-                    st.pending += 1;
+                    st.outstanding.start(a);
                     accepted.push((a, size, kind));
                 }
+                self.finished(was_outstanding, "fractal heap indirect block", job.addr)?;
                 for (a, size, kind) in accepted {
                     self.check_addr("fractal heap block", a)?;
                     self.check_len("fractal heap block", a, size)?;
@@ -226,6 +241,12 @@ impl Walker {
                 );
                 self.used(job.addr, 22 + so + sl);
                 let tree = job.addr;
+                // Finished before its root is asked for (see the heap).
+                let was_outstanding = self
+                    .btrees
+                    .get_mut(&tree)
+                    .is_some_and(|st| st.outstanding.finish(tree));
+                self.finished(was_outstanding, "v2 B-tree header", tree)?;
                 let geo = btree_v2::Geometry::new(&h, &ctx);
                 if let (Some(root), true) = (h.root, h.root_records > 0 || h.depth > 0) {
                     self.check_addr("v2 B-tree root", root)?;
@@ -240,12 +261,11 @@ impl Walker {
                         },
                     );
                     if let Some(st) = self.btrees.get_mut(&tree) {
-                        st.pending += 1;
+                        st.outstanding.start(root);
                         st.visited.insert(root);
                     }
                 }
                 if let Some(st) = self.btrees.get_mut(&tree) {
-                    st.pending = st.pending.saturating_sub(1);
                     st.header = Some(h);
                     st.geometry = Some(geo);
                 }
@@ -266,7 +286,7 @@ impl Walker {
                 let Some(st) = self.btrees.get_mut(&tree) else {
                     return Ok(());
                 };
-                st.pending = st.pending.saturating_sub(1);
+                let was_outstanding = st.outstanding.finish(job.addr);
                 st.records.extend(node.records);
                 let mut next = Vec::new();
                 for c in node.children {
@@ -277,9 +297,10 @@ impl Walker {
                             "cycle: node referenced twice",
                         ));
                     }
-                    st.pending += 1;
+                    st.outstanding.start(c.address);
                     next.push(c);
                 }
+                self.finished(was_outstanding, "v2 B-tree node", job.addr)?;
                 for c in next {
                     self.check_addr("v2 B-tree node", c.address)?;
                     self.push(
@@ -333,6 +354,25 @@ impl Walker {
         Ok(())
     }
 
+    /// A block was handled: it must have been outstanding (asked for by
+    /// its structure and not handled yet), or the walk's bookkeeping is
+    /// wrong; that is an error, never a count quietly kept at zero.
+    fn finished(
+        &self,
+        was_outstanding: bool,
+        structure: &'static str,
+        addr: u64,
+    ) -> Result<(), Error> {
+        if was_outstanding {
+            return Ok(());
+        }
+        Err(self.format_err(
+            structure,
+            addr,
+            "block handled that was not outstanding (walk bookkeeping)",
+        ))
+    }
+
     pub(super) fn queue_continuations(
         &mut self,
         owner: u64,
@@ -351,7 +391,7 @@ impl Walker {
                     "cycle: block referenced twice",
                 ));
             }
-            st.pending += 1;
+            st.outstanding.start(c.address);
             self.push(
                 c.address,
                 c.length,

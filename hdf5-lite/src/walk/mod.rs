@@ -48,6 +48,7 @@ mod chunks;
 mod decoder;
 mod handle;
 mod objects;
+mod outstanding;
 mod planner;
 mod predict;
 mod requests;
@@ -57,6 +58,7 @@ use buffers::Cache;
 pub use buffers::{Prefetched, coalesce};
 use chunks::ChunkState;
 pub use decoder::{Decoded, Decoder, Poll};
+use outstanding::Outstanding;
 pub(crate) use planner::first_wave;
 
 /// Knobs for one open; defaults suit a NetCDF-4 file on S3.
@@ -315,7 +317,8 @@ struct HeaderState {
     version: u8,
     flags: u8,
     messages: Vec<RawMessage>,
-    pending: usize,
+    /// Continuation blocks asked for and not parsed yet.
+    outstanding: Outstanding,
     seen_blocks: HashSet<u64>,
     parsed_first: bool,
     expanded: bool,
@@ -325,7 +328,7 @@ struct HeaderState {
 
 impl HeaderState {
     fn complete(&self) -> bool {
-        self.parsed_first && self.pending == 0
+        self.parsed_first && self.outstanding.is_empty()
     }
 }
 
@@ -337,7 +340,7 @@ struct LocalHeapState {
 /// An old-style group's B-tree walk: symbol entries gathered from SNODs.
 #[derive(Default)]
 struct GroupTreeState {
-    pending: usize,
+    outstanding: Outstanding,
     visited: HashSet<u64>,
     entries: Vec<btree_v1::SymbolEntry>,
     error: Option<FormatError>,
@@ -346,7 +349,7 @@ struct GroupTreeState {
 #[derive(Default)]
 struct FHeapState {
     header: Option<fh::Header>,
-    pending: usize,
+    outstanding: Outstanding,
     visited: HashSet<u64>,
     direct: BTreeMap<u64, Bytes>,
 }
@@ -355,7 +358,7 @@ struct FHeapState {
 struct BTree2State {
     header: Option<btree_v2::Header>,
     geometry: Option<btree_v2::Geometry>,
-    pending: usize,
+    outstanding: Outstanding,
     visited: HashSet<u64>,
     records: Vec<Bytes>,
 }
@@ -801,7 +804,7 @@ impl Walker {
                     index: ChunkIndex::BTreeV2 { address: Some(bt) },
                     ..
                 } => match self.btrees.get(&bt) {
-                    Some(t) if t.pending > 0 => continue,
+                    Some(t) if !t.outstanding.is_empty() => continue,
                     _ => self
                         .btree2_chunks(ds, bt, &mut None)
                         .iter()
@@ -809,7 +812,7 @@ impl Walker {
                         .collect(),
                 },
                 DataLayout::Chunked { .. } => match self.chunk_states.get(&ds) {
-                    Some(st) if st.pending > 0 => continue,
+                    Some(st) if !st.outstanding.is_empty() => continue,
                     Some(st) if st.error.is_none() => {
                         st.chunks.iter().map(|c| (c.address, c.size)).collect()
                     }
@@ -843,9 +846,9 @@ impl Walker {
 
     fn structure_done(&self) -> bool {
         self.headers.values().all(|h| h.complete())
-            && self.group_trees.values().all(|t| t.pending == 0)
-            && self.fheaps.values().all(|h| h.pending == 0)
-            && self.btrees.values().all(|b| b.pending == 0)
+            && self.group_trees.values().all(|t| t.outstanding.is_empty())
+            && self.fheaps.values().all(|h| h.outstanding.is_empty())
+            && self.btrees.values().all(|b| b.outstanding.is_empty())
     }
 
     fn msgs(&self, addr: u64, kind: u16) -> Vec<RawMessage> {

@@ -210,7 +210,7 @@ impl Walker {
         let Some(st) = self.fheaps.get(&heap) else {
             return Ok(None);
         };
-        if st.pending > 0 {
+        if !st.outstanding.is_empty() {
             return Ok(None);
         }
         let Some(h) = &st.header else { return Ok(None) };
@@ -250,7 +250,7 @@ impl Walker {
                 let Some(tree) = self.btrees.get(&bt) else {
                     return Ok(None);
                 };
-                if tree.pending > 0 {
+                if !tree.outstanding.is_empty() {
                     return Ok(None);
                 }
                 if let Some(h) = btree_v2::find_huge_object(&tree.records, &self.ctx, key) {
@@ -310,7 +310,7 @@ impl Walker {
             let (Some(hs), Some(ts)) = (self.fheaps.get(&heap), self.btrees.get(&bt)) else {
                 return Ok(None);
             };
-            if hs.pending > 0 || ts.pending > 0 {
+            if !hs.outstanding.is_empty() || !ts.outstanding.is_empty() {
                 return Ok(None);
             }
             let records = ts.records.clone();
@@ -338,7 +338,7 @@ impl Walker {
             let Some(tree) = self.group_trees.get(&st.btree) else {
                 return Ok(None);
             };
-            if tree.pending > 0 {
+            if !tree.outstanding.is_empty() {
                 return Ok(None);
             }
             if let Some(e) = &tree.error {

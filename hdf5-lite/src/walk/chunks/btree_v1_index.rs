@@ -45,7 +45,7 @@ impl Walker {
         if st.error.is_some() {
             return Ok(());
         }
-        st.pending = st.pending.saturating_sub(1);
+        st.finish(job.addr);
         let mut next = Vec::new();
         for (key, child) in node.children {
             if node.level > 0 {
@@ -54,10 +54,10 @@ impl Walker {
                         "chunk B-tree node at {:#x}: bad or repeated child {child:#x}",
                         job.addr
                     ));
-                    st.pending = 0;
+                    st.outstanding.abandon();
                     return Ok(());
                 }
-                st.pending += 1;
+                st.outstanding.start(child);
                 next.push(child);
             } else {
                 let in_extent = st.geom.as_ref().is_some_and(|g| g.in_extent(&key.offset));
@@ -73,7 +73,7 @@ impl Walker {
         }
         if st.chunks.len() as u64 > max_chunks {
             st.error = Some(format!("more than {max_chunks} chunks"));
-            st.pending = 0;
+            st.outstanding.abandon();
             return Ok(());
         }
         for child in next {

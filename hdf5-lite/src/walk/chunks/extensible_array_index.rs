@@ -29,7 +29,7 @@ impl Walker {
         let Some(st) = self.chunk_states.get_mut(&ds) else {
             return Ok(());
         };
-        st.pending = st.pending.saturating_sub(1);
+        st.finish(job.addr);
         st.ea = Some(h);
         if let Some(a) = ib {
             if a >= self.size {
@@ -38,7 +38,7 @@ impl Walker {
                 ));
                 return Ok(());
             }
-            st.pending += 1;
+            st.outstanding.start(a);
             self.push(a, size, JobKind::EaIndex { ds });
         }
         Ok(())
@@ -69,7 +69,7 @@ impl Walker {
         let levels = h.super_blocks();
         let base = h.index_block_elements as u64;
         let direct: Vec<Option<Bytes>> = ib.elements.into_iter().map(Some).collect();
-        self.add_entries_keep_pending(ds, 0, direct, h.client);
+        self.add_entries_keep_outstanding(ds, 0, direct, h.client);
         // Data blocks hanging off the index block, level by level.
         let mut k = 0usize;
         let mut jobs = Vec::new();
@@ -114,7 +114,7 @@ impl Walker {
                 ));
             }
         }
-        self.queue_chunk_jobs(ds, jobs);
+        self.queue_chunk_jobs(ds, job.addr, jobs);
         Ok(())
     }
 
@@ -166,7 +166,7 @@ impl Walker {
                 ));
             }
         }
-        self.queue_chunk_jobs(ds, jobs);
+        self.queue_chunk_jobs(ds, job.addr, jobs);
         Ok(())
     }
 
@@ -192,7 +192,7 @@ impl Walker {
             None => return Ok(()),
         };
         self.used(job.addr, h.data_block_size(&ctx, n));
-        self.add_entries(ds, first, entries, h.client);
+        self.add_entries(ds, job.addr, first, entries, h.client);
         Ok(())
     }
 }

@@ -28,7 +28,7 @@ impl Walker {
         let Some(st) = self.chunk_states.get_mut(&ds) else {
             return Ok(());
         };
-        st.pending = st.pending.saturating_sub(1);
+        st.finish(job.addr);
         st.fa = Some(h);
         if let Some(a) = data {
             if a >= self.size || size > self.opts.max_metadata_bytes {
@@ -37,7 +37,7 @@ impl Walker {
                 ));
                 return Ok(());
             }
-            st.pending += 1;
+            st.outstanding.start(a);
             self.push(a, size, JobKind::FaData { ds });
         }
         Ok(())
@@ -65,7 +65,7 @@ impl Walker {
             None => return Ok(()),
         };
         self.used(job.addr, h.data_block_size(&ctx));
-        self.add_entries(ds, 0, entries, h.client);
+        self.add_entries(ds, job.addr, 0, entries, h.client);
         Ok(())
     }
 }
