@@ -42,11 +42,34 @@ use crate::value;
 use planner::Planner;
 use speculate::Speculator;
 
+/// Run a structure's parser in a handler (`attempt!(self, job, had,
+/// structure, parse(..))`): the parsed value, or return from the handler,
+/// queueing the job again with more bytes when the parser says "short",
+/// failing with the file's name when it says "malformed".
+macro_rules! attempt {
+    ($w:expr, $job:expr, $had:expr, $structure:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(StructError::Short { need }) => return $w.retry($job, $had, need, $structure),
+            Err(StructError::Bad(e)) => {
+                return Err(Error::Format {
+                    file: $w.name.clone(),
+                    error: e,
+                });
+            }
+        }
+    };
+}
+
 mod assemble;
+mod btree_v2_nodes;
 mod buffers;
 mod chunks;
 mod decoder;
 mod handle;
+mod heaps;
+mod links;
+mod object_headers;
 mod objects;
 mod outstanding;
 mod planner;
