@@ -20,6 +20,11 @@ pub struct Header {
     pub total_records: u64,
 }
 
+/// Bytes of a v2 B-tree header (fixed for a file's sizes).
+pub fn header_size(ctx: &Ctx) -> u64 {
+    22 + ctx.size_of_offsets as u64 + ctx.size_of_lengths as u64
+}
+
 pub fn parse_header(bytes: &[u8], address: u64, ctx: &Ctx) -> Result<Header, StructError> {
     run("v2 B-tree header", address, bytes, |i| {
         let (r, ()) = signature(i, b"BTHD")?;

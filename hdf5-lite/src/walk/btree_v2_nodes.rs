@@ -8,7 +8,6 @@ impl Walker {
     /// A v2 B-tree header: its root node is queued.
     pub(super) fn handle_btree2_header(&mut self, job: Job, bytes: Bytes) -> Result<(), Error> {
         let ctx = self.ctx;
-        let (so, sl) = (ctx.size_of_offsets as u64, ctx.size_of_lengths as u64);
         let had = bytes.len();
         let h = attempt!(
             self,
@@ -17,7 +16,7 @@ impl Walker {
             "v2 B-tree header",
             btree_v2::parse_header(&bytes, job.addr, &ctx)
         );
-        self.used(job.addr, 22 + so + sl);
+        self.used(job.addr, btree_v2::header_size(&ctx));
         let tree = job.addr;
         // Finished before its root is asked for (see the heap).
         let was_outstanding = self

@@ -43,7 +43,6 @@ impl Walker {
     /// A fractal heap header: its root block (and huge-object B-tree) are queued.
     pub(super) fn handle_heap_header(&mut self, job: Job, bytes: Bytes) -> Result<(), Error> {
         let ctx = self.ctx;
-        let (so, sl) = (ctx.size_of_offsets as u64, ctx.size_of_lengths as u64);
         let had = bytes.len();
         let h = attempt!(
             self,
@@ -52,16 +51,7 @@ impl Walker {
             "fractal heap header",
             fh::parse_header(&bytes, job.addr, &ctx)
         );
-        self.used(
-            job.addr,
-            30 + 12 * sl
-                + 3 * so
-                + if h.io_filters_len > 0 {
-                    sl + 4 + h.io_filters_len as u64
-                } else {
-                    0
-                },
-        );
+        self.used(job.addr, fh::header_size(&ctx, &h));
         let heap = job.addr;
         // Finished before its root is asked for: a root at the
         // header's own address must not be taken as done.

@@ -13,7 +13,6 @@ impl Walker {
         tree: u64,
     ) -> Result<(), Error> {
         let ctx = self.ctx;
-        let (so, sl) = (ctx.size_of_offsets as u64, ctx.size_of_lengths as u64);
         let had = bytes.len();
         let node = attempt!(
             self,
@@ -24,7 +23,7 @@ impl Walker {
         );
         self.used(
             job.addr,
-            8 + 2 * so + node.children.len() as u64 * (sl + so) + sl,
+            btree_v1::group_node_size(&ctx, node.children.len()),
         );
         let mut next = Vec::new();
         let mut was_outstanding = false;
@@ -65,7 +64,6 @@ impl Walker {
         tree: u64,
     ) -> Result<(), Error> {
         let ctx = self.ctx;
-        let so = ctx.size_of_offsets as u64;
         let had = bytes.len();
         let entries = attempt!(
             self,
@@ -74,7 +72,7 @@ impl Walker {
             "symbol table node",
             btree_v1::parse_symbol_node(&bytes, job.addr, &ctx)
         );
-        self.used(job.addr, 8 + entries.len() as u64 * (2 * so + 24));
+        self.used(job.addr, btree_v1::symbol_node_size(&ctx, entries.len()));
         let mut was_outstanding = false;
         if let Some(st) = self.group_trees.get_mut(&tree) {
             was_outstanding = st.outstanding.finish(job.addr);

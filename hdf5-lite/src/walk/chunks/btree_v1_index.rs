@@ -11,7 +11,6 @@ impl Walker {
         ds: u64,
     ) -> Result<(), Error> {
         let ctx = self.ctx;
-        let so = ctx.size_of_offsets as u64;
         let had = bytes.len();
         let Some(rank) = self
             .chunk_states
@@ -31,10 +30,9 @@ impl Walker {
             Some(v) => v,
             None => return Ok(()),
         };
-        let key = 8 + 8 * (rank as u64 + 1);
         self.used(
             job.addr,
-            8 + 2 * so + node.children.len() as u64 * (key + so) + key,
+            btree_v1::chunk_node_size(&ctx, rank, node.children.len()),
         );
         let probe = self.opts.probe_size;
         let size = self.size;

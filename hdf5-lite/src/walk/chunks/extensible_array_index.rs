@@ -11,7 +11,6 @@ impl Walker {
         ds: u64,
     ) -> Result<(), Error> {
         let ctx = self.ctx;
-        let (so, sl) = (ctx.size_of_offsets as u64, ctx.size_of_lengths as u64);
         let had = bytes.len();
         let h = match self.ds_parsed(
             ds,
@@ -23,7 +22,7 @@ impl Walker {
             Some(v) => v,
             None => return Ok(()),
         };
-        self.used(job.addr, 16 + 6 * sl + so);
+        self.used(job.addr, ea::header_size(&ctx));
         let ib = h.index_block;
         let size = h.index_block_size(&ctx);
         let Some(st) = self.chunk_states.get_mut(&ds) else {

@@ -10,7 +10,6 @@ impl Walker {
         ds: u64,
     ) -> Result<(), Error> {
         let ctx = self.ctx;
-        let (so, sl) = (ctx.size_of_offsets as u64, ctx.size_of_lengths as u64);
         let had = bytes.len();
         let h = match self.ds_parsed(
             ds,
@@ -22,7 +21,7 @@ impl Walker {
             Some(v) => v,
             None => return Ok(()),
         };
-        self.used(job.addr, 12 + sl + so);
+        self.used(job.addr, fa::header_size(&ctx));
         let size = h.data_block_size(&ctx);
         let data = h.data_block;
         let Some(st) = self.chunk_states.get_mut(&ds) else {
