@@ -24,6 +24,7 @@ use crate::messages::MaybeShared;
 use crate::messages::attribute::{AttributeMessage, attribute};
 use crate::messages::dataspace::dataspace;
 use crate::messages::datatype::datatype;
+use crate::messages::external_files;
 use crate::messages::file_space;
 use crate::messages::fill_value::{fill_value, fill_value_old};
 use crate::messages::filter_pipeline::filter_pipeline;

@@ -79,8 +79,7 @@ impl Walker {
         for m in self.msgs(addr, oh::MSG_EXTERNAL_FILES) {
             // The file names live in a local heap.
             let heap = self.parse_msg(addr, &m, "external data files message", |i| {
-                let (r, _) = crate::parse::take(i, 8)?;
-                ctx.addr(r)
+                external_files::heap_address(i, &ctx)
             })?;
             if let Some(h) = heap {
                 self.request_local_heap(h)?;
