@@ -314,8 +314,9 @@ impl Walker {
             }
             let records = ts.records.clone();
             for r in records {
-                // Type 5 record: name hash (4) + heap id (7).
-                let Some(id) = r.get(4..) else {
+                let Some(btree_v2::NameRecord::Link { heap_id: id }) =
+                    btree_v2::link_name_record(&r)
+                else {
                     return Err(self.format_err("link name index", bt, "record too short"));
                 };
                 let Some(body) = self.heap_object(heap, id)? else {
@@ -447,8 +448,9 @@ impl Walker {
             };
             let records = ts.records.clone();
             for r in records {
-                // Type 8 record: heap id (8) + flags (1) + creation order (4) + hash (4).
-                let (Some(id), Some(flags)) = (r.get(..8), r.get(8)) else {
+                let Some(btree_v2::NameRecord::Attribute { heap_id: id, flags }) =
+                    btree_v2::attribute_name_record(&r)
+                else {
                     return Err(self.format_err("attribute name index", bt, "record too short"));
                 };
                 let Some(body) = self.heap_object(heap, id)? else {
@@ -457,7 +459,7 @@ impl Walker {
                 };
                 let raw = RawMessage {
                     kind: oh::MSG_ATTRIBUTE,
-                    flags: *flags,
+                    flags,
                     creation_order: None,
                     body,
                 };
