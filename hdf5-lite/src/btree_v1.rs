@@ -25,6 +25,28 @@ pub struct ChunkKey {
     pub offset: Vec<u64>,
 }
 
+/// Bytes a group node with `children` children occupies up to its last key
+/// (signature, type, level, entries used, two siblings, keys and children).
+pub fn group_node_size(ctx: &Ctx, children: usize) -> u64 {
+    let (so, sl) = (ctx.size_of_offsets as u64, ctx.size_of_lengths as u64);
+    8 + 2 * so + children as u64 * (sl + so) + sl
+}
+
+/// Bytes a chunk node of a rank-`rank` dataset with `children` children
+/// occupies up to its last key (each key: size, filter mask, rank + 1
+/// offsets).
+pub fn chunk_node_size(ctx: &Ctx, rank: usize, children: usize) -> u64 {
+    let so = ctx.size_of_offsets as u64;
+    let key = 8 + 8 * (rank as u64 + 1);
+    8 + 2 * so + children as u64 * (key + so) + key
+}
+
+/// Bytes a symbol table node with `entries` entries occupies (header and
+/// the entries used; the node is allocated for more).
+pub fn symbol_node_size(ctx: &Ctx, entries: usize) -> u64 {
+    8 + entries as u64 * (2 * ctx.size_of_offsets as u64 + 24)
+}
+
 /// Parse a group (type 0) node.
 pub fn parse_group_node(bytes: &[u8], address: u64, ctx: &Ctx) -> Result<Node<u64>, StructError> {
     run("group B-tree node", address, bytes, |i| {

@@ -20,6 +20,11 @@ pub struct Header {
     pub total_records: u64,
 }
 
+/// Bytes of a v2 B-tree header (fixed for a file's sizes).
+pub fn header_size(ctx: &Ctx) -> u64 {
+    22 + ctx.size_of_offsets as u64 + ctx.size_of_lengths as u64
+}
+
 pub fn parse_header(bytes: &[u8], address: u64, ctx: &Ctx) -> Result<Header, StructError> {
     run("v2 B-tree header", address, bytes, |i| {
         let (r, ()) = signature(i, b"BTHD")?;
@@ -208,6 +213,32 @@ pub struct HugeObject {
     pub id: u64,
 }
 
+/// A record of a name index, decoded as far as the walk uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRecord<'a> {
+    /// Type 5, a link name index: name hash (4) + the link message's heap
+    /// id (the rest).
+    Link { heap_id: &'a [u8] },
+    /// Type 8, an attribute name index: the attribute message's heap id
+    /// (8) + its message flags (1) (+ creation order and name hash, unused).
+    Attribute { heap_id: &'a [u8], flags: u8 },
+}
+
+/// A type 5 (link name) record, or `None` if it is too short.
+pub fn link_name_record(r: &[u8]) -> Option<NameRecord<'_>> {
+    Some(NameRecord::Link {
+        heap_id: r.get(4..)?,
+    })
+}
+
+/// A type 8 (attribute name) record, or `None` if it is too short.
+pub fn attribute_name_record(r: &[u8]) -> Option<NameRecord<'_>> {
+    Some(NameRecord::Attribute {
+        heap_id: r.get(..8)?,
+        flags: *r.get(8)?,
+    })
+}
+
 /// Decode a huge-object record; `None` when it is too short or has no address.
 pub fn huge_object(record: &[u8], ctx: &Ctx) -> Option<HugeObject> {
     let rec: PResult<'_, HugeObject> = (|| {
@@ -238,6 +269,27 @@ pub fn find_huge_object(records: &[Bytes], ctx: &Ctx, id: u64) -> Option<HugeObj
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_records_decode_or_are_too_short() {
+        let r = [1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9];
+        assert_eq!(
+            link_name_record(&r),
+            Some(NameRecord::Link {
+                heap_id: &[9; 7][..]
+            })
+        );
+        assert_eq!(link_name_record(&r[..3]), None);
+        let a = [5, 5, 5, 5, 5, 5, 5, 5, 1, 0, 0, 0, 0];
+        assert_eq!(
+            attribute_name_record(&a),
+            Some(NameRecord::Attribute {
+                heap_id: &[5; 8][..],
+                flags: 1
+            })
+        );
+        assert_eq!(attribute_name_record(&a[..8]), None);
+    }
 
     fn rec(address: u64, length: u64, id: u64) -> Bytes {
         let mut v = Vec::new();

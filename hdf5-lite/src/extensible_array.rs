@@ -22,6 +22,11 @@ pub struct Header {
     pub index_block: Option<u64>,
 }
 
+/// Bytes of an extensible array header (fixed for a file's sizes).
+pub fn header_size(ctx: &Ctx) -> u64 {
+    16 + 6 * ctx.size_of_lengths as u64 + ctx.size_of_offsets as u64
+}
+
 pub fn parse_header(bytes: &[u8], address: u64, ctx: &Ctx) -> Result<Header, StructError> {
     run("extensible array header", address, bytes, |i| {
         let (r, ()) = signature(i, b"EAHD")?;

@@ -15,6 +15,11 @@ pub struct Header {
     pub data_block: Option<u64>,
 }
 
+/// Bytes of a fixed array header (fixed for a file's sizes).
+pub fn header_size(ctx: &Ctx) -> u64 {
+    12 + ctx.size_of_lengths as u64 + ctx.size_of_offsets as u64
+}
+
 pub fn parse_header(bytes: &[u8], address: u64, ctx: &Ctx) -> Result<Header, StructError> {
     run("fixed array header", address, bytes, |i| {
         let (r, ()) = signature(i, b"FAHD")?;

@@ -66,6 +66,18 @@ fn log2(v: u64) -> u32 {
     if v == 0 { 0 } else { 63 - v.leading_zeros() }
 }
 
+/// Bytes of the fractal heap header `h` (with its I/O filter information,
+/// when the heap is filtered).
+pub fn header_size(ctx: &Ctx, h: &Header) -> u64 {
+    let (so, sl) = (ctx.size_of_offsets as u64, ctx.size_of_lengths as u64);
+    let filters = if h.io_filters_len > 0 {
+        sl + 4 + h.io_filters_len as u64
+    } else {
+        0
+    };
+    30 + 12 * sl + 3 * so + filters
+}
+
 pub fn parse_header(bytes: &[u8], address: u64, ctx: &Ctx) -> Result<Header, StructError> {
     run("fractal heap header", address, bytes, |i| header(i, ctx))
 }

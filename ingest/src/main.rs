@@ -695,7 +695,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let cache = layout_cache.map(hdf5_lite::layout_cache::LayoutCache::new);
             let (f, st, src) = open(&file, &hdf5_lite::Options::default(), cache.as_ref()).await?;
             if let Some(c) = &cache {
-                c.remember(&file, st.file_size, &src.fetched_ranges());
+                c.remember(&file, st.file_size, &src.layout_ranges());
             }
             let mut j = ingest::inspect::inspect_json(&f.model());
             if let Some(o) = j.as_object_mut() {
@@ -738,7 +738,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let t = kerchunk::translate_opened(&f, &*src, &opts).await?;
             let after = src.miss_stats();
             if let Some(c) = &cache {
-                c.remember(&source, st.file_size, &src.fetched_ranges());
+                c.remember(&source, st.file_size, &src.layout_ranges());
             }
             st.waves += after.waves;
             st.requests += after.requests;

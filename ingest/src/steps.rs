@@ -467,7 +467,7 @@ pub async fn index_object_at(
             }
             match dest.put(&out_key, body.clone(), cond).await {
                 Ok(_) => {
-                    let ranges = prefetched.fetched_ranges();
+                    let ranges = prefetched.layout_ranges();
                     let size = stats.file_size;
                     p.layouts
                         .store(dest, &layout, &url, size, ranges, &walk)

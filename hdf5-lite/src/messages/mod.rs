@@ -3,6 +3,7 @@
 pub mod attribute;
 pub mod dataspace;
 pub mod datatype;
+pub mod external_files;
 pub mod file_space;
 pub mod fill_value;
 pub mod filter_pipeline;

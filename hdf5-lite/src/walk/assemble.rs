@@ -267,35 +267,23 @@ impl Walker {
         m: &RawMessage,
     ) -> Result<Vec<ExternalFile>, Error> {
         let ctx = self.ctx;
-        let (heap, slots) = self.parse_msg(addr, m, "external data files message", |i| {
-            let (r, _version) = crate::parse::u8_(i)?;
-            let (r, _) = crate::parse::take(r, 3)?;
-            let (r, _alloc) = crate::parse::u16_(r)?;
-            let (mut r, used) = crate::parse::u16_(r)?;
-            let (rr, heap) = ctx.addr(r)?;
-            r = rr;
-            let mut slots = Vec::new();
-            for _ in 0..used {
-                let (rr, name) = ctx.length(r)?;
-                let (rr, offset) = ctx.length(rr)?;
-                let (rr, size) = ctx.length(rr)?;
-                slots.push((name, offset, size));
-                r = rr;
-            }
-            Ok((r, (heap, slots)))
+        let ef = self.parse_msg(addr, m, "external data files message", |i| {
+            external_files::external_files(i, &ctx)
         })?;
-        let data = heap
+        let data = ef
+            .heap
             .and_then(|h| self.local_heaps.get(&h))
             .and_then(|h| h.data.clone());
-        Ok(slots
+        Ok(ef
+            .slots
             .into_iter()
-            .map(|(n, offset, size)| ExternalFile {
+            .map(|s| ExternalFile {
                 name: data
                     .as_ref()
-                    .and_then(|d| local_heap::string_at(d, n))
+                    .and_then(|d| local_heap::string_at(d, s.name_offset))
                     .unwrap_or_default(),
-                offset,
-                size,
+                offset: s.offset,
+                size: s.size,
             })
             .collect())
     }

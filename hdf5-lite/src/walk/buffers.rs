@@ -111,19 +111,22 @@ pub fn coalesce(mut ranges: Vec<Range<u64>>, gap: u64, max: u64) -> Vec<Range<u6
 pub struct Prefetched {
     inner: Arc<dyn RangeSource>,
     cache: Cache,
+    /// The ranges the walk's parsers used (see [`Prefetched::layout_ranges`]).
+    layout: Vec<Range<u64>>,
     misses: std::sync::Mutex<(Stats, Vec<Range<u64>>)>,
 }
 
 impl Prefetched {
     /// Nothing prefetched: every range goes to `inner` (and is counted).
     pub(crate) fn passthrough(inner: Arc<dyn RangeSource>) -> Self {
-        Prefetched::new(inner, Cache::default())
+        Prefetched::new(inner, Cache::default(), Vec::new())
     }
 
-    pub(super) fn new(inner: Arc<dyn RangeSource>, cache: Cache) -> Self {
+    pub(super) fn new(inner: Arc<dyn RangeSource>, cache: Cache, layout: Vec<Range<u64>>) -> Self {
         Prefetched {
             inner,
             cache,
+            layout,
             misses: std::sync::Mutex::new((Stats::default(), Vec::new())),
         }
     }
@@ -134,39 +137,20 @@ impl Prefetched {
         self.misses.lock().map(|s| s.0.clone()).unwrap_or_default()
     }
 
-    /// Every range fetched so far, by the walk and since: the layout a
-    /// sibling file is predicted to need ([`Options::predicted`]).
-    pub fn fetched_ranges(&self) -> Vec<Range<u64>> {
-        let mut out: Vec<Range<u64>> = self
-            .cache
-            .extents
-            .iter()
-            .map(|(s, b)| *s..*s + b.len() as u64)
-            .collect();
+    /// The layout a sibling file is predicted to need
+    /// ([`Options::predicted`], [`crate::layout_cache`]): the ranges the
+    /// walk's parsers used (structures, the data it prefetched) and every
+    /// range asked for since. Not everything fetched: a walk given a
+    /// prediction fetches it whole, and keeping what it did not use would
+    /// make a series' layout grow with every file whose structures moved
+    /// (compressed series), until it passed the cache's size cap.
+    pub fn layout_ranges(&self) -> Vec<Range<u64>> {
+        let mut out = self.layout.clone();
         if let Ok(m) = self.misses.lock() {
             out.extend(m.1.iter().cloned());
         }
         coalesce(out, 0, u64::MAX)
     }
-}
-
-/// The ranges of the first wave: the head, and a sibling's layout if one is
-/// predicted (at most [`crate::layout_cache::MAX_PREDICTED_BYTES`]),
-/// coalesced. [`crate::open_any`] fetches exactly these before it knows the
-/// format, so the walk's first wave is then served from memory.
-pub(crate) fn first_wave(opts: &Options) -> Vec<Range<u64>> {
-    let head_len = opts.head_size.max(1024);
-    let mut budget = crate::layout_cache::MAX_PREDICTED_BYTES;
-    let mut want = vec![0..head_len];
-    for r in &opts.predicted {
-        let n = r.end.saturating_sub(r.start);
-        if n == 0 || n > budget {
-            break;
-        }
-        budget -= n;
-        want.push(r.clone());
-    }
-    coalesce(want, opts.coalesce_gap, opts.max_request)
 }
 
 impl RangeSource for Prefetched {

@@ -31,10 +31,12 @@ pub enum Poll {
     Done(Box<Decoded>),
 }
 
-/// A finished walk: the model, what it cost, and the bytes it fetched.
+/// A finished walk: the model, what it cost, the bytes it fetched, and
+/// the ranges its parsers used (its layout, sorted and merged).
 pub struct Decoded {
     pub file: File,
     pub stats: Stats,
+    pub layout: Vec<Range<u64>>,
     cache: Cache,
 }
 
@@ -53,7 +55,7 @@ impl Decoded {
         (
             self.file,
             self.stats,
-            Arc::new(Prefetched::new(inner, self.cache)),
+            Arc::new(Prefetched::new(inner, self.cache, self.layout)),
         )
     }
 }
@@ -85,18 +87,22 @@ pub struct Decoder {
     phase: Phase,
     /// Pushed bytes not yet consumed, by range.
     inbox: HashMap<(u64, u64), Bytes>,
+    /// Prefetch planners, handed to the walk once the superblock parsed.
+    planners: Vec<Box<dyn Planner>>,
 }
 
 impl Decoder {
     /// A decoder for the file called `name` (used in errors).
     pub fn new(name: String, opts: Options) -> Self {
-        let want = first_wave(&opts);
+        let mut planners = planner::initial_planners(&opts);
+        let want = planner::head_and_planned(&opts, &mut planners);
         Decoder {
             name,
             opts,
             size: None,
             phase: Phase::Head { want },
             inbox: HashMap::new(),
+            planners,
         }
     }
 
@@ -252,6 +258,7 @@ impl Decoder {
                         (at, sb),
                         cache,
                         stats,
+                        std::mem::take(&mut self.planners),
                     )?;
                     self.phase = Phase::Walk {
                         w: Box::new(w),
@@ -278,6 +285,7 @@ impl Decoder {
                         return Ok(Poll::Done(Box::new(Decoded {
                             file,
                             stats: w.stats.clone(),
+                            layout: coalesce(std::mem::take(&mut w.served), 0, u64::MAX),
                             cache: std::mem::take(&mut w.cache),
                         })));
                     }

@@ -24,6 +24,7 @@ use crate::messages::MaybeShared;
 use crate::messages::attribute::{AttributeMessage, attribute};
 use crate::messages::dataspace::dataspace;
 use crate::messages::datatype::datatype;
+use crate::messages::external_files;
 use crate::messages::file_space;
 use crate::messages::fill_value::{fill_value, fill_value_old};
 use crate::messages::filter_pipeline::filter_pipeline;
@@ -39,22 +40,50 @@ use crate::sohm;
 use crate::source::{RangeSource, SourceError, SourceErrorKind};
 use crate::superblock::{self, Superblock};
 use crate::value;
+use planner::Planner;
 use speculate::Speculator;
 
+/// Run a structure's parser in a handler (`attempt!(self, job, had,
+/// structure, parse(..))`): the parsed value, or return from the handler,
+/// queueing the job again with more bytes when the parser says "short",
+/// failing with the file's name when it says "malformed".
+macro_rules! attempt {
+    ($w:expr, $job:expr, $had:expr, $structure:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(StructError::Short { need }) => return $w.retry($job, $had, need, $structure),
+            Err(StructError::Bad(e)) => {
+                return Err(Error::Format {
+                    file: $w.name.clone(),
+                    error: e,
+                });
+            }
+        }
+    };
+}
+
 mod assemble;
+mod btree_v2_nodes;
 mod buffers;
 mod chunks;
 mod decoder;
 mod handle;
+mod heaps;
+mod links;
+mod object_headers;
 mod objects;
+mod outstanding;
+mod planner;
+mod predict;
 mod requests;
 pub(crate) mod speculate;
 
 use buffers::Cache;
-pub(crate) use buffers::first_wave;
 pub use buffers::{Prefetched, coalesce};
 use chunks::ChunkState;
 pub use decoder::{Decoded, Decoder, Poll};
+use outstanding::Outstanding;
+pub(crate) use planner::first_wave;
 
 /// Knobs for one open; defaults suit a NetCDF-4 file on S3.
 #[derive(Debug, Clone)]
@@ -312,7 +341,8 @@ struct HeaderState {
     version: u8,
     flags: u8,
     messages: Vec<RawMessage>,
-    pending: usize,
+    /// Continuation blocks asked for and not parsed yet.
+    outstanding: Outstanding,
     seen_blocks: HashSet<u64>,
     parsed_first: bool,
     expanded: bool,
@@ -322,7 +352,7 @@ struct HeaderState {
 
 impl HeaderState {
     fn complete(&self) -> bool {
-        self.parsed_first && self.pending == 0
+        self.parsed_first && self.outstanding.is_empty()
     }
 }
 
@@ -334,7 +364,7 @@ struct LocalHeapState {
 /// An old-style group's B-tree walk: symbol entries gathered from SNODs.
 #[derive(Default)]
 struct GroupTreeState {
-    pending: usize,
+    outstanding: Outstanding,
     visited: HashSet<u64>,
     entries: Vec<btree_v1::SymbolEntry>,
     error: Option<FormatError>,
@@ -343,7 +373,7 @@ struct GroupTreeState {
 #[derive(Default)]
 struct FHeapState {
     header: Option<fh::Header>,
-    pending: usize,
+    outstanding: Outstanding,
     visited: HashSet<u64>,
     direct: BTreeMap<u64, Bytes>,
 }
@@ -352,7 +382,7 @@ struct FHeapState {
 struct BTree2State {
     header: Option<btree_v2::Header>,
     geometry: Option<btree_v2::Geometry>,
-    pending: usize,
+    outstanding: Outstanding,
     visited: HashSet<u64>,
     records: Vec<Bytes>,
 }
@@ -381,6 +411,12 @@ struct Walker {
     requested: HashSet<(u8, u64, u64)>,
     /// Extents of every structure parsed, for `Stats::metadata_bytes`.
     parsed: Vec<(u64, u64)>,
+    /// The bytes handed to the parsers (every job's range as served, the
+    /// superblock): the layout a sibling file is predicted to need
+    /// ([`Decoded`]'s `layout`). Not what was fetched: windows, predicted
+    /// ranges and speculation the walk never used stay out, so a series'
+    /// stored layout does not grow from file to file.
+    served: Vec<Range<u64>>,
     /// Paged aggregation page size, once the superblock extension says so:
     /// metadata then sits in whole pages, so reads are widened to pages.
     page_size: Option<u64>,
@@ -391,9 +427,9 @@ struct Walker {
     /// Global heap collections of vlen attributes were requested once the
     /// structure was complete.
     vlen_planned: bool,
-    /// Speculative roots: prefetch of what headers found in fetched
-    /// windows will need (`walk::speculate`).
-    spec: Speculator,
+    /// Prefetch planners (`walk::planner`): layout prediction, speculative
+    /// roots.
+    planners: Vec<Box<dyn Planner>>,
 }
 
 /// Tags for de-duplicating requests of shared resources.
@@ -415,8 +451,14 @@ impl Walker {
         (at, sb): (u64, Superblock),
         cache: Cache,
         stats: Stats,
+        mut planners: Vec<Box<dyn Planner>>,
     ) -> Result<Walker, Error> {
         let ctx = sb.ctx;
+        if opts.speculative_budget > 0 {
+            // Also capped at 1.5% of the file (at least 64 KiB).
+            let budget = opts.speculative_budget.min((size / 64).max(64 * 1024));
+            planners.push(Box::new(Speculator::new(budget)));
+        }
         let mut w = Walker {
             opts,
             name,
@@ -437,15 +479,16 @@ impl Walker {
             shared_table: None,
             requested: HashSet::new(),
             parsed: Vec::new(),
+            served: Vec::new(),
             page_size: None,
             data_planned: HashSet::new(),
             prefetch_bytes: 0,
             vlen_planned: false,
-            spec: Speculator::default(),
+            planners,
         };
-        if w.opts.speculative_budget > 0 {
-            for (s, b) in &w.cache.extents {
-                w.spec.scan(*s, b);
+        for (s, b) in &w.cache.extents {
+            for p in &mut w.planners {
+                p.scan(*s, b);
             }
         }
         let so = ctx.size_of_offsets as u64;
@@ -455,6 +498,7 @@ impl Walker {
             48 + 6 * so + if w.sb.version == 1 { 4 } else { 0 }
         };
         w.used(at, sb_size);
+        w.served.push(at..at.saturating_add(sb_size));
         let root = w.sb.root_object_header;
         w.request_header(root)?;
         if let Some(ext) = w.sb.extension {
@@ -546,8 +590,8 @@ impl Walker {
                     what: format!("more than {} sequential reads", self.opts.max_waves),
                 });
             }
-            // Speculation rides along with a wave the walk makes anyway.
-            missing.extend(self.speculate());
+            // Planned prefetch rides along with a wave the walk makes anyway.
+            missing.extend(self.plan_ahead());
             ranges = coalesce(missing, self.opts.coalesce_gap, self.opts.max_request);
             let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
             // Prefetched data (at most `prefetch_budget`, planned into
@@ -557,7 +601,7 @@ impl Walker {
                 .opts
                 .max_metadata_bytes
                 .saturating_add(self.prefetch_bytes)
-                .saturating_add(self.spec.spent);
+                .saturating_add(self.planners.iter().map(|p| p.spent()).sum());
             if self.stats.bytes_fetched.saturating_add(total) > allowed {
                 return Err(Error::Limit {
                     file: self.name.clone(),
@@ -583,8 +627,8 @@ impl Walker {
         }
         for (r, b) in wave.ranges.iter().zip(got) {
             self.stats.bytes_fetched += b.len() as u64;
-            if self.opts.speculative_budget > 0 {
-                self.spec.scan(r.start, &b);
+            for p in &mut self.planners {
+                p.scan(r.start, &b);
             }
             self.cache.insert(r.start, b);
         }
@@ -594,8 +638,14 @@ impl Walker {
                 self.cache.get_prefix(j.addr, len)
             } else {
                 self.cache.get(j.addr, len)
-            };
-            self.handle(j, bytes.unwrap_or_default())?;
+            }
+            .unwrap_or_default();
+            if !bytes.is_empty() {
+                // A warm run asks for the same jobs: having exactly these
+                // bytes cached, it needs no request for any of them.
+                self.served.push(j.addr..j.addr + bytes.len() as u64);
+            }
+            self.handle(j, bytes)?;
         }
         Ok(())
     }
@@ -625,16 +675,9 @@ impl Walker {
         }
     }
 
-    /// Ranges the speculative roots want fetched with this wave.
-    fn speculate(&mut self) -> Vec<Range<u64>> {
-        let budget = self
-            .opts
-            .speculative_budget
-            .min((self.size / 64).max(64 * 1024));
-        if budget == 0 || self.spec.spent >= budget {
-            return Vec::new();
-        }
-        let knobs = speculate::Knobs {
+    /// Ranges the planners want fetched with this wave.
+    fn plan_ahead(&mut self) -> Vec<Range<u64>> {
+        let knobs = planner::Knobs {
             size: self.size,
             probe: self.opts.probe_size,
             heap_probe: self.opts.heap_probe,
@@ -646,7 +689,16 @@ impl Walker {
         let cache = &self.cache;
         let get = |a: u64, n: u64| cache.get_prefix(a, n);
         let uncovered = |a: u64, e: u64| cache.uncovered(a, e);
-        let wants = self.spec.plan(&self.ctx, &knobs, budget, &get, &uncovered);
+        let view = planner::View {
+            ctx: &self.ctx,
+            knobs: &knobs,
+            prefix: &get,
+            uncovered: &uncovered,
+        };
+        let mut wants = Vec::new();
+        for p in &mut self.planners {
+            wants.extend(p.plan(&view));
+        }
         wants.into_iter().map(|r| self.page_align(r)).collect()
     }
 
@@ -776,7 +828,7 @@ impl Walker {
                     index: ChunkIndex::BTreeV2 { address: Some(bt) },
                     ..
                 } => match self.btrees.get(&bt) {
-                    Some(t) if t.pending > 0 => continue,
+                    Some(t) if !t.outstanding.is_empty() => continue,
                     _ => self
                         .btree2_chunks(ds, bt, &mut None)
                         .iter()
@@ -784,7 +836,7 @@ impl Walker {
                         .collect(),
                 },
                 DataLayout::Chunked { .. } => match self.chunk_states.get(&ds) {
-                    Some(st) if st.pending > 0 => continue,
+                    Some(st) if !st.outstanding.is_empty() => continue,
                     Some(st) if st.error.is_none() => {
                         st.chunks.iter().map(|c| (c.address, c.size)).collect()
                     }
@@ -818,9 +870,9 @@ impl Walker {
 
     fn structure_done(&self) -> bool {
         self.headers.values().all(|h| h.complete())
-            && self.group_trees.values().all(|t| t.pending == 0)
-            && self.fheaps.values().all(|h| h.pending == 0)
-            && self.btrees.values().all(|b| b.pending == 0)
+            && self.group_trees.values().all(|t| t.outstanding.is_empty())
+            && self.fheaps.values().all(|h| h.outstanding.is_empty())
+            && self.btrees.values().all(|b| b.outstanding.is_empty())
     }
 
     fn msgs(&self, addr: u64, kind: u16) -> Vec<RawMessage> {

@@ -79,8 +79,7 @@ impl Walker {
         for m in self.msgs(addr, oh::MSG_EXTERNAL_FILES) {
             // The file names live in a local heap.
             let heap = self.parse_msg(addr, &m, "external data files message", |i| {
-                let (r, _) = crate::parse::take(i, 8)?;
-                ctx.addr(r)
+                external_files::heap_address(i, &ctx)
             })?;
             if let Some(h) = heap {
                 self.request_local_heap(h)?;
@@ -210,7 +209,7 @@ impl Walker {
         let Some(st) = self.fheaps.get(&heap) else {
             return Ok(None);
         };
-        if st.pending > 0 {
+        if !st.outstanding.is_empty() {
             return Ok(None);
         }
         let Some(h) = &st.header else { return Ok(None) };
@@ -250,7 +249,7 @@ impl Walker {
                 let Some(tree) = self.btrees.get(&bt) else {
                     return Ok(None);
                 };
-                if tree.pending > 0 {
+                if !tree.outstanding.is_empty() {
                     return Ok(None);
                 }
                 if let Some(h) = btree_v2::find_huge_object(&tree.records, &self.ctx, key) {
@@ -310,13 +309,14 @@ impl Walker {
             let (Some(hs), Some(ts)) = (self.fheaps.get(&heap), self.btrees.get(&bt)) else {
                 return Ok(None);
             };
-            if hs.pending > 0 || ts.pending > 0 {
+            if !hs.outstanding.is_empty() || !ts.outstanding.is_empty() {
                 return Ok(None);
             }
             let records = ts.records.clone();
             for r in records {
-                // Type 5 record: name hash (4) + heap id (7).
-                let Some(id) = r.get(4..) else {
+                let Some(btree_v2::NameRecord::Link { heap_id: id }) =
+                    btree_v2::link_name_record(&r)
+                else {
                     return Err(self.format_err("link name index", bt, "record too short"));
                 };
                 let Some(body) = self.heap_object(heap, id)? else {
@@ -338,7 +338,7 @@ impl Walker {
             let Some(tree) = self.group_trees.get(&st.btree) else {
                 return Ok(None);
             };
-            if tree.pending > 0 {
+            if !tree.outstanding.is_empty() {
                 return Ok(None);
             }
             if let Some(e) = &tree.error {
@@ -448,8 +448,9 @@ impl Walker {
             };
             let records = ts.records.clone();
             for r in records {
-                // Type 8 record: heap id (8) + flags (1) + creation order (4) + hash (4).
-                let (Some(id), Some(flags)) = (r.get(..8), r.get(8)) else {
+                let Some(btree_v2::NameRecord::Attribute { heap_id: id, flags }) =
+                    btree_v2::attribute_name_record(&r)
+                else {
                     return Err(self.format_err("attribute name index", bt, "record too short"));
                 };
                 let Some(body) = self.heap_object(heap, id)? else {
@@ -458,7 +459,7 @@ impl Walker {
                 };
                 let raw = RawMessage {
                     kind: oh::MSG_ATTRIBUTE,
-                    flags: *flags,
+                    flags,
                     creation_order: None,
                     body,
                 };

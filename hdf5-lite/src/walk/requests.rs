@@ -67,7 +67,7 @@ impl Walker {
         if self.once(tree, R_GTREE) {
             self.check_addr("group B-tree", tree)?;
             let mut st = GroupTreeState {
-                pending: 1,
+                outstanding: Outstanding::new(tree),
                 ..Default::default()
             };
             st.visited.insert(tree);
@@ -84,7 +84,7 @@ impl Walker {
             self.fheaps.insert(
                 addr,
                 FHeapState {
-                    pending: 1,
+                    outstanding: Outstanding::new(addr),
                     ..Default::default()
                 },
             );
@@ -100,7 +100,7 @@ impl Walker {
             self.btrees.insert(
                 addr,
                 BTree2State {
-                    pending: 1,
+                    outstanding: Outstanding::new(addr),
                     ..Default::default()
                 },
             );

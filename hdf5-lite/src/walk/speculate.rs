@@ -34,18 +34,8 @@ use crate::messages::link::{attribute_info, link_info};
 use crate::object_header::{self as oh, RawMessage};
 use crate::parse::{Ctx, StructError};
 
-/// How the walk asks for each structure; speculation asks the same way, so
-/// the walk's own request is then fully served from the cache.
-#[derive(Debug, Clone)]
-pub(crate) struct Knobs {
-    pub size: u64,
-    pub probe: u64,
-    pub heap_probe: u64,
-    pub header_lookbehind: u64,
-    pub lookbehind: u64,
-    pub lookahead: u64,
-    pub prefetch_below: u64,
-}
+pub(crate) use super::planner::Knobs;
+use super::planner::{Planner, View};
 
 /// Plans of a root that found nothing new before it is given up.
 const MAX_IDLE_PLANS: u32 = 6;
@@ -58,6 +48,8 @@ const MAX_DEPTH: u32 = 16;
 
 #[derive(Default)]
 pub(crate) struct Speculator {
+    /// Bytes it may fetch in all.
+    budget: u64,
     /// Candidate header address -> plans in a row that asked for nothing.
     roots: BTreeMap<u64, u32>,
     /// Ranges already asked for (never asked twice).
@@ -65,12 +57,38 @@ pub(crate) struct Speculator {
     /// Candidates already tried (a root is tried once).
     seen: HashSet<u64>,
     /// Bytes of speculative ranges fetched so far.
-    pub spent: u64,
+    spent: u64,
+}
+
+impl Planner for Speculator {
+    fn scan(&mut self, start: u64, b: &[u8]) {
+        self.scan_window(start, b);
+    }
+
+    fn plan(&mut self, v: &View<'_>) -> Vec<Range<u64>> {
+        if self.spent >= self.budget {
+            return Vec::new();
+        }
+        let budget = self.budget;
+        self.plan_within(v.ctx, v.knobs, budget, v.prefix, v.uncovered)
+    }
+
+    fn spent(&self) -> u64 {
+        self.spent
+    }
 }
 
 impl Speculator {
+    /// A planner that fetches at most `budget` bytes.
+    pub fn new(budget: u64) -> Self {
+        Speculator {
+            budget,
+            ..Default::default()
+        }
+    }
+
     /// Remember every `OHDR` signature in a fetched window as a candidate.
-    pub fn scan(&mut self, start: u64, b: &[u8]) {
+    pub fn scan_window(&mut self, start: u64, b: &[u8]) {
         let mut i = 0usize;
         while let Some(p) = b.get(i..).and_then(|r| find(r, b"OHDR")) {
             let at = start.saturating_add((i + p) as u64);
@@ -85,7 +103,7 @@ impl Speculator {
     /// all. `prefix` returns the cached bytes from an address (at most the
     /// length asked, fewer where the cached extent ends), `uncovered` the
     /// part of a range not cached yet.
-    pub fn plan(
+    pub fn plan_within(
         &mut self,
         ctx: &Ctx,
         k: &Knobs,
@@ -441,8 +459,8 @@ mod tests {
         let mut b = vec![0u8; 100];
         b[3..7].copy_from_slice(b"OHDR");
         b[96..100].copy_from_slice(b"OHDR");
-        s.scan(1000, &b);
-        s.scan(1000, &b);
+        s.scan_window(1000, &b);
+        s.scan_window(1000, &b);
         assert_eq!(
             s.roots.keys().copied().collect::<Vec<_>>(),
             vec![1003, 1096]
@@ -454,7 +472,7 @@ mod tests {
         let mut s = Speculator::default();
         let mut b = vec![0xffu8; 4096];
         b[10..14].copy_from_slice(b"OHDR");
-        s.scan(0, &b);
+        s.scan_window(0, &b);
         let data = Bytes::from(b);
         let k = Knobs {
             size: 4096,
@@ -470,7 +488,7 @@ mod tests {
             (a < e).then(|| data.slice(a as usize..e as usize))
         };
         let unc = |a: u64, b: u64| (b > 4096).then_some(4096.max(a)..b);
-        let wants = s.plan(&Ctx::new(8, 8, 0), &k, u64::MAX, &get, &unc);
+        let wants = s.plan_within(&Ctx::new(8, 8, 0), &k, u64::MAX, &get, &unc);
         assert!(wants.is_empty(), "{wants:?}");
         assert!(s.roots.is_empty());
     }

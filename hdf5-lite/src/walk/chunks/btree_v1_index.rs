@@ -11,7 +11,6 @@ impl Walker {
         ds: u64,
     ) -> Result<(), Error> {
         let ctx = self.ctx;
-        let so = ctx.size_of_offsets as u64;
         let had = bytes.len();
         let Some(rank) = self
             .chunk_states
@@ -31,10 +30,9 @@ impl Walker {
             Some(v) => v,
             None => return Ok(()),
         };
-        let key = 8 + 8 * (rank as u64 + 1);
         self.used(
             job.addr,
-            8 + 2 * so + node.children.len() as u64 * (key + so) + key,
+            btree_v1::chunk_node_size(&ctx, rank, node.children.len()),
         );
         let probe = self.opts.probe_size;
         let size = self.size;
@@ -45,7 +43,7 @@ impl Walker {
         if st.error.is_some() {
             return Ok(());
         }
-        st.pending = st.pending.saturating_sub(1);
+        st.finish(job.addr);
         let mut next = Vec::new();
         for (key, child) in node.children {
             if node.level > 0 {
@@ -54,10 +52,10 @@ impl Walker {
                         "chunk B-tree node at {:#x}: bad or repeated child {child:#x}",
                         job.addr
                     ));
-                    st.pending = 0;
+                    st.outstanding.abandon();
                     return Ok(());
                 }
-                st.pending += 1;
+                st.outstanding.start(child);
                 next.push(child);
             } else {
                 let in_extent = st.geom.as_ref().is_some_and(|g| g.in_extent(&key.offset));
@@ -73,7 +71,7 @@ impl Walker {
         }
         if st.chunks.len() as u64 > max_chunks {
             st.error = Some(format!("more than {max_chunks} chunks"));
-            st.pending = 0;
+            st.outstanding.abandon();
             return Ok(());
         }
         for child in next {

@@ -11,7 +11,6 @@ impl Walker {
         ds: u64,
     ) -> Result<(), Error> {
         let ctx = self.ctx;
-        let (so, sl) = (ctx.size_of_offsets as u64, ctx.size_of_lengths as u64);
         let had = bytes.len();
         let h = match self.ds_parsed(
             ds,
@@ -23,13 +22,13 @@ impl Walker {
             Some(v) => v,
             None => return Ok(()),
         };
-        self.used(job.addr, 16 + 6 * sl + so);
+        self.used(job.addr, ea::header_size(&ctx));
         let ib = h.index_block;
         let size = h.index_block_size(&ctx);
         let Some(st) = self.chunk_states.get_mut(&ds) else {
             return Ok(());
         };
-        st.pending = st.pending.saturating_sub(1);
+        st.finish(job.addr);
         st.ea = Some(h);
         if let Some(a) = ib {
             if a >= self.size {
@@ -38,7 +37,7 @@ impl Walker {
                 ));
                 return Ok(());
             }
-            st.pending += 1;
+            st.outstanding.start(a);
             self.push(a, size, JobKind::EaIndex { ds });
         }
         Ok(())
@@ -69,7 +68,7 @@ impl Walker {
         let levels = h.super_blocks();
         let base = h.index_block_elements as u64;
         let direct: Vec<Option<Bytes>> = ib.elements.into_iter().map(Some).collect();
-        self.add_entries_keep_pending(ds, 0, direct, h.client);
+        self.add_entries_keep_outstanding(ds, 0, direct, h.client);
         // Data blocks hanging off the index block, level by level.
         let mut k = 0usize;
         let mut jobs = Vec::new();
@@ -114,7 +113,7 @@ impl Walker {
                 ));
             }
         }
-        self.queue_chunk_jobs(ds, jobs);
+        self.queue_chunk_jobs(ds, job.addr, jobs);
         Ok(())
     }
 
@@ -166,7 +165,7 @@ impl Walker {
                 ));
             }
         }
-        self.queue_chunk_jobs(ds, jobs);
+        self.queue_chunk_jobs(ds, job.addr, jobs);
         Ok(())
     }
 
@@ -192,7 +191,7 @@ impl Walker {
             None => return Ok(()),
         };
         self.used(job.addr, h.data_block_size(&ctx, n));
-        self.add_entries(ds, first, entries, h.client);
+        self.add_entries(ds, job.addr, first, entries, h.client);
         Ok(())
     }
 }

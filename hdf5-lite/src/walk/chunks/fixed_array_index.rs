@@ -10,7 +10,6 @@ impl Walker {
         ds: u64,
     ) -> Result<(), Error> {
         let ctx = self.ctx;
-        let (so, sl) = (ctx.size_of_offsets as u64, ctx.size_of_lengths as u64);
         let had = bytes.len();
         let h = match self.ds_parsed(
             ds,
@@ -22,13 +21,13 @@ impl Walker {
             Some(v) => v,
             None => return Ok(()),
         };
-        self.used(job.addr, 12 + sl + so);
+        self.used(job.addr, fa::header_size(&ctx));
         let size = h.data_block_size(&ctx);
         let data = h.data_block;
         let Some(st) = self.chunk_states.get_mut(&ds) else {
             return Ok(());
         };
-        st.pending = st.pending.saturating_sub(1);
+        st.finish(job.addr);
         st.fa = Some(h);
         if let Some(a) = data {
             if a >= self.size || size > self.opts.max_metadata_bytes {
@@ -37,7 +36,7 @@ impl Walker {
                 ));
                 return Ok(());
             }
-            st.pending += 1;
+            st.outstanding.start(a);
             self.push(a, size, JobKind::FaData { ds });
         }
         Ok(())
@@ -65,7 +64,7 @@ impl Walker {
             None => return Ok(()),
         };
         self.used(job.addr, h.data_block_size(&ctx));
-        self.add_entries(ds, 0, entries, h.client);
+        self.add_entries(ds, job.addr, 0, entries, h.client);
         Ok(())
     }
 }

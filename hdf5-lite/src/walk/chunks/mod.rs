@@ -58,7 +58,8 @@ impl ChunkGeom {
 #[derive(Default)]
 pub(super) struct ChunkState {
     pub(super) geom: Option<ChunkGeom>,
-    pub(super) pending: usize,
+    /// Index blocks asked for and not handled yet.
+    pub(super) outstanding: Outstanding,
     pub(super) visited: HashSet<u64>,
     pub(super) chunks: Vec<Chunk>,
     pub(super) error: Option<String>,
@@ -67,6 +68,17 @@ pub(super) struct ChunkState {
 }
 
 impl ChunkState {
+    /// The index block at `addr` was handled. One that was not outstanding
+    /// fails the index (unless it already failed, which abandons the blocks
+    /// in flight): a bookkeeping error is never hidden by a count at zero.
+    pub(super) fn finish(&mut self, addr: u64) {
+        if !self.outstanding.finish(addr) && self.error.is_none() {
+            self.error = Some(format!(
+                "chunk index block at {addr:#x} handled but not outstanding (walk bookkeeping)"
+            ));
+        }
+    }
+
     pub(super) fn push_entry(
         &mut self,
         idx: u64,
@@ -134,27 +146,28 @@ impl Walker {
             if st.error.is_none() {
                 st.error = Some(reason);
             }
-            st.pending = 0;
+            st.outstanding.abandon();
         }
     }
 
-    pub(super) fn queue_chunk_jobs(&mut self, ds: u64, jobs: Vec<(u64, u64, JobKind)>) {
+    /// The index block at `done` was handled; queue the blocks it leads to.
+    pub(super) fn queue_chunk_jobs(&mut self, ds: u64, done: u64, jobs: Vec<(u64, u64, JobKind)>) {
         let size = self.size;
         let max = self.opts.max_metadata_bytes;
         let Some(st) = self.chunk_states.get_mut(&ds) else {
             return;
         };
-        st.pending = st.pending.saturating_sub(1);
+        st.finish(done);
         let mut ok = Vec::new();
         for (a, len, kind) in jobs {
             if a >= size || len > max || !st.visited.insert(a) {
                 st.error = Some(format!(
                     "chunk index block at {a:#x} is out of bounds or repeated"
                 ));
-                st.pending = 0;
+                st.outstanding.abandon();
                 return;
             }
-            st.pending += 1;
+            st.outstanding.start(a);
             ok.push((a, len, kind));
         }
         for (a, len, kind) in ok {
@@ -162,7 +175,7 @@ impl Walker {
         }
     }
 
-    pub(super) fn add_entries_keep_pending(
+    pub(super) fn add_entries_keep_outstanding(
         &mut self,
         ds: u64,
         first: u64,
@@ -178,31 +191,33 @@ impl Walker {
             let Some(e) = e else { continue };
             let Some(idx) = first.checked_add(k as u64) else {
                 st.error = Some("extensible array index overflows".into());
-                st.pending = 0;
+                st.outstanding.abandon();
                 return;
             };
             if let Err(reason) = st.push_entry(idx, &e, &ctx, client) {
                 st.error = Some(reason);
-                st.pending = 0;
+                st.outstanding.abandon();
                 return;
             }
         }
         if st.chunks.len() as u64 > max {
             st.error = Some(format!("more than {max} chunks"));
-            st.pending = 0;
+            st.outstanding.abandon();
         }
     }
 
+    /// Entries of the index block at `done`, which is then handled.
     pub(super) fn add_entries(
         &mut self,
         ds: u64,
+        done: u64,
         first: u64,
         entries: Vec<Option<Bytes>>,
         client: u8,
     ) {
-        self.add_entries_keep_pending(ds, first, entries, client);
+        self.add_entries_keep_outstanding(ds, first, entries, client);
         if let Some(st) = self.chunk_states.get_mut(&ds) {
-            st.pending = st.pending.saturating_sub(1);
+            st.finish(done);
         }
     }
 
@@ -280,7 +295,7 @@ impl Walker {
         let addr_ok = |a: u64| a < self.size;
         match index {
             ChunkIndex::BTreeV1 { address: Some(a) } if addr_ok(a) => {
-                st.pending = 1;
+                st.outstanding.start(a);
                 st.visited.insert(a);
                 self.push(a, probe, JobKind::ChunkNode { ds });
             }
@@ -323,11 +338,11 @@ impl Walker {
             ChunkIndex::FixedArray {
                 address: Some(a), ..
             } if addr_ok(a) => {
-                st.pending = 1;
+                st.outstanding.start(a);
                 self.push(a, 64, JobKind::FaHeader { ds });
             }
             ChunkIndex::ExtensibleArray { address: Some(a) } if addr_ok(a) => {
-                st.pending = 1;
+                st.outstanding.start(a);
                 self.push(a, 128, JobKind::EaHeader { ds });
             }
             ChunkIndex::BTreeV2 { address: Some(a) } if addr_ok(a) => {
