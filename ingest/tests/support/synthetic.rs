@@ -144,9 +144,15 @@ pub struct Counts {
     pub list: AtomicU64,
     pub head: AtomicU64,
     pub range: AtomicU64,
+    /// Nanoseconds spent inside the inner store's get/put/list/head.
+    pub store_ns: AtomicU64,
 }
 
 impl Counts {
+    /// Time spent in the store since the last [`Counts::reset`], ms.
+    pub fn store_ms(&self) -> f64 {
+        self.store_ns.load(Ordering::SeqCst) as f64 / 1e6
+    }
     pub fn total(&self) -> u64 {
         [&self.get, &self.put, &self.list, &self.head, &self.range]
             .iter()
@@ -154,7 +160,14 @@ impl Counts {
             .sum()
     }
     pub fn reset(&self) {
-        for c in [&self.get, &self.put, &self.list, &self.head, &self.range] {
+        for c in [
+            &self.get,
+            &self.put,
+            &self.list,
+            &self.head,
+            &self.range,
+            &self.store_ns,
+        ] {
             c.store(0, Ordering::SeqCst);
         }
     }
@@ -167,6 +180,17 @@ impl Counts {
             self.head.load(Ordering::SeqCst)
         )
     }
+}
+
+/// `f`, its time added to `counts.store_ns`.
+fn timed<'a, T: 'a>(counts: &'a Counts, f: BoxFuture<'a, T>) -> BoxFuture<'a, T> {
+    Box::pin(async move {
+        let t = std::time::Instant::now();
+        let r = f.await;
+        let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        counts.store_ns.fetch_add(ns, Ordering::SeqCst);
+        r
+    })
 }
 
 /// Delegates to `inner`, counting every call.
@@ -188,7 +212,7 @@ impl ObjectStore for Counting {
         key: &'a str,
     ) -> BoxFuture<'a, Result<(bytes::Bytes, String), StoreError>> {
         self.counts.get.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key)
+        timed(&self.counts, self.inner.get(key))
     }
     fn put<'a>(
         &'a self,
@@ -197,15 +221,15 @@ impl ObjectStore for Counting {
         cond: PutCondition,
     ) -> BoxFuture<'a, Result<String, StoreError>> {
         self.counts.put.fetch_add(1, Ordering::SeqCst);
-        self.inner.put(key, body, cond)
+        timed(&self.counts, self.inner.put(key, body, cond))
     }
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>> {
         self.counts.list.fetch_add(1, Ordering::SeqCst);
-        self.inner.list(prefix)
+        timed(&self.counts, self.inner.list(prefix))
     }
     fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>> {
         self.counts.head.fetch_add(1, Ordering::SeqCst);
-        self.inner.head(key)
+        timed(&self.counts, self.inner.head(key))
     }
     fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
         self.counts.range.fetch_add(1, Ordering::SeqCst);
@@ -220,6 +244,19 @@ impl ObjectStore for Counting {
 pub struct Memory {
     objects: std::sync::Mutex<std::collections::BTreeMap<String, (bytes::Bytes, String)>>,
     version: AtomicU64,
+}
+
+impl Memory {
+    /// Every object (cheap: the bodies are shared).
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, (bytes::Bytes, String)> {
+        self.objects.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+    /// Back to a [`Memory::snapshot`] (etags keep counting up).
+    pub fn restore(&self, snap: std::collections::BTreeMap<String, (bytes::Bytes, String)>) {
+        if let Ok(mut o) = self.objects.lock() {
+            *o = snap;
+        }
+    }
 }
 
 impl ObjectStore for Memory {
