@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Cost of one update_model_run against history length (issue 17): 1, 10 and
 # 100 days of synthetic dbofs references (no NetCDF files), incremental vs
-# from scratch, wall time and store requests. A benchmark, not a test.
-#   bench/fmrc_bench.sh                 (release build)
+# from scratch, wall time (in the store / compute) and store requests;
+# history lengths interleaved, median and p25-p75 over FMRC_BENCH_ROUNDS x 6
+# updates. A benchmark, not a test.
+#   bench/fmrc_bench.sh                 (`bench` profile: release without
+#                                        LTO, 16 codegen units; cargo puts
+#                                        it in target/release)
 #   PROFILE=dev bench/fmrc_bench.sh     (the test build, nothing optimized)
 #   PROFILE=dev-opt bench/fmrc_bench.sh (dev build, our four crates at
 #                                        opt-level 3, dependencies reused
 #                                        from the test build: cheap on a
 #                                        shared machine)
-#   FMRC_BENCH_DAYS=1,10 FMRC_BENCH_VARS=40 FMRC_BENCH_STORE=local bench/fmrc_bench.sh
+#   PROFILE=release bench/fmrc_bench.sh (with LTO: ~20 min to build here)
+#   FMRC_BENCH_DAYS=1,10 FMRC_BENCH_ROUNDS=8 FMRC_BENCH_FULL_ROUNDS=1 \
+#     FMRC_BENCH_VARS=40 FMRC_BENCH_STORE=local bench/fmrc_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PROFILE=${PROFILE:-release}
+PROFILE=${PROFILE:-bench}
 case "$PROFILE" in
   dev-opt)
     opt=()
@@ -21,6 +27,7 @@ case "$PROFILE" in
     cargo build -q -p ingest --example fmrc_bench "${opt[@]}"
     dir=debug ;;
   dev) cargo build -q -p ingest --example fmrc_bench; dir=debug ;;
+  bench) cargo build -q --profile bench -p ingest --example fmrc_bench; dir=release ;;
   *) cargo build -q --profile "$PROFILE" -p ingest --example fmrc_bench; dir=$PROFILE ;;
 esac
 exec "target/$dir/examples/fmrc_bench"

@@ -3,20 +3,28 @@
 //!
 //! For each history length (default 1, 10, 100 days of dbofs, 4 cycles a
 //! day, f001-f006: 24 synthetic references a day, no NetCDF files, time
-//! values inlined, `FMRC_BENCH_VARS` 4-d variables each), in a fresh local
-//! store: the references and their aggregates are created by `rebuild`,
-//! then the next cycle's six forecast hours arrive one by one and each is
-//! updated, incrementally (what `update_model_run` does) and, on a copy,
-//! from scratch (`Mode::Full`: list, GET every member, combine every
-//! member, which is what every update did before). Wall time per update
-//! (median of the six) and store requests per update (through a counting
-//! wrapper). `FMRC_BENCH_STORE=local`: a local-directory store (which
-//! hashes every object it reads and writes) instead of the default
-//! in-memory store with S3's conditional-write semantics.
+//! values inlined, `FMRC_BENCH_VARS` 4-d variables each) one store is
+//! prepared: the references and their aggregates are created by `rebuild`
+//! and the store's state is kept. A *round* then delivers the next cycle's
+//! six forecast hours one by one, updating after each (what
+//! `update_model_run` does), and puts the store back to the kept state.
+//! Rounds of the history lengths are interleaved (`FMRC_BENCH_ROUNDS`,
+//! default 8, each starting with another length), so a change of machine
+//! load hits every length alike; each length gets `6 x rounds` samples,
+//! reported as median and p25-p75. Wall time is split into the time spent
+//! inside the store's calls (through a counting wrapper that also counts
+//! requests) and the rest (compute). `FMRC_BENCH_FULL_ROUNDS` (default 1)
+//! rounds measure the previous algorithm (`Mode::Full`: list, GET every
+//! member, combine every member) the same way.
+//!
+//! `FMRC_BENCH_STORE=local`: a local-directory store instead of the
+//! default in-memory store with S3's conditional-write semantics.
 
 #[path = "../tests/support/synthetic.rs"]
 mod synthetic;
 
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,82 +33,194 @@ use ingest::config::{Config, Pipeline};
 use ingest::fmrc_update::Mode;
 use ingest::steps::{self, BestMode};
 use ingest::store::{LocalStore, ObjectStore, PutCondition, StoreUrl};
-use synthetic::{Counting, Counts, Memory, members};
+use synthetic::{Counting, Counts, Member, Memory, members};
 
-struct Row {
+const BEST: &str = "nos/nos.dbofs.fields.best.nc.zarr";
+
+/// A store's state to go back to after a round.
+enum Snapshot {
+    Memory(Arc<Memory>, BTreeMap<String, (Bytes, String)>),
+    /// The files there were, and the content of every one of them a round
+    /// may rewrite (aggregates and indexes: everything but the references).
+    Local {
+        root: PathBuf,
+        files: HashSet<PathBuf>,
+        saved: Vec<(PathBuf, Vec<u8>)>,
+    },
+}
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+struct Setup {
     days: u32,
-    refs: usize,
+    _tmp: tempfile::TempDir,
+    p: Pipeline,
+    store: Arc<dyn ObjectStore>,
+    snapshot: Snapshot,
+    next: Vec<Member>,
     best_bytes: usize,
-    inc_ms: f64,
-    inc_req: String,
-    full_ms: f64,
-    full_req: String,
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+#[derive(Default)]
+struct Samples {
+    wall: Vec<f64>,
+    store: Vec<f64>,
+    compute: Vec<f64>,
+    reqs: Vec<(u64, String)>,
 }
 
-async fn measure(days: u32, nvars: usize, mode: Mode) -> (f64, String, usize) {
+async fn setup(days: u32, nvars: usize) -> Setup {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("dest");
     let p = Pipeline::new(Config {
         dest_override: Some(StoreUrl::Local { dir: dir.clone() }),
         ..Config::default()
     });
-    let store: Arc<dyn ObjectStore> = if std::env::var("FMRC_BENCH_STORE").as_deref() == Ok("local")
-    {
+    let local = std::env::var("FMRC_BENCH_STORE").as_deref() == Ok("local");
+    let mem = Arc::new(Memory::default());
+    let store: Arc<dyn ObjectStore> = if local {
+        std::fs::create_dir_all(&dir).expect("dir");
         Arc::new(LocalStore::new(&dir).expect("store"))
     } else {
-        Arc::new(Memory::default())
+        mem.clone()
     };
-    for m in members(0, days, 6, false, nvars) {
+    let history = members(0, days, 6, false, nvars);
+    for m in &history {
         store
-            .put(&m.key, Bytes::from(m.json), PutCondition::None)
+            .put(&m.key, Bytes::from(m.json.clone()), PutCondition::None)
             .await
             .expect("put");
     }
     ingest::rebuild::run(&p, &*store, "nos")
         .await
         .expect("rebuild");
-    let counts = Arc::new(Counts::default());
-    let counting = Counting {
-        inner: store.clone(),
-        counts: counts.clone(),
+    let snapshot = if local {
+        let refs: HashSet<PathBuf> = history.iter().map(|m| dir.join(&m.key)).collect();
+        let mut all = Vec::new();
+        files(&dir, &mut all);
+        let saved = all
+            .iter()
+            .filter(|f| !refs.contains(*f))
+            .map(|f| (f.clone(), std::fs::read(f).expect("read")))
+            .collect();
+        Snapshot::Local {
+            root: dir.clone(),
+            files: all.into_iter().collect(),
+            saved,
+        }
+    } else {
+        Snapshot::Memory(mem.clone(), mem.snapshot())
     };
+    let best_bytes = store.get(BEST).await.expect("best").0.len();
     let next = members(days, 1, 6, false, nvars);
-    let mut walls = Vec::new();
-    let mut reqs = Vec::new();
-    for m in next.iter().filter(|m| m.cycle == next[0].cycle) {
-        store
-            .put(&m.key, Bytes::from(m.json.clone()), PutCondition::None)
-            .await
-            .expect("put");
-        counts.reset();
-        let t = Instant::now();
-        let out = steps::aggregates(&p, &counting, &m.key, true, BestMode::IfMember, mode)
-            .await
-            .expect("update");
-        walls.push(t.elapsed().as_secs_f64() * 1000.0);
-        assert_eq!(out.written.len(), 2, "{out:?}");
-        reqs.push((counts.total(), counts.summary()));
+    let c0 = next[0].cycle;
+    let next = next.into_iter().filter(|m| m.cycle == c0).collect();
+    Setup {
+        days,
+        _tmp: tmp,
+        p,
+        store,
+        snapshot,
+        next,
+        best_bytes,
     }
-    let best = store
-        .get("nos/nos.dbofs.fields.best.nc.zarr")
-        .await
-        .expect("best")
-        .0
-        .len();
-    // Requests per update: one value, or the range over the six.
-    reqs.sort();
-    reqs.dedup();
-    let req = match (reqs.first(), reqs.last()) {
+}
+
+impl Setup {
+    /// The next cycle's six updates, then back to the kept state.
+    async fn round(&self, mode: Mode, out: &mut Samples) {
+        let counts = Arc::new(Counts::default());
+        let counting = Counting {
+            inner: self.store.clone(),
+            counts: counts.clone(),
+        };
+        for m in &self.next {
+            self.store
+                .put(&m.key, Bytes::from(m.json.clone()), PutCondition::None)
+                .await
+                .expect("put");
+            counts.reset();
+            let t = Instant::now();
+            let done =
+                steps::aggregates(&self.p, &counting, &m.key, true, BestMode::IfMember, mode)
+                    .await
+                    .expect("update");
+            let wall = t.elapsed().as_secs_f64() * 1000.0;
+            assert_eq!(done.written.len(), 2, "{done:?}");
+            let store = counts.store_ms();
+            out.wall.push(wall);
+            out.store.push(store);
+            out.compute.push(wall - store);
+            out.reqs.push((counts.total(), counts.summary()));
+        }
+        match &self.snapshot {
+            Snapshot::Memory(mem, snap) => mem.restore(snap.clone()),
+            Snapshot::Local {
+                root,
+                files: before,
+                saved,
+            } => {
+                let mut now = Vec::new();
+                files(root, &mut now);
+                for f in now.iter().filter(|f| !before.contains(*f)) {
+                    std::fs::remove_file(f).expect("remove");
+                }
+                for (f, body) in saved {
+                    if std::fs::read(f).ok().as_ref() != Some(body) {
+                        std::fs::write(f, body).expect("restore");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `q` quantile (nearest rank) of `v`.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let i = ((s.len().saturating_sub(1)) as f64 * q).round() as usize;
+    s.get(i).copied().unwrap_or(f64::NAN)
+}
+
+fn spread(v: &[f64]) -> String {
+    format!(
+        "{:.1} ({:.1}-{:.1})",
+        quantile(v, 0.5),
+        quantile(v, 0.25),
+        quantile(v, 0.75)
+    )
+}
+
+/// Requests per update: one value, or the range over the samples.
+fn reqs(v: &[(u64, String)]) -> String {
+    let mut r = v.to_vec();
+    r.sort();
+    r.dedup();
+    match (r.first(), r.last()) {
         (Some(a), Some(b)) if a == b => format!("{} ({})", a.0, a.1),
         (Some(a), Some(b)) => format!("{}-{} ({} .. {})", a.0, b.0, a.1, b.1),
         _ => String::new(),
-    };
-    (median(&mut walls), req, best)
+    }
+}
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -110,48 +230,65 @@ async fn main() {
         .split(',')
         .filter_map(|d| d.trim().parse().ok())
         .collect();
-    let nvars: usize = std::env::var("FMRC_BENCH_VARS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
-    let mut rows = Vec::new();
+    let nvars = env_num("FMRC_BENCH_VARS", 40);
+    let rounds = env_num("FMRC_BENCH_ROUNDS", 8);
+    let full_rounds = env_num("FMRC_BENCH_FULL_ROUNDS", 1);
+    let mut setups = Vec::new();
     for &d in &days {
-        let (inc_ms, inc_req, best_bytes) = measure(d, nvars, Mode::Incremental).await;
-        let (full_ms, full_req, _) = measure(d, nvars, Mode::Full).await;
-        eprintln!("{d} days: incremental {inc_ms:.1} ms, from scratch {full_ms:.1} ms");
-        rows.push(Row {
-            days: d,
-            refs: d as usize * 24,
-            best_bytes,
-            inc_ms,
-            inc_req,
-            full_ms,
-            full_req,
-        });
+        let t = Instant::now();
+        setups.push(setup(d, nvars).await);
+        eprintln!("{d} days prepared in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let mut inc: Vec<Samples> = setups.iter().map(|_| Samples::default()).collect();
+    let mut full: Vec<Samples> = setups.iter().map(|_| Samples::default()).collect();
+    let n = setups.len();
+    for (mode, rounds, out) in [
+        (Mode::Incremental, rounds, &mut inc),
+        (Mode::Full, full_rounds, &mut full),
+    ] {
+        for r in 0..rounds {
+            for j in 0..n {
+                let i = (r + j) % n;
+                setups[i].round(mode, &mut out[i]).await;
+            }
+            eprintln!("{mode:?} round {} of {rounds} done", r + 1);
+        }
     }
     println!(
-        "| history | references | best series JSON | update, incremental: wall (median of 6) | store requests per update | from scratch (previous algorithm): wall | store requests |"
+        "{} rounds x 6 updates per history length (incremental), {} (from scratch); median (p25-p75), ms",
+        rounds, full_rounds
     );
-    println!("|---|---|---|---|---|---|---|");
-    for r in &rows {
+    println!(
+        "| history | references | best series JSON | incremental: wall | in store | compute | store requests per update | from scratch (previous algorithm): wall | store requests |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for ((s, a), b) in setups.iter().zip(&inc).zip(&full) {
         println!(
-            "| {} days | {} | {:.2} MB | {:.1} ms | {} | {:.1} ms | {} |",
-            r.days,
-            r.refs,
-            r.best_bytes as f64 / 1e6,
-            r.inc_ms,
-            r.inc_req,
-            r.full_ms,
-            r.full_req
+            "| {} days | {} | {:.2} MB | {} | {} | {} | {} | {} | {} |",
+            s.days,
+            s.days as usize * 24,
+            s.best_bytes as f64 / 1e6,
+            spread(&a.wall),
+            spread(&a.store),
+            spread(&a.compute),
+            reqs(&a.reqs),
+            if b.wall.is_empty() {
+                "-".into()
+            } else {
+                spread(&b.wall)
+            },
+            reqs(&b.reqs),
         );
     }
-    if let (Some(a), Some(b)) = (rows.first(), rows.get(1)) {
+    if let (Some(a), Some(b)) = (inc.first(), inc.get(1)) {
+        let r = |f: fn(&Samples) -> &Vec<f64>| quantile(f(b), 0.5) / quantile(f(a), 0.5);
         println!(
-            "\nincremental: {} days / {} day = {:.2}x; from scratch: {:.2}x",
-            b.days,
-            a.days,
-            b.inc_ms / a.inc_ms,
-            b.full_ms / a.full_ms
+            "\nincremental, {} days / {} day (medians): wall {:.2}x, compute {:.2}x, store {:.2}x",
+            setups[1].days,
+            setups[0].days,
+            r(|s| &s.wall),
+            r(|s| &s.compute),
+            r(|s| &s.store)
         );
     }
 }

@@ -32,7 +32,7 @@
 //! again by the update its rewrite triggers, whose read of the reference
 //! follows its read of the target.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -413,7 +413,7 @@ async fn combine_target(
             fetcher: &fetcher,
         };
         match ctx.run(&rt, &mut added_cache).await {
-            Ok(Some(json)) => return Ok(Content::Text(json)),
+            Ok(Some(json)) => return Ok(Content::Text(Bytes::from(json))),
             Ok(None) => {}
             Err(FetchRefsError::Step(e)) if e.is_transient() || added_cache.is_none() => {
                 return Err(FetchRefsError::Step(e));
@@ -507,14 +507,15 @@ async fn combine_target(
 /// A target's new content: a parsed set, or JSON text spliced as text.
 enum Content {
     Refs(RefSet),
-    Text(String),
+    /// Spliced JSON (shared with the body written: never copied again).
+    Text(Bytes),
 }
 
 impl Content {
     fn to_body(&self) -> Bytes {
         match self {
             Content::Refs(r) => Bytes::from(r.to_json()),
-            Content::Text(t) => Bytes::from(t.clone()),
+            Content::Text(t) => t.clone(),
         }
     }
 
@@ -522,9 +523,10 @@ impl Content {
     fn into_refs(self, name: &str) -> Result<RefSet, StepError> {
         match self {
             Content::Refs(r) => Ok(r),
-            Content::Text(t) => {
-                RefSet::from_json(&t).map_err(|e| StepError::Permanent(format!("{name}: {e}")))
-            }
+            Content::Text(t) => std::str::from_utf8(&t)
+                .map_err(|e| e.to_string())
+                .and_then(|t| RefSet::from_json(t).map_err(|e| e.to_string()))
+                .map_err(|e| StepError::Permanent(format!("{name}: {e}"))),
         }
     }
 }
@@ -559,12 +561,12 @@ impl TextGraft<'_, '_> {
         let (folder, k, opts) = (self.scope.folder, self.scope.k, self.scope.opts);
         let dim = opts.concat_dim.as_str();
         let url = self.url;
-        let coord = format!("{dim}/0");
-        let is_meta = |key: &str| {
-            let (prefix, leaf) = key.rsplit_once('/').unwrap_or(("", key));
-            leaf.starts_with(".z") || prefix.is_empty() || key == coord
-        };
-        let Ok(meta) = rt.subset(is_meta) else {
+        // The metadata: every `.z*` document, top-level key and the time
+        // coordinate's chunk (one pass over the keys, no parsing).
+        let meta_idx = rt.indices_where(|prefix, leaf| {
+            leaf.starts_with(".z") || prefix.is_empty() || (prefix == dim && leaf == "0")
+        });
+        let Ok(meta) = rt.subset_indices(meta_idx.iter().copied()) else {
             return Ok(None);
         };
         let Ok((_, concat)) = concat_arrays(url, &meta, dim) else {
@@ -573,9 +575,13 @@ impl TextGraft<'_, '_> {
         let Some((first_array, _, _)) = concat.first() else {
             return Ok(None);
         };
-        let Ok(named) = rt.subset(|key| {
-            is_meta(key) || key.rsplit_once('/').is_some_and(|(p, _)| p == first_array)
-        }) else {
+        // The metadata and the chunks of one time-concatenated array (found
+        // by binary search), to name the members position by position.
+        let mut named_idx = meta_idx.clone();
+        named_idx.extend(rt.children(first_array).into_iter().map(|(i, _)| i));
+        named_idx.sort_unstable();
+        named_idx.dedup();
+        let Ok(named) = rt.subset_indices(named_idx) else {
             return Ok(None);
         };
         let refresh = self.this.map_or("", |(k, _)| k);
@@ -590,20 +596,23 @@ impl TextGraft<'_, '_> {
         else {
             return Ok(None);
         };
-        let arrays: HashMap<&str, (usize, usize)> = concat
-            .iter()
-            .map(|(n, axis, rank)| (n.as_str(), (*axis, *rank)))
-            .collect();
-        // Everything but the chunks before the anchor.
-        let Ok(sub) = rt.subset(|key| {
-            let (prefix, leaf) = key.rsplit_once('/').unwrap_or(("", key));
-            match arrays.get(prefix) {
-                Some(&(axis, rank)) if !leaf.starts_with(".z") => {
-                    position(leaf, rank, axis).is_none_or(|q| q + 1 >= end)
+        // Everything but the chunks before the anchor: the chunks of each
+        // concatenated array are one run of keys (binary search); only
+        // theirs are looked at one by one.
+        let mut before = vec![false; rt.len()];
+        for (name, axis, rank) in &concat {
+            for (i, leaf) in rt.children(name) {
+                if !leaf.starts_with(".z")
+                    && position(leaf, *rank, *axis).is_some_and(|q| q + 1 < end)
+                    && let Some(b) = before.get_mut(i)
+                {
+                    *b = true;
                 }
-                _ => true,
             }
-        }) else {
+        }
+        let Ok(sub) =
+            rt.subset_indices((0..rt.len()).filter(|&i| !before.get(i).copied().unwrap_or(false)))
+        else {
             return Ok(None);
         };
         let added = fetch(self.p, self.store, &plan.add, self.this).await?;

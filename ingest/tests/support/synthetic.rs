@@ -149,9 +149,15 @@ pub struct Counts {
     pub list: AtomicU64,
     pub head: AtomicU64,
     pub range: AtomicU64,
+    /// Nanoseconds spent inside the inner store's get/put/list/head.
+    pub store_ns: AtomicU64,
 }
 
 impl Counts {
+    /// Time spent in the store since the last [`Counts::reset`], ms.
+    pub fn store_ms(&self) -> f64 {
+        self.store_ns.load(Ordering::SeqCst) as f64 / 1e6
+    }
     pub fn total(&self) -> u64 {
         [&self.get, &self.put, &self.list, &self.head, &self.range]
             .iter()
@@ -159,7 +165,14 @@ impl Counts {
             .sum()
     }
     pub fn reset(&self) {
-        for c in [&self.get, &self.put, &self.list, &self.head, &self.range] {
+        for c in [
+            &self.get,
+            &self.put,
+            &self.list,
+            &self.head,
+            &self.range,
+            &self.store_ns,
+        ] {
             c.store(0, Ordering::SeqCst);
         }
     }
@@ -172,6 +185,17 @@ impl Counts {
             self.head.load(Ordering::SeqCst)
         )
     }
+}
+
+/// `f`, its time added to `counts.store_ns`.
+fn timed<'a, T: 'a>(counts: &'a Counts, f: BoxFuture<'a, T>) -> BoxFuture<'a, T> {
+    Box::pin(async move {
+        let t = std::time::Instant::now();
+        let r = f.await;
+        let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        counts.store_ns.fetch_add(ns, Ordering::SeqCst);
+        r
+    })
 }
 
 /// Delegates to `inner`, counting every call.
@@ -195,6 +219,9 @@ impl Intercept for Counting {
         n.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
+    fn around<'a, T: Send + 'a>(&'a self, call: BoxFuture<'a, T>) -> BoxFuture<'a, T> {
+        timed(&self.counts, call)
+    }
     fn source(&self, source: Arc<dyn RangeSource>) -> Arc<dyn RangeSource> {
         self.counts.range.fetch_add(1, Ordering::SeqCst);
         source
@@ -209,6 +236,19 @@ intercepting_store!(Counting);
 pub struct Memory {
     objects: std::sync::Mutex<std::collections::BTreeMap<String, (bytes::Bytes, String)>>,
     version: AtomicU64,
+}
+
+impl Memory {
+    /// Every object (cheap: the bodies are shared).
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, (bytes::Bytes, String)> {
+        self.objects.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+    /// Back to a [`Memory::snapshot`] (etags keep counting up).
+    pub fn restore(&self, snap: std::collections::BTreeMap<String, (bytes::Bytes, String)>) {
+        if let Ok(mut o) = self.objects.lock() {
+            *o = snap;
+        }
+    }
 }
 
 impl ObjectStore for Memory {
