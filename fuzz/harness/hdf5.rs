@@ -297,6 +297,7 @@ pub fn btree_v1(data: &[u8]) {
 /// Byte 0: bit 0 = fix the header checksum; bit 1 = use (depth, nrec) from
 /// bytes 1-3 instead of the header's root (depth = byte 1 % (h.depth + 1)),
 /// as for a child node. Header at byte 4 (38 bytes), node right after it.
+/// The node's records are decoded by the header's tree type.
 pub fn btree_v2(data: &[u8]) {
     const HEADER: usize = 38;
     if data.len() < 4 {
@@ -325,6 +326,24 @@ pub fn btree_v2(data: &[u8]) {
     let node = node.slice(..node.len().min(h.node_size as usize));
     if let Ok(n) = btree_v2::parse_node(&node, 0, &c, &h, &geo, depth, nrec) {
         assert!(depth != 0 || n.children.is_empty(), "leaf with children");
+        // Decode the records as the walk would for the header's tree type
+        // (chunk trees: the first rank their record size fits).
+        let ty = match h.tree_type {
+            1 => Some(btree_v2::RecordType::HugeObject),
+            5 => Some(btree_v2::RecordType::LinkName),
+            8 => Some(btree_v2::RecordType::AttributeName),
+            10 | 11 => (0..=32).find_map(|rank| btree_v2::RecordType::chunks(&h, &c, rank).ok()),
+            _ => None,
+        };
+        let Some(ty) = ty else { return };
+        for r in &n.records {
+            if let Ok(btree_v2::Record::Chunk(chunk)) = btree_v2::parse_record(r, 0, ty, &c) {
+                let btree_v2::RecordType::Chunk { rank, .. } = ty else {
+                    panic!("chunk record from a {ty:?} tree");
+                };
+                assert_eq!(chunk.scaled_offsets.iter().count(), rank);
+            }
+        }
     }
 }
 
