@@ -427,11 +427,12 @@ pub fn arrays(data: &[u8]) {
             return;
         };
         let _ = h.data_block_size(&c);
-        if let Ok(entries) = fa::parse_data_block(&rest_b, 0, &c, &h) {
+        if let Ok(block) = fa::parse_data_block(&rest_b, 0, &c, &h) {
             assert!(
-                entries.len() as u64 <= h.entries,
+                block.entries.len() as u64 <= h.entries,
                 "more entries than the header"
             );
+            assert!(block.size <= rest_b.len() as u64, "size past the input");
         }
         return;
     }

@@ -3,12 +3,17 @@
 //! returns its records raw, since their type is known to the tree's owner,
 //! and [`parse_record`] decodes one as a [`Record`] (1 huge objects, 5 link
 //! names, 8 attribute names, 10/11 chunks), borrowing from the node.
+//!
+//! Sizes: [`header_size`] is known from the file's sizes alone, before the
+//! header's bytes exist (to size a read); a node's size is in its header.
+//! Parsed structures return the bytes they occupy (`Header::size`,
+//! `Node::size`), which the walk records instead of recomputing them.
 
 use bytes::Bytes;
 
 use crate::parse::{
-    Ctx, PResult, StructError, bad, bytes_needed, run, short, signature, take, u8_, u16_, u32_,
-    uint, verify_checksum,
+    Ctx, PResult, StructError, bad, bytes_needed, consumed, run, short, signature, take, u8_, u16_,
+    u32_, uint, verify_checksum,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +25,8 @@ pub struct Header {
     pub root: Option<u64>,
     pub root_records: u16,
     pub total_records: u64,
+    /// Bytes this structure occupies in the file, as parsed.
+    pub size: u64,
 }
 
 /// Bytes of a v2 B-tree header (fixed for a file's sizes).
@@ -64,6 +71,7 @@ pub fn parse_header(bytes: &[u8], address: u64, ctx: &Ctx) -> Result<Header, Str
                 root,
                 root_records,
                 total_records,
+                size: consumed(i, r),
             },
         ))
     })
@@ -112,6 +120,9 @@ pub struct ChildRef {
 pub struct Node {
     pub records: Vec<Bytes>,
     pub children: Vec<ChildRef>,
+    /// Bytes the node occupies: the header's node size (a node is
+    /// allocated whole, whatever it holds).
+    pub size: u64,
 }
 
 /// Parse the node at `address`, holding `nrec` records, at `depth` (0 = leaf).
@@ -203,7 +214,14 @@ fn node<'a>(
         children.push(ChildRef { address, records });
         p = rr;
     }
-    Ok((&i[used..], Node { records, children }))
+    Ok((
+        &i[used..],
+        Node {
+            records,
+            children,
+            size: h.node_size as u64,
+        },
+    ))
 }
 
 // ---------------------------------------------------------------------------
@@ -496,6 +514,7 @@ mod tests {
             root: None,
             root_records: 0,
             total_records: 0,
+            size: 38,
         }
     }
 
