@@ -11,6 +11,9 @@
 //! finding.
 #![allow(dead_code)]
 
+#[path = "common.rs"]
+mod common;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -27,7 +30,7 @@ use hdf5_lite::object_header as oh;
 use hdf5_lite::parse::Ctx;
 use hdf5_lite::superblock;
 use hdf5_lite::value;
-use hdf5_lite::{MemorySource, Options, RangeSource};
+use hdf5_lite::{MemorySource, RangeSource};
 
 /// Name given to the in-memory file; every open error must mention it.
 pub const FILE_NAME: &str = "fuzz-input.h5";
@@ -37,24 +40,8 @@ pub fn ctx() -> Ctx {
     Ctx::new(8, 8, 0)
 }
 
-/// Tight limits so a hostile file cannot make one run take minutes.
-pub fn options() -> Options {
-    Options {
-        max_metadata_bytes: 64 * 1024 * 1024,
-        max_waves: 1000,
-        max_objects: 100_000,
-        max_chunks_per_dataset: 1_000_000,
-        ..Options::default()
-    }
-}
-
-/// A current-thread runtime, as the fuzz targets and tests use.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
+/// The shared limits and runtime (`fuzz/harness/common.rs`).
+pub use common::{options, runtime};
 
 /// Little-endian u16 at `at`, or 0.
 fn u16_at(d: &[u8], at: usize) -> usize {
