@@ -11,6 +11,9 @@
 //! finding.
 #![allow(dead_code)]
 
+#[path = "common.rs"]
+mod common;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -27,7 +30,7 @@ use hdf5_lite::object_header as oh;
 use hdf5_lite::parse::Ctx;
 use hdf5_lite::superblock;
 use hdf5_lite::value;
-use hdf5_lite::{MemorySource, Options, RangeSource};
+use hdf5_lite::{MemorySource, RangeSource};
 
 /// Name given to the in-memory file; every open error must mention it.
 pub const FILE_NAME: &str = "fuzz-input.h5";
@@ -37,24 +40,8 @@ pub fn ctx() -> Ctx {
     Ctx::new(8, 8, 0)
 }
 
-/// Tight limits so a hostile file cannot make one run take minutes.
-pub fn options() -> Options {
-    Options {
-        max_metadata_bytes: 64 * 1024 * 1024,
-        max_waves: 1000,
-        max_objects: 100_000,
-        max_chunks_per_dataset: 1_000_000,
-        ..Options::default()
-    }
-}
-
-/// A current-thread runtime, as the fuzz targets and tests use.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
+/// The shared limits and runtime (`fuzz/harness/common.rs`).
+pub use common::{options, runtime};
 
 /// Little-endian u16 at `at`, or 0.
 fn u16_at(d: &[u8], at: usize) -> usize {
@@ -297,6 +284,7 @@ pub fn btree_v1(data: &[u8]) {
 /// Byte 0: bit 0 = fix the header checksum; bit 1 = use (depth, nrec) from
 /// bytes 1-3 instead of the header's root (depth = byte 1 % (h.depth + 1)),
 /// as for a child node. Header at byte 4 (38 bytes), node right after it.
+/// The node's records are decoded by the header's tree type.
 pub fn btree_v2(data: &[u8]) {
     const HEADER: usize = 38;
     if data.len() < 4 {
@@ -325,6 +313,24 @@ pub fn btree_v2(data: &[u8]) {
     let node = node.slice(..node.len().min(h.node_size as usize));
     if let Ok(n) = btree_v2::parse_node(&node, 0, &c, &h, &geo, depth, nrec) {
         assert!(depth != 0 || n.children.is_empty(), "leaf with children");
+        // Decode the records as the walk would for the header's tree type
+        // (chunk trees: the first rank their record size fits).
+        let ty = match h.tree_type {
+            1 => Some(btree_v2::RecordType::HugeObject),
+            5 => Some(btree_v2::RecordType::LinkName),
+            8 => Some(btree_v2::RecordType::AttributeName),
+            10 | 11 => (0..=32).find_map(|rank| btree_v2::RecordType::chunks(&h, &c, rank).ok()),
+            _ => None,
+        };
+        let Some(ty) = ty else { return };
+        for r in &n.records {
+            if let Ok(btree_v2::Record::Chunk(chunk)) = btree_v2::parse_record(r, 0, ty, &c) {
+                let btree_v2::RecordType::Chunk { rank, .. } = ty else {
+                    panic!("chunk record from a {ty:?} tree");
+                };
+                assert_eq!(chunk.scaled_offsets.iter().count(), rank);
+            }
+        }
     }
 }
 
@@ -408,11 +414,12 @@ pub fn arrays(data: &[u8]) {
             return;
         };
         let _ = h.data_block_size(&c);
-        if let Ok(entries) = fa::parse_data_block(&rest_b, 0, &c, &h) {
+        if let Ok(block) = fa::parse_data_block(&rest_b, 0, &c, &h) {
             assert!(
-                entries.len() as u64 <= h.entries,
+                block.entries.len() as u64 <= h.entries,
                 "more entries than the header"
             );
+            assert!(block.size <= rest_b.len() as u64, "size past the input");
         }
         return;
     }

@@ -9,6 +9,9 @@
 //! into the HDF5 model): any error must name the file.
 #![allow(dead_code)]
 
+#[path = "common.rs"]
+mod common;
+
 use std::sync::Arc;
 
 use hdf5_lite::netcdf3::{self, HeaderError, header};
@@ -17,20 +20,15 @@ use hdf5_lite::{MemorySource, Options, RangeSource};
 /// Name given to the in-memory file; every open error must mention it.
 pub const FILE_NAME: &str = "fuzz-input.nc";
 
-/// Tight limits so a hostile file cannot make one run take minutes.
+/// The shared runtime (`fuzz/harness/common.rs`).
+pub use common::runtime;
+
+/// The shared limits, with the chunk limit `netcdf3::layouts` gets below.
 pub fn options() -> Options {
     Options {
-        max_metadata_bytes: 64 * 1024 * 1024,
         max_chunks_per_dataset: 100_000,
-        ..Options::default()
+        ..common::options()
     }
-}
-
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
 }
 
 pub fn netcdf3(rt: &tokio::runtime::Runtime, data: &[u8]) -> Result<(), String> {

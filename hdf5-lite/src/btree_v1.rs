@@ -1,6 +1,10 @@
 //! Version 1 B-trees (spec III.A.1): type 0 (group nodes, keyed by local
 //! heap name offsets) and type 1 (raw data chunks), plus symbol table nodes
 //! (`SNOD`, III.A.2) that hang off type 0 leaves.
+//!
+//! Sizes: a node's size depends on how many children it holds, so the walk
+//! reads a probe first; every parsed node returns the bytes it occupies
+//! (`Node::size`, `SymbolNode::size`), which the walk records.
 
 use crate::parse::{
     Ctx, PResult, StructError, bad, run, short, signature, take, u8_, u16_, u32_, u64_,
@@ -14,6 +18,9 @@ pub struct Node<K> {
     /// `entries` children with their left keys (type 1 keys describe the
     /// chunk at the same position).
     pub children: Vec<(K, u64)>,
+    /// Bytes the node occupies up to its last key, as parsed (the node is
+    /// allocated for more children).
+    pub size: u64,
 }
 
 /// A chunk's key in a type 1 node.
@@ -23,28 +30,6 @@ pub struct ChunkKey {
     pub filter_mask: u32,
     /// Element offsets, one per dataset dimension (element-size dim dropped).
     pub offset: Vec<u64>,
-}
-
-/// Bytes a group node with `children` children occupies up to its last key
-/// (signature, type, level, entries used, two siblings, keys and children).
-pub fn group_node_size(ctx: &Ctx, children: usize) -> u64 {
-    let (so, sl) = (ctx.size_of_offsets as u64, ctx.size_of_lengths as u64);
-    8 + 2 * so + children as u64 * (sl + so) + sl
-}
-
-/// Bytes a chunk node of a rank-`rank` dataset with `children` children
-/// occupies up to its last key (each key: size, filter mask, rank + 1
-/// offsets).
-pub fn chunk_node_size(ctx: &Ctx, rank: usize, children: usize) -> u64 {
-    let so = ctx.size_of_offsets as u64;
-    let key = 8 + 8 * (rank as u64 + 1);
-    8 + 2 * so + children as u64 * (key + so) + key
-}
-
-/// Bytes a symbol table node with `entries` entries occupies (header and
-/// the entries used; the node is allocated for more).
-pub fn symbol_node_size(ctx: &Ctx, entries: usize) -> u64 {
-    8 + entries as u64 * (2 * ctx.size_of_offsets as u64 + 24)
 }
 
 /// Parse a group (type 0) node.
@@ -116,7 +101,14 @@ fn node<'a, K>(
         r = rr;
     }
     let (r, _) = take(r, key_size)?;
-    Ok((r, Node { level, children }))
+    Ok((
+        r,
+        Node {
+            level,
+            children,
+            size: need,
+        },
+    ))
 }
 
 /// One entry of a symbol table node (III.A.2 / III.C).
@@ -128,11 +120,16 @@ pub struct SymbolEntry {
     pub soft_link_offset: Option<u32>,
 }
 
-pub fn parse_symbol_node(
-    bytes: &[u8],
-    address: u64,
-    ctx: &Ctx,
-) -> Result<Vec<SymbolEntry>, StructError> {
+/// A symbol table node: its entries in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymbolNode {
+    pub entries: Vec<SymbolEntry>,
+    /// Bytes of the header and the entries in use, as parsed (the node is
+    /// allocated for more entries).
+    pub size: u64,
+}
+
+pub fn parse_symbol_node(bytes: &[u8], address: u64, ctx: &Ctx) -> Result<SymbolNode, StructError> {
     run("symbol table node", address, bytes, |i| {
         let (r, ()) = signature(i, b"SNOD")?;
         let (r, version) = u8_(r)?;
@@ -165,6 +162,12 @@ pub fn parse_symbol_node(
             });
             r = rr;
         }
-        Ok((r, out))
+        Ok((
+            r,
+            SymbolNode {
+                entries: out,
+                size: need,
+            },
+        ))
     })
 }

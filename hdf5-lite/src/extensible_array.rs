@@ -1,11 +1,16 @@
 //! Extensible arrays (HDF5 1.10 chunk index for one unlimited dimension):
 //! header (`EAHD`), index block (`EAIB`), secondary blocks (`EASB`) and
 //! data blocks (`EADB`), with data block paging.
+//!
+//! Sizes: [`header_size`], [`Header::index_block_size`],
+//! [`secondary_block_size`] and [`Header::data_block_size`] are what a read
+//! must ask for before the bytes exist; parsed structures return the bytes
+//! they occupy (`size` on each), which the walk records.
 
 use bytes::Bytes;
 
 use crate::parse::{
-    Ctx, StructError, bad, run, short, signature, take, u8_, uint, verify_checksum,
+    Ctx, StructError, bad, consumed, run, short, signature, take, u8_, uint, verify_checksum,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +25,8 @@ pub struct Header {
     /// Highest element index set + 1.
     pub max_index_set: u64,
     pub index_block: Option<u64>,
+    /// Bytes this structure occupies in the file, as parsed.
+    pub size: u64,
 }
 
 /// Bytes of an extensible array header (fixed for a file's sizes).
@@ -71,6 +78,7 @@ pub fn parse_header(bytes: &[u8], address: u64, ctx: &Ctx) -> Result<Header, Str
                 max_dblock_page_bits,
                 max_index_set,
                 index_block,
+                size: consumed(i, r),
             },
         ))
     })
@@ -154,6 +162,8 @@ pub struct IndexBlock {
     pub elements: Vec<Bytes>,
     pub data_blocks: Vec<Option<u64>>,
     pub secondary_blocks: Vec<Option<u64>>,
+    /// Bytes this structure occupies in the file, as parsed.
+    pub size: u64,
 }
 
 pub fn parse_index_block(
@@ -202,6 +212,7 @@ pub fn parse_index_block(
                 elements,
                 data_blocks,
                 secondary_blocks,
+                size,
             },
         ))
     })
@@ -214,6 +225,8 @@ pub struct SecondaryBlock {
     pub data_blocks: Vec<Option<u64>>,
     /// `page_init[d][p]` for paged data blocks; empty when not paged.
     pub page_init: Vec<Vec<bool>>,
+    /// Bytes this structure occupies in the file, as parsed.
+    pub size: u64,
 }
 
 pub fn secondary_block_size(ctx: &Ctx, h: &Header, info: &SuperBlockInfo) -> u64 {
@@ -280,12 +293,21 @@ pub fn parse_secondary_block(
             SecondaryBlock {
                 data_blocks,
                 page_init,
+                size,
             },
         ))
     })
 }
 
-/// Entries of a data block of `n` elements; `None` for uninitialised pages.
+/// A data block's raw entries; `None` for entries of uninitialised pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataBlock {
+    pub entries: Vec<Option<Bytes>>,
+    /// Bytes of the block, all pages included, as parsed.
+    pub size: u64,
+}
+
+/// Entries of a data block of `n` elements.
 pub fn parse_data_block(
     bytes: &Bytes,
     address: u64,
@@ -293,7 +315,7 @@ pub fn parse_data_block(
     h: &Header,
     n: u64,
     page_init: Option<&[bool]>,
-) -> Result<Vec<Option<Bytes>>, StructError> {
+) -> Result<DataBlock, StructError> {
     run("extensible array data block", address, bytes, |i| {
         let size = h.data_block_size(ctx, n);
         if (i.len() as u64) < size {
@@ -328,6 +350,6 @@ pub fn parse_data_block(
                 pos += per * e + 4;
             }
         }
-        Ok((&i[size as usize..], out))
+        Ok((&i[size as usize..], DataBlock { entries: out, size }))
     })
 }

@@ -1,10 +1,14 @@
 //! Fixed arrays (spec III.H? "Fixed Array Index", HDF5 1.10): header
 //! (`FAHD`) and data block (`FADB`), optionally paged. Entries are chunk
 //! addresses (client 0) or filtered chunk records (client 1).
+//!
+//! Sizes: [`header_size`] and [`Header::data_block_size`] are what a read
+//! must ask for before the bytes exist; parsed structures return the bytes
+//! they occupy (`Header::size`, `DataBlock::size`), which the walk records.
 
 use bytes::Bytes;
 
-use crate::parse::{Ctx, StructError, bad, run, short, signature, u8_, verify_checksum};
+use crate::parse::{Ctx, StructError, bad, consumed, run, short, signature, u8_, verify_checksum};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
@@ -13,6 +17,8 @@ pub struct Header {
     pub page_bits: u8,
     pub entries: u64,
     pub data_block: Option<u64>,
+    /// Bytes this structure occupies in the file, as parsed.
+    pub size: u64,
 }
 
 /// Bytes of a fixed array header (fixed for a file's sizes).
@@ -45,6 +51,7 @@ pub fn parse_header(bytes: &[u8], address: u64, ctx: &Ctx) -> Result<Header, Str
                 page_bits,
                 entries,
                 data_block,
+                size: consumed(i, r),
             },
         ))
     })
@@ -87,14 +94,22 @@ impl Header {
     }
 }
 
-/// Parse the data block into raw entries; `None` for entries of pages that
-/// were never initialised.
+/// A data block's raw entries; `None` for entries of pages that were never
+/// initialised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataBlock {
+    pub entries: Vec<Option<Bytes>>,
+    /// Bytes of the block, all pages included, as parsed.
+    pub size: u64,
+}
+
+/// Parse the data block into raw entries.
 pub fn parse_data_block(
     bytes: &Bytes,
     address: u64,
     ctx: &Ctx,
     h: &Header,
-) -> Result<Vec<Option<Bytes>>, StructError> {
+) -> Result<DataBlock, StructError> {
     run("fixed array data block", address, bytes, |i| {
         let size = h.data_block_size(ctx);
         if (i.len() as u64) < size {
@@ -136,6 +151,6 @@ pub fn parse_data_block(
             }
         }
         let _ = r;
-        Ok((&i[size as usize..], out))
+        Ok((&i[size as usize..], DataBlock { entries: out, size }))
     })
 }

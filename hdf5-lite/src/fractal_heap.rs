@@ -1,11 +1,17 @@
 //! Fractal heaps (spec III.G): header (`FRHP`), direct (`FHDB`) and
 //! indirect (`FHIB`) blocks, and heap ids. Dense link and attribute storage
 //! and the shared-message heap keep their objects here.
+//!
+//! Sizes: [`indirect_size`] and [`Header::row_block_size`] are what a read of
+//! a block must ask for before its bytes exist; parsed structures return
+//! the bytes they occupy (`Header::size`, with the filter information of a
+//! filtered heap; `DirectBlock::size`; `IndirectBlock::size`), which the
+//! walk records.
 
 use bytes::Bytes;
 
 use crate::parse::{
-    Ctx, PResult, StructError, bad, run, short, signature, take, u8_, u16_, u32_, uint,
+    Ctx, PResult, StructError, bad, consumed, run, short, signature, take, u8_, u16_, u32_, uint,
     verify_checksum,
 };
 
@@ -25,6 +31,8 @@ pub struct Header {
     pub root_rows: u16,
     /// Size of the root direct block when it is filtered.
     pub filtered_root_size: Option<u64>,
+    /// Bytes this structure occupies in the file, as parsed.
+    pub size: u64,
 }
 
 impl Header {
@@ -64,18 +72,6 @@ impl Header {
 
 fn log2(v: u64) -> u32 {
     if v == 0 { 0 } else { 63 - v.leading_zeros() }
-}
-
-/// Bytes of the fractal heap header `h` (with its I/O filter information,
-/// when the heap is filtered).
-pub fn header_size(ctx: &Ctx, h: &Header) -> u64 {
-    let (so, sl) = (ctx.size_of_offsets as u64, ctx.size_of_lengths as u64);
-    let filters = if h.io_filters_len > 0 {
-        sl + 4 + h.io_filters_len as u64
-    } else {
-        0
-    };
-    30 + 12 * sl + 3 * so + filters
 }
 
 pub fn parse_header(bytes: &[u8], address: u64, ctx: &Ctx) -> Result<Header, StructError> {
@@ -148,6 +144,7 @@ fn header<'a>(i: &'a [u8], ctx: &Ctx) -> PResult<'a, Header> {
             root,
             root_rows,
             filtered_root_size,
+            size: consumed(i, r),
         },
     ))
 }
@@ -158,6 +155,8 @@ fn header<'a>(i: &'a [u8], ctx: &Ctx) -> PResult<'a, Header> {
 pub struct DirectBlock {
     pub block_offset: u64,
     pub data: Bytes,
+    /// Bytes this structure occupies in the file, as parsed.
+    pub size: u64,
 }
 
 pub fn parse_direct(
@@ -200,6 +199,7 @@ pub fn parse_direct(
             DirectBlock {
                 block_offset,
                 data: bytes.slice(..size as usize),
+                size,
             },
         ))
     })
@@ -213,6 +213,8 @@ pub struct IndirectBlock {
     pub direct: Vec<(u32, u64)>,
     /// (row, address) of each allocated child indirect block.
     pub indirect: Vec<(u32, u64)>,
+    /// Bytes this structure occupies in the file, as parsed.
+    pub size: u64,
 }
 
 /// Size of an indirect block with `nrows` rows (needed before reading it).
@@ -271,6 +273,7 @@ pub fn parse_indirect(
                 block_offset,
                 direct,
                 indirect,
+                size,
             },
         ))
     })

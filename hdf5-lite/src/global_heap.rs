@@ -1,6 +1,10 @@
 //! Global heap collections (spec III.E): variable-length data (vlen
 //! strings and sequences, region references) referenced by (collection
 //! address, object index).
+//!
+//! Sizes: the first read asks for [`MIN_COLLECTION`] bytes; a collection
+//! states its size, returned as `Collection::size` (a short read is
+//! `Short { need }` with that size).
 
 use std::collections::HashMap;
 
@@ -11,6 +15,8 @@ use crate::parse::{Ctx, StructError, bad, run, short, signature, take, u8_, u16_
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Collection {
     pub objects: HashMap<u16, Bytes>,
+    /// Bytes of the collection (its stored size), as parsed.
+    pub size: u64,
 }
 
 /// The smallest collection the library writes; the first read asks for it.
@@ -28,6 +34,7 @@ pub fn parse(bytes: &Bytes, address: u64, ctx: &Ctx) -> Result<Collection, Struc
         if (bytes.len() as u64) < size {
             return short(i, size);
         }
+        let stored = size;
         let size = size as usize;
         // The header is padded to a multiple of 8 (16 bytes with 4-byte lengths).
         let header = (8 + ctx.size_of_lengths as usize).div_ceil(8) * 8;
@@ -56,6 +63,12 @@ pub fn parse(bytes: &Bytes, address: u64, ctx: &Ctx) -> Result<Collection, Struc
             objects.insert(index, bytes.slice(start..end));
             pos = start + (end - start).div_ceil(8) * 8;
         }
-        Ok((&i[i.len()..], Collection { objects }))
+        Ok((
+            &i[i.len()..],
+            Collection {
+                objects,
+                size: stored,
+            },
+        ))
     })
 }

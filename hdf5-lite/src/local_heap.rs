@@ -1,11 +1,17 @@
 //! Local heap (spec III.D): names of old-style group members.
+//!
+//! Sizes: [`header_size`] sizes the first read (header and the data segment
+//! usually behind it) before the bytes exist; a parsed header returns the
+//! bytes it occupies (`LocalHeap::size`), which the walk records.
 
-use crate::parse::{Ctx, PResult, StructError, bad, run, signature, take, u8_};
+use crate::parse::{Ctx, PResult, StructError, bad, consumed, run, signature, take, u8_};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalHeap {
     pub data_size: u64,
     pub data_address: u64,
+    /// Bytes this structure occupies in the file, as parsed.
+    pub size: u64,
 }
 
 pub fn parse(bytes: &[u8], address: u64, ctx: &Ctx) -> Result<LocalHeap, StructError> {
@@ -27,6 +33,7 @@ fn header<'a>(i: &'a [u8], ctx: &Ctx) -> PResult<'a, LocalHeap> {
         LocalHeap {
             data_size,
             data_address,
+            size: consumed(i, r),
         },
     ))
 }

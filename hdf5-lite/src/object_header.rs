@@ -2,6 +2,11 @@
 //! messages) and version 2 (`OHDR` / `OCHK` with checksums), split into raw
 //! messages. Continuation messages are returned as addresses to fetch, never
 //! followed here.
+//!
+//! Sizes: a header's first block is read with a probe (its size is in its
+//! prefix); a continuation block's size is in the message pointing at it.
+//! Every parsed block returns the bytes it occupies (`HeaderBlock::size`),
+//! which the walk records.
 
 use bytes::Bytes;
 

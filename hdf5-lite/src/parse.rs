@@ -225,6 +225,13 @@ pub fn verify_checksum<'a>(whole: &'a [u8], covered: usize) -> PResult<'a, ()> {
     Ok((&whole[covered + 4..], ()))
 }
 
+/// Bytes a parser consumed from `whole` when `rest` (a suffix of it) is
+/// left: the size of the structure it parsed, returned with the structure
+/// so the walk never recomputes it.
+pub fn consumed(whole: &[u8], rest: &[u8]) -> u64 {
+    whole.len().saturating_sub(rest.len()) as u64
+}
+
 /// Number of bytes needed to hold `n` (for "size of chunk" fields whose
 /// width depends on a maximum).
 pub fn bytes_needed(n: u64) -> u8 {

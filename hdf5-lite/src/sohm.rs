@@ -1,6 +1,10 @@
 //! Shared object header message table (spec III.D, `SMTB`): for each
 //! index, the message types it holds and the fractal heap their shared
 //! messages live in. Only what the walk needs is decoded.
+//!
+//! Sizes: the table's length depends on the number of indexes, which is in
+//! the superblock extension's message, not here; the walk reads a probe and
+//! this parser reads entries until the checksum, so no size is returned.
 
 use crate::object_header as oh;
 use crate::parse::{Ctx, StructError};

@@ -1,7 +1,13 @@
 //! Superblock (spec III.A): versions 0-3, located by signature search at
 //! 0, 512, 1024, 2048, ... so files with a user block are found.
+//!
+//! Sizes: the superblock is read within the file's head, so no size is
+//! needed before its bytes exist; a parsed superblock returns the bytes it
+//! occupies (`Superblock::size`, by version), which the walk records.
 
-use crate::parse::{Ctx, PResult, StructError, bad, run, take, u8_, u16_, u32_, verify_checksum};
+use crate::parse::{
+    Ctx, PResult, StructError, bad, consumed, run, take, u8_, u16_, u32_, verify_checksum,
+};
 
 pub const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 
@@ -19,6 +25,8 @@ pub struct Superblock {
     /// Indexed storage (chunk B-tree) internal node K.
     pub istore_k: u16,
     pub end_of_file: Option<u64>,
+    /// Bytes this structure occupies in the file, as parsed.
+    pub size: u64,
 }
 
 /// Where to look for the signature: 0, then powers of two from 512.
@@ -81,6 +89,7 @@ fn superblock(whole: &[u8], at: u64) -> PResult<'_, Superblock> {
             if leaf_k == 0 || internal_k == 0 || istore_k == 0 {
                 return bad(i, "B-tree K of 0");
             }
+            let size = consumed(whole, i);
             Ok((
                 i,
                 Superblock {
@@ -92,6 +101,7 @@ fn superblock(whole: &[u8], at: u64) -> PResult<'_, Superblock> {
                     group_internal_k: internal_k,
                     istore_k,
                     end_of_file: eof,
+                    size,
                 },
             ))
         }
@@ -107,6 +117,7 @@ fn superblock(whole: &[u8], at: u64) -> PResult<'_, Superblock> {
             let (i, root) = ctx.addr_req(i, "root group object header")?;
             let covered = whole.len() - i.len();
             let (i, ()) = verify_checksum(whole, covered)?;
+            let size = consumed(whole, i);
             Ok((
                 i,
                 Superblock {
@@ -118,6 +129,7 @@ fn superblock(whole: &[u8], at: u64) -> PResult<'_, Superblock> {
                     group_internal_k: 16,
                     istore_k: 32,
                     end_of_file: eof,
+                    size,
                 },
             ))
         }

@@ -16,7 +16,7 @@ impl Walker {
             "v2 B-tree header",
             btree_v2::parse_header(&bytes, job.addr, &ctx)
         );
-        self.used(job.addr, btree_v2::header_size(&ctx));
+        self.used(job.addr, h.size);
         let tree = job.addr;
         // Finished before its root is asked for (see the heap).
         let was_outstanding = self
@@ -74,7 +74,7 @@ impl Walker {
             "v2 B-tree node",
             btree_v2::parse_node(&bytes, job.addr, &ctx, &h, &geo, depth, nrec)
         );
-        self.used(job.addr, h.node_size as u64);
+        self.used(job.addr, node.size);
         let Some(st) = self.btrees.get_mut(&tree) else {
             return Ok(());
         };

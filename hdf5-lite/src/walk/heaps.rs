@@ -16,7 +16,7 @@ impl Walker {
             "local heap",
             local_heap::parse(&bytes, job.addr, &ctx)
         );
-        self.used(job.addr, local_heap::header_size(&ctx));
+        self.used(job.addr, h.size);
         self.check_len("local heap data segment", h.data_address, h.data_size)?;
         self.push(
             h.data_address,
@@ -51,7 +51,7 @@ impl Walker {
             "fractal heap header",
             fh::parse_header(&bytes, job.addr, &ctx)
         );
-        self.used(job.addr, fh::header_size(&ctx, &h));
+        self.used(job.addr, h.size);
         let heap = job.addr;
         // Finished before its root is asked for: a root at the
         // header's own address must not be taken as done.
@@ -105,7 +105,7 @@ impl Walker {
             "fractal heap direct block",
             fh::parse_direct(&bytes, job.addr, &ctx, &h, size)
         );
-        self.used(job.addr, size);
+        self.used(job.addr, b.size);
         let mut was_outstanding = false;
         if let Some(st) = self.fheaps.get_mut(&heap) {
             was_outstanding = st.outstanding.finish(job.addr);
@@ -135,7 +135,7 @@ impl Walker {
             "fractal heap indirect block",
             fh::parse_indirect(&bytes, job.addr, &ctx, &h, nrows)
         );
-        self.used(job.addr, fh::indirect_size(&ctx, &h, nrows));
+        self.used(job.addr, ib.size);
         let mut next = Vec::new();
         for (row, a) in &ib.direct {
             let size = h.row_block_size(*row);

@@ -21,10 +21,7 @@ impl Walker {
             "group B-tree node",
             btree_v1::parse_group_node(&bytes, job.addr, &ctx)
         );
-        self.used(
-            job.addr,
-            btree_v1::group_node_size(&ctx, node.children.len()),
-        );
+        self.used(job.addr, node.size);
         let mut next = Vec::new();
         let mut was_outstanding = false;
         if let Some(st) = self.group_trees.get_mut(&tree) {
@@ -65,18 +62,18 @@ impl Walker {
     ) -> Result<(), Error> {
         let ctx = self.ctx;
         let had = bytes.len();
-        let entries = attempt!(
+        let node = attempt!(
             self,
             job,
             had,
             "symbol table node",
             btree_v1::parse_symbol_node(&bytes, job.addr, &ctx)
         );
-        self.used(job.addr, btree_v1::symbol_node_size(&ctx, entries.len()));
+        self.used(job.addr, node.size);
         let mut was_outstanding = false;
         if let Some(st) = self.group_trees.get_mut(&tree) {
             was_outstanding = st.outstanding.finish(job.addr);
-            st.entries.extend(entries);
+            st.entries.extend(node.entries);
         }
         self.finished(was_outstanding, "symbol table node", job.addr)?;
         Ok(())

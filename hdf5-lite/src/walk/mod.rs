@@ -491,12 +491,7 @@ impl Walker {
                 p.scan(*s, b);
             }
         }
-        let so = ctx.size_of_offsets as u64;
-        let sb_size = if w.sb.version >= 2 {
-            16 + 4 * so
-        } else {
-            48 + 6 * so + if w.sb.version == 1 { 4 } else { 0 }
-        };
+        let sb_size = w.sb.size;
         w.used(at, sb_size);
         w.served.push(at..at.saturating_add(sb_size));
         let root = w.sb.root_object_header;

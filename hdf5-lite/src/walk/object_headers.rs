@@ -48,7 +48,7 @@ impl Walker {
             "object header continuation",
             oh::parse_continuation(&bytes, cont, version, flags, &ctx)
         );
-        self.used(cont.address, cont.length);
+        self.used(cont.address, block.size);
         let conts = block.continuations.clone();
         let mut was_outstanding = false;
         if let Some(st) = self.headers.get_mut(&owner) {

@@ -30,10 +30,7 @@ impl Walker {
             Some(v) => v,
             None => return Ok(()),
         };
-        self.used(
-            job.addr,
-            btree_v1::chunk_node_size(&ctx, rank, node.children.len()),
-        );
+        self.used(job.addr, node.size);
         let probe = self.opts.probe_size;
         let size = self.size;
         let max_chunks = self.opts.max_chunks_per_dataset;

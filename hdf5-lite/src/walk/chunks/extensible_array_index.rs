@@ -22,7 +22,7 @@ impl Walker {
             Some(v) => v,
             None => return Ok(()),
         };
-        self.used(job.addr, ea::header_size(&ctx));
+        self.used(job.addr, h.size);
         let ib = h.index_block;
         let size = h.index_block_size(&ctx);
         let Some(st) = self.chunk_states.get_mut(&ds) else {
@@ -64,7 +64,7 @@ impl Walker {
             Some(v) => v,
             None => return Ok(()),
         };
-        self.used(job.addr, h.index_block_size(&ctx));
+        self.used(job.addr, ib.size);
         let levels = h.super_blocks();
         let base = h.index_block_elements as u64;
         let direct: Vec<Option<Bytes>> = ib.elements.into_iter().map(Some).collect();
@@ -142,7 +142,7 @@ impl Walker {
             Some(v) => v,
             None => return Ok(()),
         };
-        self.used(job.addr, ea::secondary_block_size(&ctx, &h, &info));
+        self.used(job.addr, sb.size);
         let mut jobs = Vec::new();
         for (d, a) in sb.data_blocks.iter().enumerate() {
             if let Some(a) = a {
@@ -180,7 +180,7 @@ impl Walker {
         let Some(h) = self.chunk_states.get(&ds).and_then(|s| s.ea.clone()) else {
             return Ok(());
         };
-        let entries = match self.ds_parsed(
+        let block = match self.ds_parsed(
             ds,
             &job,
             had,
@@ -190,8 +190,8 @@ impl Walker {
             Some(v) => v,
             None => return Ok(()),
         };
-        self.used(job.addr, h.data_block_size(&ctx, n));
-        self.add_entries(ds, job.addr, first, entries, h.client);
+        self.used(job.addr, block.size);
+        self.add_entries(ds, job.addr, first, block.entries, h.client);
         Ok(())
     }
 }

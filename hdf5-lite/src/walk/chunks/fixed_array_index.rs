@@ -21,7 +21,7 @@ impl Walker {
             Some(v) => v,
             None => return Ok(()),
         };
-        self.used(job.addr, fa::header_size(&ctx));
+        self.used(job.addr, h.size);
         let size = h.data_block_size(&ctx);
         let data = h.data_block;
         let Some(st) = self.chunk_states.get_mut(&ds) else {
@@ -53,7 +53,7 @@ impl Walker {
         let Some(h) = self.chunk_states.get(&ds).and_then(|s| s.fa.clone()) else {
             return Ok(());
         };
-        let entries = match self.ds_parsed(
+        let block = match self.ds_parsed(
             ds,
             &job,
             had,
@@ -63,8 +63,8 @@ impl Walker {
             Some(v) => v,
             None => return Ok(()),
         };
-        self.used(job.addr, h.data_block_size(&ctx));
-        self.add_entries(ds, job.addr, 0, entries, h.client);
+        self.used(job.addr, block.size);
+        self.add_entries(ds, job.addr, 0, block.entries, h.client);
         Ok(())
     }
 }
