@@ -3,7 +3,8 @@
 //! (`bytes_fetched / metadata_bytes` is the read amplification).
 //! `WAVES=1` also prints, per wave, every structure fetched (its address,
 //! length and the range asked for) and the planners' ranges; `WAVES=2`
-//! also each speculative range with the root it is for.
+//! also each speculative range with the root it is for. `SIBLING=FILE`
+//! predicts the layout of FILE (a warm run).
 
 use std::sync::Arc;
 
@@ -49,6 +50,16 @@ fn main() {
         speculative_budget: env("SPEC", defaults.speculative_budget),
         ..defaults
     };
+    // SIBLING=FILE: walk FILE first and predict its layout for the others
+    // (a warm run, as `refs --layout-cache` does it).
+    let mut opts = opts;
+    if let Some(sib) = std::env::var_os("SIBLING") {
+        let src: Arc<dyn hdf5_lite::RangeSource> = Arc::new(hdf5_lite::FileSource::new(sib));
+        match rt.block_on(hdf5_lite::open_prefetched(src, &opts)) {
+            Ok((_, _, p)) => opts.predicted = p.layout_ranges(),
+            Err(e) => return eprintln!("sibling: {e}"),
+        }
+    }
     for path in std::env::args().skip(1) {
         let src: Arc<dyn hdf5_lite::RangeSource> = Arc::new(hdf5_lite::FileSource::new(&path));
         match rt.block_on(hdf5_lite::open(src, &opts)) {
