@@ -73,6 +73,9 @@ const HEAD_EXTENSION: u64 = 32 * 1024;
 /// Object references taken from one attribute (a dimension scale of a
 /// real file lists at most a few hundred variables).
 const MAX_REFERENCES: usize = 4096;
+/// Roots taken from references in all (bounds the memory and the CPU a
+/// hostile file can make the planner spend on them).
+const MAX_REFERENCED_ROOTS: usize = 16 * 1024;
 
 #[derive(Default)]
 pub(crate) struct Speculator {
@@ -189,7 +192,8 @@ impl Speculator {
             };
             p.header(root);
             for r in std::mem::take(&mut p.references) {
-                if r < k.size && self.seen.insert(r) {
+                if r < k.size && self.referenced.len() < MAX_REFERENCED_ROOTS && self.seen.insert(r)
+                {
                     tracing::debug!(
                         target: "hdf5_lite::wave",
                         structure = "referenced header",
