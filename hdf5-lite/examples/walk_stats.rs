@@ -1,6 +1,10 @@
 //! Print the engine's counters for walking local files:
 //! `cargo run --release -p hdf5-lite --example walk_stats -- FILE...`
 //! (`bytes_fetched / metadata_bytes` is the read amplification).
+//! `WAVES=1` also prints, per wave, every structure fetched (its address,
+//! length and the range asked for) and the planners' ranges; `WAVES=2`
+//! also each speculative range with the root it is for. `SIBLING=FILE`
+//! predicts the layout of FILE (a warm run).
 
 use std::sync::Arc;
 
@@ -14,6 +18,19 @@ fn main() {
     };
     // Tuning knobs from the environment (HEAD, PROBE, GAP, BEHIND, LA, HEAP,
     // PREFETCH = the `refs` inline threshold), for experiments.
+    if std::env::var_os("WAVES").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(if std::env::var_os("WAVES").is_some_and(|v| v == "2") {
+                "hdf5_lite::wave=trace,hdf5_lite=info"
+            } else {
+                "hdf5_lite::wave=debug,hdf5_lite=info"
+            })
+            .with_target(false)
+            .without_time()
+            .with_level(false)
+            .with_ansi(false)
+            .init();
+    }
     let env = |k: &str, d: u64| {
         std::env::var(k)
             .ok()
@@ -30,8 +47,19 @@ fn main() {
         heap_probe: env("HEAP", defaults.heap_probe),
         lookbehind: env("LB", defaults.lookbehind),
         prefetch_below: env("PREFETCH", 500),
+        speculative_budget: env("SPEC", defaults.speculative_budget),
         ..defaults
     };
+    // SIBLING=FILE: walk FILE first and predict its layout for the others
+    // (a warm run, as `refs --layout-cache` does it).
+    let mut opts = opts;
+    if let Some(sib) = std::env::var_os("SIBLING") {
+        let src: Arc<dyn hdf5_lite::RangeSource> = Arc::new(hdf5_lite::FileSource::new(sib));
+        match rt.block_on(hdf5_lite::open_prefetched(src, &opts)) {
+            Ok((_, _, p)) => opts.predicted = p.layout_ranges(),
+            Err(e) => return eprintln!("sibling: {e}"),
+        }
+    }
     for path in std::env::args().skip(1) {
         let src: Arc<dyn hdf5_lite::RangeSource> = Arc::new(hdf5_lite::FileSource::new(&path));
         match rt.block_on(hdf5_lite::open(src, &opts)) {

@@ -321,6 +321,36 @@ enum JobKind {
     Data,
 }
 
+impl JobKind {
+    /// The structure's name, for the per-wave debug log.
+    fn name(&self) -> &'static str {
+        match self {
+            JobKind::Header => "object header",
+            JobKind::Continuation { .. } => "continuation",
+            JobKind::LocalHeap => "local heap",
+            JobKind::LocalHeapData { .. } => "local heap data",
+            JobKind::GroupNode { .. } => "group node",
+            JobKind::SymbolNode { .. } => "symbol node",
+            JobKind::HeapHeader => "fractal heap header",
+            JobKind::HeapDirect { .. } => "heap direct block",
+            JobKind::HeapIndirect { .. } => "heap indirect block",
+            JobKind::BTree2Header => "v2 B-tree header",
+            JobKind::BTree2Node { .. } => "v2 B-tree node",
+            JobKind::GlobalHeap => "global heap",
+            JobKind::Blob => "huge object",
+            JobKind::ChunkNode { .. } => "chunk B-tree node",
+            JobKind::FaHeader { .. } => "fixed array header",
+            JobKind::FaData { .. } => "fixed array data",
+            JobKind::EaHeader { .. } => "extensible array header",
+            JobKind::EaIndex { .. } => "extensible array index",
+            JobKind::EaSecondary { .. } => "extensible array secondary",
+            JobKind::EaData { .. } => "extensible array data",
+            JobKind::SharedTable => "shared message table",
+            JobKind::Data => "data",
+        }
+    }
+}
+
 /// One planned wave: its jobs and the ranges fetched for them.
 struct Wave {
     jobs: Vec<Job>,
@@ -574,6 +604,16 @@ impl Walker {
                 } else {
                     r
                 };
+                if tracing::enabled!(target: "hdf5_lite::wave", tracing::Level::DEBUG) {
+                    tracing::debug!(
+                        target: "hdf5_lite::wave",
+                        wave = self.stats.waves + 1,
+                        structure = j.kind.name(),
+                        addr = format_args!("{:#x}", j.addr),
+                        len = j.len,
+                        fetch = format_args!("{:#x}..{:#x}", r.start, r.end),
+                    );
+                }
                 missing.push(self.page_align(r));
             }
         }
@@ -586,7 +626,18 @@ impl Walker {
                 });
             }
             // Planned prefetch rides along with a wave the walk makes anyway.
-            missing.extend(self.plan_ahead());
+            let ahead = self.plan_ahead();
+            if tracing::enabled!(target: "hdf5_lite::wave", tracing::Level::DEBUG) {
+                for r in &ahead {
+                    tracing::debug!(
+                        target: "hdf5_lite::wave",
+                        wave = self.stats.waves + 1,
+                        structure = "planned",
+                        fetch = format_args!("{:#x}..{:#x}", r.start, r.end),
+                    );
+                }
+            }
+            missing.extend(ahead);
             ranges = coalesce(missing, self.opts.coalesce_gap, self.opts.max_request);
             let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
             // Prefetched data (at most `prefetch_budget`, planned into

@@ -13,6 +13,23 @@
 //! (same start and length, same look-behind), so that when a real link
 //! reaches the header everything below it is already cached.
 //!
+//! Roots also come from references: a netCDF-4 dimension scale lists every
+//! variable attached to it in its `REFERENCE_LIST` attribute (object
+//! references: header addresses), and the dimension scales are created
+//! first, so their headers are in the head. Their variables' headers (and
+//! below them chunk B-trees and heaps) can then be fetched a wave or two
+//! before the root group's link heap, deep in the file, names them. A
+//! referenced header that is not cached is fetched as the walk will ask
+//! for it (its probe), and believed only once its checksum verifies.
+//!
+//! Headers cluster: a library writing a netCDF-4 file in define mode
+//! allocates the headers one after the other from the start of the file,
+//! and a header cluster often runs past the head. When the head's last
+//! `OHDR` signature lies in its last [`HEAD_TAIL`] bytes, the next
+//! [`HEAD_EXTENSION`] bytes ride along with the second wave, so the headers
+//! there (and their subtrees, a wave later) are cached before the root
+//! group's link heap names them.
+//!
 //! The planner only decides what to fetch: it never feeds the walk. The
 //! walk still parses and checks every structure from the bytes it reaches
 //! by links, so the output cannot change; a speculative structure that does
@@ -29,8 +46,11 @@ use bytes::Bytes;
 use crate::btree_v1;
 use crate::btree_v2;
 use crate::fractal_heap as fh;
+use crate::messages::MaybeShared;
+use crate::messages::attribute::attribute;
 use crate::messages::layout::{ChunkIndex, DataLayout, layout};
 use crate::messages::link::{attribute_info, link_info};
+use crate::model::{Datatype, ReferenceKind};
 use crate::object_header::{self as oh, RawMessage};
 use crate::parse::{Ctx, StructError};
 
@@ -45,6 +65,17 @@ const MAX_STEPS: usize = 20_000;
 const MAX_SPECULATIVE_HEADER: u64 = 64 * 1024;
 /// Depth of B-trees and continuation chains followed.
 const MAX_DEPTH: u32 = 16;
+/// A head whose last `OHDR` signature starts this close to its end is
+/// extended (the cluster of headers likely goes on past it).
+const HEAD_TAIL: u64 = 8 * 1024;
+/// Bytes fetched past such a head, with the second wave.
+const HEAD_EXTENSION: u64 = 32 * 1024;
+/// Object references taken from one attribute (a dimension scale of a
+/// real file lists at most a few hundred variables).
+const MAX_REFERENCES: usize = 4096;
+/// Roots taken from references in all (bounds the memory and the CPU a
+/// hostile file can make the planner spend on them).
+const MAX_REFERENCED_ROOTS: usize = 16 * 1024;
 
 #[derive(Default)]
 pub(crate) struct Speculator {
@@ -58,6 +89,16 @@ pub(crate) struct Speculator {
     seen: HashSet<u64>,
     /// Bytes of speculative ranges fetched so far.
     spent: u64,
+    /// Roots known from object references, not from a fetched window:
+    /// their header is fetched if it is not cached.
+    referenced: HashSet<u64>,
+    /// Where the head ends, if headers seem to run on past it (fetched
+    /// with the next plan, once).
+    extend_head: Option<u64>,
+    /// The head (the first window, at offset 0) was scanned.
+    head_seen: bool,
+    /// Bytes fetched past the head (at most [`HEAD_EXTENSION`]).
+    extension: u64,
 }
 
 impl Planner for Speculator {
@@ -74,7 +115,7 @@ impl Planner for Speculator {
     }
 
     fn spent(&self) -> u64 {
-        self.spent
+        self.spent + self.extension
     }
 }
 
@@ -90,12 +131,21 @@ impl Speculator {
     /// Remember every `OHDR` signature in a fetched window as a candidate.
     pub fn scan_window(&mut self, start: u64, b: &[u8]) {
         let mut i = 0usize;
+        let mut last = None;
         while let Some(p) = b.get(i..).and_then(|r| find(r, b"OHDR")) {
             let at = start.saturating_add((i + p) as u64);
+            last = Some(at);
             if self.seen.insert(at) {
                 self.roots.insert(at, 0);
             }
             i += p + 4;
+        }
+        if start == 0 && !self.head_seen {
+            self.head_seen = true;
+            let end = b.len() as u64;
+            if last.is_some_and(|l| l.saturating_add(HEAD_TAIL) >= end) {
+                self.extend_head = Some(end);
+            }
         }
     }
 
@@ -112,9 +162,22 @@ impl Speculator {
         uncovered: &dyn Fn(u64, u64) -> Option<Range<u64>>,
     ) -> Vec<Range<u64>> {
         let mut out = Vec::new();
+        if let Some(e) = self.extend_head.take() {
+            let end = e.saturating_add(HEAD_EXTENSION).min(k.size);
+            // Bounded by its own size (once), not charged to the roots'
+            // budget, which small files need whole.
+            if let Some(r) = uncovered(e, end) {
+                self.extension = r.end - r.start;
+                self.asked.insert((r.start, r.end));
+                out.push(r);
+            }
+        }
         let mut drop = Vec::new();
-        let roots: Vec<u64> = self.roots.keys().copied().collect();
-        for root in roots {
+        // In address order (the budget goes to the first ones); roots
+        // referenced by roots planned here are planned after them in this
+        // same call (their headers ride along with this wave, not the next).
+        let mut roots: std::collections::VecDeque<u64> = self.roots.keys().copied().collect();
+        while let Some(root) = roots.pop_front() {
             let mut p = Plan {
                 ctx,
                 k,
@@ -124,8 +187,24 @@ impl Speculator {
                 visited: HashSet::new(),
                 steps: 0,
                 bad: false,
+                fetch_root: self.referenced.contains(&root),
+                references: Vec::new(),
             };
             p.header(root);
+            for r in std::mem::take(&mut p.references) {
+                if r < k.size && self.referenced.len() < MAX_REFERENCED_ROOTS && self.seen.insert(r)
+                {
+                    tracing::debug!(
+                        target: "hdf5_lite::wave",
+                        structure = "referenced header",
+                        by = format_args!("{root:#x}"),
+                        addr = format_args!("{r:#x}"),
+                    );
+                    self.roots.insert(r, 0);
+                    self.referenced.insert(r);
+                    roots.push_back(r);
+                }
+            }
             if p.bad || p.missing == 0 {
                 // Not a header, or everything below it is cached: done.
                 drop.push(root);
@@ -137,10 +216,26 @@ impl Speculator {
                     continue;
                 };
                 let n = r.end - r.start;
-                if self.spent.saturating_add(n) > budget || !self.asked.insert((r.start, r.end)) {
+                if self.spent.saturating_add(n) > budget {
+                    tracing::debug!(
+                        target: "hdf5_lite::wave",
+                        structure = "over speculative budget",
+                        root = format_args!("{root:#x}"),
+                        fetch = format_args!("{:#x}..{:#x}", r.start, r.end),
+                        spent = self.spent,
+                    );
+                    continue;
+                }
+                if !self.asked.insert((r.start, r.end)) {
                     continue;
                 }
                 self.spent += n;
+                tracing::trace!(
+                    target: "hdf5_lite::wave",
+                    structure = "speculative",
+                    root = format_args!("{root:#x}"),
+                    fetch = format_args!("{:#x}..{:#x}", r.start, r.end),
+                );
                 asked_new = true;
                 out.push(r);
             }
@@ -176,6 +271,11 @@ struct Plan<'a> {
     steps: usize,
     /// The root is not a verifiable object header.
     bad: bool,
+    /// The root's header may be fetched (a referenced root; a scanned one
+    /// is believed only from the window it was found in).
+    fetch_root: bool,
+    /// Object header addresses from `REFERENCE_LIST` attributes.
+    references: Vec<u64>,
 }
 
 impl Plan<'_> {
@@ -256,7 +356,13 @@ impl Plan<'_> {
         // Verify before believing: a v2 header is checksummed; a signature
         // with a claimed size past any real header is not one.
         let Some(b) = (self.prefix)(addr, k.probe.min(k.size.saturating_sub(addr))) else {
-            self.bad = true;
+            if self.fetch_root {
+                // Asked as the walk asks for a header, minus the
+                // look-behind: its subtree is fetched explicitly.
+                self.need(addr, k.probe, 0);
+            } else {
+                self.bad = true;
+            }
             return;
         };
         let block = match oh::parse_header(&b, addr, &ctx) {
@@ -269,7 +375,12 @@ impl Plan<'_> {
                 if n > b.len() as u64 && n <= MAX_SPECULATIVE_HEADER =>
             {
                 // Unverified yet: fetch the whole block, decide next wave.
-                self.need(addr, n.max(k.probe), k.header_lookbehind);
+                let behind = if self.fetch_root {
+                    0
+                } else {
+                    k.header_lookbehind
+                };
+                self.need(addr, n.max(k.probe), behind);
                 return;
             }
             Err(_) => {
@@ -334,6 +445,14 @@ impl Plan<'_> {
                     self.btree2(b);
                 }
             }
+            oh::MSG_ATTRIBUTE => {
+                if let Ok(a) =
+                    crate::parse::run("attribute message", owner, &m.body, |i| attribute(i, &ctx))
+                    && a.name == "REFERENCE_LIST"
+                {
+                    self.reference_list(&a.datatype, &a.data);
+                }
+            }
             oh::MSG_LINK_INFO => {
                 if let Ok(li) =
                     crate::parse::run("link info message", owner, &m.body, |i| link_info(i, &ctx))
@@ -344,6 +463,34 @@ impl Plan<'_> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// The object references of a dimension scale's `REFERENCE_LIST` (a
+    /// compound of an object reference and a dimension index per attached
+    /// variable) become roots.
+    fn reference_list(&mut self, dt: &MaybeShared, data: &[u8]) {
+        let MaybeShared::Inline(Datatype::Compound { size, members }) = dt else {
+            return;
+        };
+        let so = self.ctx.size_of_offsets as usize;
+        let Some(off) = members.iter().find_map(|m| match m.datatype {
+            Datatype::Reference {
+                size,
+                kind: ReferenceKind::Object,
+            } if size as usize == so => Some(m.offset as usize),
+            _ => None,
+        }) else {
+            return;
+        };
+        let size = *size as usize;
+        if size == 0 || off.saturating_add(so) > size {
+            return;
+        }
+        for e in data.chunks_exact(size).take(MAX_REFERENCES) {
+            if let Some(Ok((_, Some(a)))) = e.get(off..off + so).map(|b| self.ctx.addr(b)) {
+                self.references.push(a);
+            }
         }
     }
 
@@ -465,6 +612,154 @@ mod tests {
             s.roots.keys().copied().collect::<Vec<_>>(),
             vec![1003, 1096]
         );
+    }
+
+    fn knobs(size: u64) -> Knobs {
+        Knobs {
+            size,
+            probe: 2048,
+            heap_probe: 256,
+            header_lookbehind: 8192,
+            lookbehind: 2048,
+            lookahead: 1024,
+            prefetch_below: 500,
+        }
+    }
+
+    /// A byte cache over `data` holding only the ranges "fetched" so far.
+    struct Fetched {
+        data: Bytes,
+        have: Vec<Range<u64>>,
+    }
+
+    impl Fetched {
+        fn prefix(&self, a: u64, n: u64) -> Option<Bytes> {
+            let r = self.have.iter().find(|r| r.start <= a && a < r.end)?;
+            let e = a.saturating_add(n).min(r.end);
+            Some(self.data.slice(a as usize..e as usize))
+        }
+        fn uncovered(&self, a: u64, e: u64) -> Option<Range<u64>> {
+            let mut s = a;
+            while let Some(r) = self.have.iter().find(|r| r.start <= s && s < r.end) {
+                s = r.end;
+            }
+            (s < e).then_some(s..e)
+        }
+        /// One wave: fetch what the speculator asks for, show it the bytes.
+        fn wave(&mut self, s: &mut Speculator, ctx: &Ctx, k: &Knobs) -> Vec<Range<u64>> {
+            let wants = {
+                let get = |a, n| self.prefix(a, n);
+                let unc = |a, e| self.uncovered(a, e);
+                s.plan_within(ctx, k, u64::MAX, &get, &unc)
+            };
+            for r in &wants {
+                let e = r.end.min(self.data.len() as u64);
+                s.scan_window(r.start, &self.data[r.start as usize..e as usize]);
+                self.have.push(r.start..e);
+            }
+            wants
+        }
+    }
+
+    fn datasets(g: &crate::Group, out: &mut Vec<crate::Dataset>) {
+        out.extend(g.datasets.iter().cloned());
+        for c in &g.groups {
+            datasets(c, out);
+        }
+    }
+
+    /// The dimension scales in the head of a netCDF-4 file list, in their
+    /// `REFERENCE_LIST`s, every variable that has dimensions; their headers
+    /// are fetched by the speculator as soon as the lists are read, before
+    /// any link names them. Oracle: the walk's model, whose variables with
+    /// a `DIMENSION_LIST` attribute (the other half of the same HDF5
+    /// dimension-scale bookkeeping) are exactly the listed ones.
+    #[test]
+    fn variables_listed_by_dimension_scales_are_fetched_before_their_links() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/files/ofs/dbofs.20230323/nos.dbofs.fields.f001.20230323.t12z.nc"
+        );
+        let data = Bytes::from(std::fs::read(path).unwrap());
+        let model = crate::open_path(path).unwrap();
+        let mut all = Vec::new();
+        datasets(&model.root, &mut all);
+        let listed: Vec<u64> = all
+            .iter()
+            .filter(|d| d.attributes.iter().any(|a| a.name == "DIMENSION_LIST"))
+            .map(|d| d.address)
+            .collect();
+        let head = 64 * 1024;
+        // Most of these headers lie past the head (else nothing is tested).
+        assert!(
+            listed.iter().filter(|a| **a >= head).count() >= 10,
+            "{listed:?}"
+        );
+        let (ctx, k) = (Ctx::new(8, 8, 0), knobs(data.len() as u64));
+        let mut f = Fetched {
+            data: data.clone(),
+            have: vec![0..head],
+        };
+        let mut s = Speculator::new(u64::MAX);
+        s.scan_window(0, &data[..head as usize]);
+        // Wave 2: the scales' continuation blocks (their lists); wave 3:
+        // the listed headers.
+        f.wave(&mut s, &ctx, &k);
+        f.wave(&mut s, &ctx, &k);
+        for a in &listed {
+            assert!(s.seen.contains(a), "{a:#x} not a root");
+            assert!(
+                f.uncovered(*a, a + 64).is_none(),
+                "header {a:#x} not fetched in 2 waves"
+            );
+        }
+        // Nothing is taken for a header that was not listed or scanned.
+        assert!(s.referenced.iter().all(|a| listed.contains(a)));
+    }
+
+    /// A referenced address is fetched once (its probe) and believed only
+    /// if a checksummed header is there: garbage is dropped, with no
+    /// further request.
+    #[test]
+    fn a_reference_to_garbage_costs_one_probe_and_is_dropped() {
+        let data = Bytes::from(vec![0xabu8; 64 * 1024]);
+        let (ctx, k) = (Ctx::new(8, 8, 0), knobs(data.len() as u64));
+        let mut f = Fetched {
+            data,
+            have: vec![0..1024],
+        };
+        let mut s = Speculator::new(u64::MAX);
+        s.seen.insert(8192);
+        s.roots.insert(8192, 0);
+        s.referenced.insert(8192);
+        assert_eq!(f.wave(&mut s, &ctx, &k), vec![8192..8192 + 2048]);
+        assert!(f.wave(&mut s, &ctx, &k).is_empty());
+        assert!(s.roots.is_empty());
+    }
+
+    /// A head whose last `OHDR` lies near its end is extended once, in the
+    /// second wave; one whose headers end well before its end is not.
+    #[test]
+    fn a_head_ending_in_headers_is_extended_once() {
+        let size = 1 << 20;
+        let (ctx, k) = (Ctx::new(8, 8, 0), knobs(size));
+        for (sig_at, extended) in [(60 * 1024, true), (20 * 1024, false)] {
+            let mut head = vec![0u8; 64 * 1024];
+            head[sig_at..sig_at + 4].copy_from_slice(b"OHDR");
+            let mut data = head.clone();
+            data.resize(size as usize, 0);
+            let mut f = Fetched {
+                data: Bytes::from(data),
+                have: vec![0..head.len() as u64],
+            };
+            let mut s = Speculator::new(u64::MAX);
+            s.scan_window(0, &head);
+            let wants = f.wave(&mut s, &ctx, &k);
+            let ext = 64 * 1024..(64 + 32) * 1024;
+            assert_eq!(wants.contains(&ext), extended, "{wants:?}");
+            assert_eq!(s.spent(), if extended { 32 * 1024 } else { 0 });
+            assert!(!f.wave(&mut s, &ctx, &k).contains(&ext));
+        }
     }
 
     #[test]
