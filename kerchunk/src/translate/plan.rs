@@ -77,6 +77,31 @@ pub(super) fn whole_chunks(shape: &[u64]) -> Vec<u64> {
     shape.iter().map(|d| (*d).max(1)).collect()
 }
 
+/// A dataset inlined whole as one unfiltered chunk, its bytes converted by
+/// `convert` after the read (what readers get differs from what is stored).
+fn whole_raw(
+    ds: &Dataset,
+    zd: &ZDtype,
+    prefix: String,
+    shape: Vec<u64>,
+    convert: RawConvert,
+    attrs: Json,
+) -> Planned {
+    Planned::Raw(RawPlan {
+        key: chunk_key(&prefix, &vec![0; shape.len()]),
+        prefix,
+        convert,
+        meta: ArrayMeta {
+            chunks: whole_chunks(&shape),
+            shape,
+            dtype: zd.json.clone(),
+            fill_value: fill_value(ds, zd, true),
+            filters: vec![],
+        },
+        attrs,
+    })
+}
+
 pub(super) fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
     let opts = ctx.opts;
     if let Some(e) = &ds.error {
@@ -205,19 +230,14 @@ pub(super) fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
     if needs_decoding(ds, &zd, &extra, nbytes, opts)? {
         // n-bit / scale-offset: no numcodecs codec, so the whole dataset is
         // decoded here and inlined as one unfiltered chunk
-        return Ok(Planned::Raw(RawPlan {
-            key: chunk_key(&prefix, &vec![0; rank]),
+        return Ok(whole_raw(
+            ds,
+            &zd,
             prefix,
-            convert: RawConvert::Decoded,
-            meta: ArrayMeta {
-                chunks: whole_chunks(&shape),
-                shape,
-                dtype: zd.json.clone(),
-                fill_value: fill_value(ds, &zd, true),
-                filters: vec![],
-            },
+            shape,
+            RawConvert::Decoded,
             attrs,
-        }));
+        ));
     }
     if is_spacepad_string(&ds.datatype) {
         // HDF5 converts space padding to the reader's padding (h5py: NUL),
@@ -230,19 +250,14 @@ pub(super) fn plan_dataset(ds: &Dataset, ctx: &Ctx) -> Result<Planned, String> {
         if matches!(ds.layout, Layout::Chunked { .. }) && !codecs::can_reencode(&ds.filters) {
             return Err("space-padded strings behind filters we cannot decode".into());
         }
-        return Ok(Planned::Raw(RawPlan {
-            key: chunk_key(&prefix, &vec![0; rank]),
+        return Ok(whole_raw(
+            ds,
+            &zd,
             prefix,
-            convert: RawConvert::SpacePad(zd.size as usize),
-            meta: ArrayMeta {
-                chunks: whole_chunks(&shape),
-                shape,
-                dtype: zd.json.clone(),
-                fill_value: fill_value(ds, &zd, true),
-                filters: vec![],
-            },
+            shape,
+            RawConvert::SpacePad(zd.size as usize),
             attrs,
-        }));
+        ));
     }
     let mut refs = Vec::new();
     let mut fetches = Vec::new();
