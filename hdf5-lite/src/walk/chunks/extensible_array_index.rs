@@ -12,34 +12,27 @@ impl Walker {
     ) -> Result<(), Error> {
         let ctx = self.ctx;
         let had = bytes.len();
-        let h = match self.ds_parsed(
+        let Some(h) = self.ds_parsed(
             ds,
             &job,
             had,
             "extensible array header",
             ea::parse_header(&bytes, job.addr, &ctx),
-        ) {
-            Some(v) => v,
-            None => return Ok(()),
-        };
-        self.used(job.addr, h.size);
-        let ib = h.index_block;
-        let size = h.index_block_size(&ctx);
-        let Some(st) = self.chunk_states.get_mut(&ds) else {
+            |v| v.size,
+        ) else {
             return Ok(());
         };
-        st.finish(job.addr);
-        st.ea = Some(h);
-        if let Some(a) = ib {
+        let size = h.index_block_size(&ctx);
+        let next = h.index_block.map(|a| {
             if a >= self.size {
-                st.error = Some(format!(
+                Err(format!(
                     "extensible array index block at {a:#x} is out of bounds"
-                ));
-                return Ok(());
+                ))
+            } else {
+                Ok((a, size, JobKind::EaIndex { ds }))
             }
-            st.outstanding.start(a);
-            self.push(a, size, JobKind::EaIndex { ds });
-        }
+        });
+        self.index_header_done(ds, job.addr, |st| st.ea = Some(h), next);
         Ok(())
     }
 
@@ -54,17 +47,16 @@ impl Walker {
         let Some(h) = self.chunk_states.get(&ds).and_then(|s| s.ea.clone()) else {
             return Ok(());
         };
-        let ib = match self.ds_parsed(
+        let Some(ib) = self.ds_parsed(
             ds,
             &job,
             had,
             "extensible array index block",
             ea::parse_index_block(&bytes, job.addr, &ctx, &h),
-        ) {
-            Some(v) => v,
-            None => return Ok(()),
+            |v| v.size,
+        ) else {
+            return Ok(());
         };
-        self.used(job.addr, ib.size);
         let levels = h.super_blocks();
         let base = h.index_block_elements as u64;
         let direct: Vec<Option<Bytes>> = ib.elements.into_iter().map(Some).collect();
@@ -132,17 +124,16 @@ impl Walker {
         let Some(info) = levels.get(level).copied() else {
             return Ok(());
         };
-        let sb = match self.ds_parsed(
+        let Some(sb) = self.ds_parsed(
             ds,
             &job,
             had,
             "extensible array secondary block",
             ea::parse_secondary_block(&bytes, job.addr, &ctx, &h, &info),
-        ) {
-            Some(v) => v,
-            None => return Ok(()),
+            |v| v.size,
+        ) else {
+            return Ok(());
         };
-        self.used(job.addr, sb.size);
         let mut jobs = Vec::new();
         for (d, a) in sb.data_blocks.iter().enumerate() {
             if let Some(a) = a {
@@ -180,17 +171,16 @@ impl Walker {
         let Some(h) = self.chunk_states.get(&ds).and_then(|s| s.ea.clone()) else {
             return Ok(());
         };
-        let block = match self.ds_parsed(
+        let Some(block) = self.ds_parsed(
             ds,
             &job,
             had,
             "extensible array data block",
             ea::parse_data_block(&bytes, job.addr, &ctx, &h, n, page_init.as_deref()),
-        ) {
-            Some(v) => v,
-            None => return Ok(()),
+            |v| v.size,
+        ) else {
+            return Ok(());
         };
-        self.used(job.addr, block.size);
         self.add_entries(ds, job.addr, first, block.entries, h.client);
         Ok(())
     }
