@@ -67,26 +67,14 @@ impl Walker {
         for info in levels.iter().take(h.index_super_blocks()) {
             for d in 0..info.data_blocks {
                 if let Some(Some(a)) = ib.data_blocks.get(k) {
-                    // Checked: the element index of a hostile
-                    // array's block must not wrap.
-                    let Some(first) = d
-                        .checked_mul(info.data_block_elements)
-                        .and_then(|x| x.checked_add(info.start_index))
-                        .and_then(|x| x.checked_add(base))
+                    let level_first = info.start_index.checked_add(base);
+                    let Some((size, kind)) =
+                        data_block_job(&ctx, &h, ds, info, level_first, d, None)
                     else {
                         self.fail_chunks(ds, "extensible array index overflows".into());
                         return Ok(());
                     };
-                    jobs.push((
-                        *a,
-                        h.data_block_size(&ctx, info.data_block_elements),
-                        JobKind::EaData {
-                            ds,
-                            first,
-                            n: info.data_block_elements,
-                            page_init: None,
-                        },
-                    ));
+                    jobs.push((*a, size, kind));
                 }
                 k += 1;
             }
@@ -137,23 +125,14 @@ impl Walker {
         let mut jobs = Vec::new();
         for (d, a) in sb.data_blocks.iter().enumerate() {
             if let Some(a) = a {
-                let Some(first) = (d as u64)
-                    .checked_mul(info.data_block_elements)
-                    .and_then(|x| x.checked_add(first))
+                let page_init = sb.page_init.get(d).cloned();
+                let Some((size, kind)) =
+                    data_block_job(&ctx, &h, ds, &info, Some(first), d as u64, page_init)
                 else {
                     self.fail_chunks(ds, "extensible array index overflows".into());
                     return Ok(());
                 };
-                jobs.push((
-                    *a,
-                    h.data_block_size(&ctx, info.data_block_elements),
-                    JobKind::EaData {
-                        ds,
-                        first,
-                        n: info.data_block_elements,
-                        page_init: sb.page_init.get(d).cloned(),
-                    },
-                ));
+                jobs.push((*a, size, kind));
             }
         }
         self.queue_chunk_jobs(ds, job.addr, jobs);
@@ -184,4 +163,30 @@ impl Walker {
         self.add_entries(ds, job.addr, first, block.entries, h.client);
         Ok(())
     }
+}
+
+/// The size and job of data block `d` of the super block `info` whose first
+/// element is `level_first`, as an index or secondary block lists it.
+/// `None` when its element index overflows (or `level_first` did): the
+/// index of a hostile array's block must not wrap.
+fn data_block_job(
+    ctx: &Ctx,
+    h: &ea::Header,
+    ds: u64,
+    info: &ea::SuperBlockInfo,
+    level_first: Option<u64>,
+    d: u64,
+    page_init: Option<Vec<bool>>,
+) -> Option<(u64, JobKind)> {
+    let n = info.data_block_elements;
+    let first = d.checked_mul(n)?.checked_add(level_first?)?;
+    Some((
+        h.data_block_size(ctx, n),
+        JobKind::EaData {
+            ds,
+            first,
+            n,
+            page_init,
+        },
+    ))
 }
