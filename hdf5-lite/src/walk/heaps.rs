@@ -169,11 +169,9 @@ impl Walker {
             return self.finished(false, structure, addr);
         };
         let was_outstanding = st.outstanding.finish(addr);
-        for (a, _, _) in &next {
-            if !st.visited.insert(*a) {
-                return Err(self.format_err(structure, addr, "cycle: block referenced twice"));
-            }
-            st.outstanding.start(*a);
+        let children = next.iter().map(|(a, _, _)| *a);
+        if st.outstanding.start_new(&mut st.visited, children).is_err() {
+            return Err(self.format_err(structure, addr, "cycle: block referenced twice"));
         }
         self.finished(was_outstanding, structure, addr)?;
         for (a, size, kind) in next {
