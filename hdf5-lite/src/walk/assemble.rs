@@ -122,14 +122,8 @@ impl Walker {
                     format!("datatype of {} could not be resolved", a.name),
                 ));
             };
-            let count = a.dataspace.num_elements();
-            let gheaps = &self.gheaps;
-            let lookup = |id: value::GlobalId| {
-                gheaps
-                    .get(&id.0)
-                    .and_then(|c| c.objects.get(&(id.1 as u16)).cloned())
-            };
-            let d = value::decode(&dt, count, &a.data, &self.ctx, &lookup)
+            let d = self
+                .decode_attribute(&dt, &a)
                 .map_err(|e| self.format_err("attribute", addr, format!("{}: {e}", a.name)))?;
             out.push(Attribute {
                 name: a.name,

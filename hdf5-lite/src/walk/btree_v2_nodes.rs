@@ -80,20 +80,16 @@ impl Walker {
         };
         let was_outstanding = st.outstanding.finish(job.addr);
         st.records.extend(node.records);
-        let mut next = Vec::new();
-        for c in node.children {
-            if !st.visited.insert(c.address) {
-                return Err(self.format_err(
-                    "v2 B-tree node",
-                    job.addr,
-                    "cycle: node referenced twice",
-                ));
-            }
-            st.outstanding.start(c.address);
-            next.push(c);
+        let children = node.children.iter().map(|c| c.address);
+        if st.outstanding.start_new(&mut st.visited, children).is_err() {
+            return Err(self.format_err(
+                "v2 B-tree node",
+                job.addr,
+                "cycle: node referenced twice",
+            ));
         }
         self.finished(was_outstanding, "v2 B-tree node", job.addr)?;
-        for c in next {
+        for c in node.children {
             self.check_addr("v2 B-tree node", c.address)?;
             self.push(
                 c.address,

@@ -106,13 +106,10 @@ impl Walker {
             fh::parse_direct(&bytes, job.addr, &ctx, &h, size)
         );
         self.used(job.addr, b.size);
-        let mut was_outstanding = false;
         if let Some(st) = self.fheaps.get_mut(&heap) {
-            was_outstanding = st.outstanding.finish(job.addr);
             st.direct.insert(b.block_offset, b.data);
         }
-        self.finished(was_outstanding, "fractal heap direct block", job.addr)?;
-        Ok(())
+        self.heap_block_done(heap, job.addr, "fractal heap direct block", Vec::new())
     }
 
     /// A fractal heap indirect block: its child blocks are queued.
@@ -153,24 +150,31 @@ impl Walker {
             let size = fh::indirect_size(&ctx, &h, rows);
             next.push((*a, size, JobKind::HeapIndirect { heap, nrows: rows }));
         }
+        self.heap_block_done(heap, job.addr, "fractal heap indirect block", next)
+    }
+
+    /// The block at `addr` of the fractal heap at `heap` (`structure` in
+    /// errors) was handled: it must have been outstanding; the blocks it
+    /// points at (`next`) are queued, each once in the heap's life (one
+    /// referenced twice is a cycle).
+    fn heap_block_done(
+        &mut self,
+        heap: u64,
+        addr: u64,
+        structure: &'static str,
+        next: Vec<(u64, u64, JobKind)>,
+    ) -> Result<(), Error> {
+        // A handler only gets here with the heap's header from its state.
         let Some(st) = self.fheaps.get_mut(&heap) else {
-            return Ok(());
+            return self.finished(false, structure, addr);
         };
-        let was_outstanding = st.outstanding.finish(job.addr);
-        let mut accepted = Vec::new();
-        for (a, size, kind) in next {
-            if !st.visited.insert(a) {
-                return Err(self.format_err(
-                    "fractal heap indirect block",
-                    job.addr,
-                    "cycle: block referenced twice",
-                ));
-            }
-            st.outstanding.start(a);
-            accepted.push((a, size, kind));
+        let was_outstanding = st.outstanding.finish(addr);
+        let children = next.iter().map(|(a, _, _)| *a);
+        if st.outstanding.start_new(&mut st.visited, children).is_err() {
+            return Err(self.format_err(structure, addr, "cycle: block referenced twice"));
         }
-        self.finished(was_outstanding, "fractal heap indirect block", job.addr)?;
-        for (a, size, kind) in accepted {
+        self.finished(was_outstanding, structure, addr)?;
+        for (a, size, kind) in next {
             self.check_addr("fractal heap block", a)?;
             self.check_len("fractal heap block", a, size)?;
             self.push(a, size, kind);

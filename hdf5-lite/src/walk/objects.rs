@@ -404,14 +404,7 @@ impl Walker {
                 if !has_vlen(&dt) {
                     continue;
                 }
-                let count = a.dataspace.num_elements();
-                let gheaps = &self.gheaps;
-                let lookup = |id: value::GlobalId| {
-                    gheaps
-                        .get(&id.0)
-                        .and_then(|c| c.objects.get(&(id.1 as u16)).cloned())
-                };
-                if let Ok(d) = value::decode(&dt, count, &a.data, &self.ctx, &lookup) {
+                if let Ok(d) = self.decode_attribute(&dt, &a) {
                     need.extend(d.missing);
                 }
             }
@@ -424,6 +417,22 @@ impl Walker {
             }
         }
         Ok(())
+    }
+
+    /// An attribute's value, its variable-length elements looked up in the
+    /// global heap collections fetched so far (`missing` names the others).
+    pub(super) fn decode_attribute(
+        &self,
+        dt: &Datatype,
+        a: &AttributeMessage,
+    ) -> Result<value::Decoded, String> {
+        let lookup = |id: value::GlobalId| {
+            self.gheaps
+                .get(&id.0)
+                .and_then(|c| c.objects.get(&(id.1 as u16)).cloned())
+        };
+        let count = a.dataspace.num_elements();
+        value::decode(dt, count, &a.data, &self.ctx, &lookup)
     }
 
     /// Every attribute message of an object: compact ones and dense ones.

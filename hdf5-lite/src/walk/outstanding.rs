@@ -27,6 +27,23 @@ impl Outstanding {
         self.blocks.insert(addr)
     }
 
+    /// The blocks a handled block points at (`next`) are asked for, each
+    /// at most once in the structure's life (`visited`): the first one
+    /// seen before (a cycle) is returned instead.
+    pub fn start_new(
+        &mut self,
+        visited: &mut HashSet<u64>,
+        next: impl IntoIterator<Item = u64>,
+    ) -> Result<(), u64> {
+        for a in next {
+            if !visited.insert(a) {
+                return Err(a);
+            }
+            self.start(a);
+        }
+        Ok(())
+    }
+
     /// The block at `addr` was handled. Returns false if it was not
     /// outstanding: the walk's bookkeeping is wrong, or the structure was
     /// abandoned ([`Outstanding::abandon`]) while it was in flight.
@@ -66,5 +83,15 @@ mod tests {
         o.abandon();
         assert!(o.is_empty());
         assert!(!o.finish(40));
+    }
+
+    #[test]
+    fn a_block_pointed_at_twice_is_a_cycle() {
+        let mut o = Outstanding::new(10);
+        let mut visited = HashSet::from([10]);
+        assert_eq!(o.start_new(&mut visited, [20, 30]), Ok(()));
+        assert!(o.finish(20) && o.finish(30));
+        assert_eq!(o.start_new(&mut visited, [40, 20, 50]), Err(20));
+        assert_eq!(o.start_new(&mut visited, [10]), Err(10), "the root too");
     }
 }

@@ -20,17 +20,16 @@ impl Walker {
         else {
             return Ok(());
         };
-        let node = match self.ds_parsed(
+        let Some(node) = self.ds_parsed(
             ds,
             &job,
             had,
             "chunk B-tree node",
             btree_v1::parse_chunk_node(&bytes, job.addr, &ctx, rank),
-        ) {
-            Some(v) => v,
-            None => return Ok(()),
+            |v| v.size,
+        ) else {
+            return Ok(());
         };
-        self.used(job.addr, node.size);
         let probe = self.opts.probe_size;
         let size = self.size;
         let max_chunks = self.opts.max_chunks_per_dataset;

@@ -12,34 +12,27 @@ impl Walker {
     ) -> Result<(), Error> {
         let ctx = self.ctx;
         let had = bytes.len();
-        let h = match self.ds_parsed(
+        let Some(h) = self.ds_parsed(
             ds,
             &job,
             had,
             "extensible array header",
             ea::parse_header(&bytes, job.addr, &ctx),
-        ) {
-            Some(v) => v,
-            None => return Ok(()),
-        };
-        self.used(job.addr, h.size);
-        let ib = h.index_block;
-        let size = h.index_block_size(&ctx);
-        let Some(st) = self.chunk_states.get_mut(&ds) else {
+            |v| v.size,
+        ) else {
             return Ok(());
         };
-        st.finish(job.addr);
-        st.ea = Some(h);
-        if let Some(a) = ib {
+        let size = h.index_block_size(&ctx);
+        let next = h.index_block.map(|a| {
             if a >= self.size {
-                st.error = Some(format!(
+                Err(format!(
                     "extensible array index block at {a:#x} is out of bounds"
-                ));
-                return Ok(());
+                ))
+            } else {
+                Ok((a, size, JobKind::EaIndex { ds }))
             }
-            st.outstanding.start(a);
-            self.push(a, size, JobKind::EaIndex { ds });
-        }
+        });
+        self.index_header_done(ds, job.addr, |st| st.ea = Some(h), next);
         Ok(())
     }
 
@@ -54,17 +47,16 @@ impl Walker {
         let Some(h) = self.chunk_states.get(&ds).and_then(|s| s.ea.clone()) else {
             return Ok(());
         };
-        let ib = match self.ds_parsed(
+        let Some(ib) = self.ds_parsed(
             ds,
             &job,
             had,
             "extensible array index block",
             ea::parse_index_block(&bytes, job.addr, &ctx, &h),
-        ) {
-            Some(v) => v,
-            None => return Ok(()),
+            |v| v.size,
+        ) else {
+            return Ok(());
         };
-        self.used(job.addr, ib.size);
         let levels = h.super_blocks();
         let base = h.index_block_elements as u64;
         let direct: Vec<Option<Bytes>> = ib.elements.into_iter().map(Some).collect();
@@ -75,26 +67,14 @@ impl Walker {
         for info in levels.iter().take(h.index_super_blocks()) {
             for d in 0..info.data_blocks {
                 if let Some(Some(a)) = ib.data_blocks.get(k) {
-                    // Checked: the element index of a hostile
-                    // array's block must not wrap.
-                    let Some(first) = d
-                        .checked_mul(info.data_block_elements)
-                        .and_then(|x| x.checked_add(info.start_index))
-                        .and_then(|x| x.checked_add(base))
+                    let level_first = info.start_index.checked_add(base);
+                    let Some((size, kind)) =
+                        data_block_job(&ctx, &h, ds, info, level_first, d, None)
                     else {
                         self.fail_chunks(ds, "extensible array index overflows".into());
                         return Ok(());
                     };
-                    jobs.push((
-                        *a,
-                        h.data_block_size(&ctx, info.data_block_elements),
-                        JobKind::EaData {
-                            ds,
-                            first,
-                            n: info.data_block_elements,
-                            page_init: None,
-                        },
-                    ));
+                    jobs.push((*a, size, kind));
                 }
                 k += 1;
             }
@@ -132,37 +112,27 @@ impl Walker {
         let Some(info) = levels.get(level).copied() else {
             return Ok(());
         };
-        let sb = match self.ds_parsed(
+        let Some(sb) = self.ds_parsed(
             ds,
             &job,
             had,
             "extensible array secondary block",
             ea::parse_secondary_block(&bytes, job.addr, &ctx, &h, &info),
-        ) {
-            Some(v) => v,
-            None => return Ok(()),
+            |v| v.size,
+        ) else {
+            return Ok(());
         };
-        self.used(job.addr, sb.size);
         let mut jobs = Vec::new();
         for (d, a) in sb.data_blocks.iter().enumerate() {
             if let Some(a) = a {
-                let Some(first) = (d as u64)
-                    .checked_mul(info.data_block_elements)
-                    .and_then(|x| x.checked_add(first))
+                let page_init = sb.page_init.get(d).cloned();
+                let Some((size, kind)) =
+                    data_block_job(&ctx, &h, ds, &info, Some(first), d as u64, page_init)
                 else {
                     self.fail_chunks(ds, "extensible array index overflows".into());
                     return Ok(());
                 };
-                jobs.push((
-                    *a,
-                    h.data_block_size(&ctx, info.data_block_elements),
-                    JobKind::EaData {
-                        ds,
-                        first,
-                        n: info.data_block_elements,
-                        page_init: sb.page_init.get(d).cloned(),
-                    },
-                ));
+                jobs.push((*a, size, kind));
             }
         }
         self.queue_chunk_jobs(ds, job.addr, jobs);
@@ -180,18 +150,43 @@ impl Walker {
         let Some(h) = self.chunk_states.get(&ds).and_then(|s| s.ea.clone()) else {
             return Ok(());
         };
-        let block = match self.ds_parsed(
+        let Some(block) = self.ds_parsed(
             ds,
             &job,
             had,
             "extensible array data block",
             ea::parse_data_block(&bytes, job.addr, &ctx, &h, n, page_init.as_deref()),
-        ) {
-            Some(v) => v,
-            None => return Ok(()),
+            |v| v.size,
+        ) else {
+            return Ok(());
         };
-        self.used(job.addr, block.size);
         self.add_entries(ds, job.addr, first, block.entries, h.client);
         Ok(())
     }
+}
+
+/// The size and job of data block `d` of the super block `info` whose first
+/// element is `level_first`, as an index or secondary block lists it.
+/// `None` when its element index overflows (or `level_first` did): the
+/// index of a hostile array's block must not wrap.
+fn data_block_job(
+    ctx: &Ctx,
+    h: &ea::Header,
+    ds: u64,
+    info: &ea::SuperBlockInfo,
+    level_first: Option<u64>,
+    d: u64,
+    page_init: Option<Vec<bool>>,
+) -> Option<(u64, JobKind)> {
+    let n = info.data_block_elements;
+    let first = d.checked_mul(n)?.checked_add(level_first?)?;
+    Some((
+        h.data_block_size(ctx, n),
+        JobKind::EaData {
+            ds,
+            first,
+            n,
+            page_init,
+        },
+    ))
 }

@@ -11,34 +11,27 @@ impl Walker {
     ) -> Result<(), Error> {
         let ctx = self.ctx;
         let had = bytes.len();
-        let h = match self.ds_parsed(
+        let Some(h) = self.ds_parsed(
             ds,
             &job,
             had,
             "fixed array header",
             fa::parse_header(&bytes, job.addr, &ctx),
-        ) {
-            Some(v) => v,
-            None => return Ok(()),
-        };
-        self.used(job.addr, h.size);
-        let size = h.data_block_size(&ctx);
-        let data = h.data_block;
-        let Some(st) = self.chunk_states.get_mut(&ds) else {
+            |v| v.size,
+        ) else {
             return Ok(());
         };
-        st.finish(job.addr);
-        st.fa = Some(h);
-        if let Some(a) = data {
+        let size = h.data_block_size(&ctx);
+        let next = h.data_block.map(|a| {
             if a >= self.size || size > self.opts.max_metadata_bytes {
-                st.error = Some(format!(
+                Err(format!(
                     "fixed array data block at {a:#x} of {size} bytes is out of bounds"
-                ));
-                return Ok(());
+                ))
+            } else {
+                Ok((a, size, JobKind::FaData { ds }))
             }
-            st.outstanding.start(a);
-            self.push(a, size, JobKind::FaData { ds });
-        }
+        });
+        self.index_header_done(ds, job.addr, |st| st.fa = Some(h), next);
         Ok(())
     }
 
@@ -53,17 +46,16 @@ impl Walker {
         let Some(h) = self.chunk_states.get(&ds).and_then(|s| s.fa.clone()) else {
             return Ok(());
         };
-        let block = match self.ds_parsed(
+        let Some(block) = self.ds_parsed(
             ds,
             &job,
             had,
             "fixed array data block",
             fa::parse_data_block(&bytes, job.addr, &ctx, &h),
-        ) {
-            Some(v) => v,
-            None => return Ok(()),
+            |v| v.size,
+        ) else {
+            return Ok(());
         };
-        self.used(job.addr, block.size);
         self.add_entries(ds, job.addr, 0, block.entries, h.client);
         Ok(())
     }

@@ -115,9 +115,10 @@ impl ChunkState {
 }
 
 impl Walker {
-    /// A chunk index structure's parse result; `None` when the job was
-    /// queued again for more bytes or the dataset's index failed (chunk
-    /// index damage belongs to that dataset, not to the file).
+    /// A chunk index structure's parse result, its extent (`size` of the
+    /// parsed value) recorded as used; `None` when the job was queued again
+    /// for more bytes or the dataset's index failed (chunk index damage
+    /// belongs to that dataset, not to the file).
     pub(super) fn ds_parsed<T>(
         &mut self,
         ds: u64,
@@ -125,9 +126,13 @@ impl Walker {
         had: usize,
         structure: &'static str,
         r: Result<T, StructError>,
+        size: impl FnOnce(&T) -> u64,
     ) -> Option<T> {
         match r {
-            Ok(v) => Some(v),
+            Ok(v) => {
+                self.used(job.addr, size(&v));
+                Some(v)
+            }
             Err(StructError::Short { need }) => {
                 if let Err(e) = self.retry(job.clone(), had, need, structure) {
                     self.fail_chunks(ds, e.to_string());
@@ -138,6 +143,32 @@ impl Walker {
                 self.fail_chunks(ds, format!("{}: {}", self.name, e));
                 None
             }
+        }
+    }
+
+    /// The header at `header` of `ds`'s chunk index (a fixed or extensible
+    /// array's) was handled and is kept (`keep`); the one block it points
+    /// at, if any, is queued, or its reason for being out of bounds fails
+    /// the index.
+    pub(super) fn index_header_done(
+        &mut self,
+        ds: u64,
+        header: u64,
+        keep: impl FnOnce(&mut ChunkState),
+        next: Option<Result<(u64, u64, JobKind), String>>,
+    ) {
+        let Some(st) = self.chunk_states.get_mut(&ds) else {
+            return;
+        };
+        st.finish(header);
+        keep(st);
+        match next {
+            Some(Ok((a, len, kind))) => {
+                st.outstanding.start(a);
+                self.push(a, len, kind);
+            }
+            Some(Err(reason)) => st.error = Some(reason),
+            None => {}
         }
     }
 
