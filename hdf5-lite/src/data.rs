@@ -566,7 +566,9 @@ pub async fn read_values(
         let lookup = |id: value::GlobalId| {
             heaps
                 .get(&id.0)
-                .and_then(|c| c.objects.get(&(id.1 as u16)).cloned())
+                // a collection numbers its objects with 16 bits; a larger index
+                // names no object (`as u16` would pick another one's bytes)
+                .and_then(|c| c.objects.get(&u16::try_from(id.1).ok()?).cloned())
         };
         let d = value::decode(
             &ds.datatype,

@@ -1,0 +1,66 @@
+//! A global heap ID whose object index does not fit a collection's 16-bit
+//! object numbers names no object: the value must not be some other
+//! object's bytes (an index of 0x10001 was read as object 1).
+//!
+//! Oracle: `sb0_old_groups.h5` (version 0 superblock, so object headers have
+//! no checksum to mend), whose root attribute `title` is the vlen string
+//! "old style groups" (h5py) stored as global heap object 1.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hdf5_lite::{MemorySource, Options, RangeSource, Value};
+
+const TITLE: &str = "old style groups";
+
+fn title(bytes: Vec<u8>) -> Result<Vec<Value>, String> {
+    let src: Arc<dyn RangeSource> = Arc::new(MemorySource::new("sb0_old_groups.h5", bytes));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (file, _) = rt
+        .block_on(hdf5_lite::open(src, &Options::default()))
+        .map_err(|e| e.to_string())?;
+    file.root
+        .attributes
+        .iter()
+        .find(|a| a.name == "title")
+        .map(|a| a.value.clone())
+        .ok_or_else(|| "no title attribute".to_string())
+}
+
+#[test]
+fn an_object_index_beyond_16_bits_names_no_object() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/files/sb0_old_groups.h5");
+    let bytes = std::fs::read(&path).expect("fixture");
+    assert_eq!(
+        title(bytes.clone()).expect("unpatched file opens"),
+        vec![Value::Str(TITLE.into())],
+        "the fixture's title as h5py reads it"
+    );
+
+    // The attribute's element: length (u32) = 16, collection address
+    // (8 bytes, the GCOL signature's position), object index (u32) = 1.
+    let gcol = bytes
+        .windows(4)
+        .position(|w| w == b"GCOL")
+        .expect("a global heap collection") as u64;
+    let mut id = (TITLE.len() as u32).to_le_bytes().to_vec();
+    id.extend_from_slice(&gcol.to_le_bytes());
+    id.extend_from_slice(&1u32.to_le_bytes());
+    let at = bytes
+        .windows(id.len())
+        .position(|w| w == id.as_slice())
+        .expect("the title's heap ID");
+    let mut patched = bytes;
+    patched[at + 12..at + 16].copy_from_slice(&0x0001_0001u32.to_le_bytes());
+
+    // As for any object a collection lacks: the element is null, not some
+    // other object's string.
+    assert_eq!(
+        title(patched).expect("the file still opens"),
+        vec![Value::Null],
+        "object 0x10001 must not be read as object 1"
+    );
+}
