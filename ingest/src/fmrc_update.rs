@@ -42,7 +42,8 @@ use kerchunk::combine::{
     slice_concat,
 };
 use kerchunk::fmrc::FmrcMember;
-use kerchunk::refs_text::RefsText;
+use kerchunk::json::Json;
+use kerchunk::refs_text::{Located, RefsText, SortedText};
 use tracing::{info, warn};
 
 use crate::config::Pipeline;
@@ -399,7 +400,6 @@ async fn combine_target(
     if mode == Mode::Incremental
         && let Some((body, _)) = cur
         && let Ok(text) = std::str::from_utf8(body)
-        && let Some(rt) = RefsText::scan(text)
     {
         let ctx = TextGraft {
             p,
@@ -412,7 +412,18 @@ async fn combine_target(
             url: &url,
             fetcher: &fetcher,
         };
-        match ctx.run(&rt, &mut added_cache).await {
+        // Without a scan first (binary search over the text), then with
+        // one, then parsed.
+        let mut got = Ok(None);
+        if let Some(st) = SortedText::open(text) {
+            got = ctx.run_sorted(&st, &mut added_cache).await;
+        }
+        if matches!(got, Ok(None))
+            && let Some(rt) = RefsText::scan(text)
+        {
+            got = ctx.run(&rt, &mut added_cache).await;
+        }
+        match got {
             Ok(Some(json)) => return Ok(Content::Text(Bytes::from(json))),
             Ok(None) => {}
             Err(FetchRefsError::Step(e)) if e.is_transient() || added_cache.is_none() => {
@@ -615,7 +626,10 @@ impl TextGraft<'_, '_> {
         else {
             return Ok(None);
         };
-        let added = fetch(self.p, self.store, &plan.add, self.this).await?;
+        let added = match added_cache.take() {
+            Some(a) => a,
+            None => fetch(self.p, self.store, &plan.add, self.this).await?,
+        };
         let mut tail = Vec::with_capacity(plan.runs.len() + added.len());
         for r in std::iter::once(end - 1..end).chain(plan.runs.iter().skip(1).cloned()) {
             match slice_concat(url, &sub, dim, r.clone()) {
@@ -652,6 +666,200 @@ impl TextGraft<'_, '_> {
         info!(target = %self.t.key, kept = end, added = plan.add.len(), "aggregate spliced (text graft)");
         Ok(Some(rt.apply(&edits.remove, &edits.set)))
     }
+
+    /// [`TextGraft::run`] without scanning the text ([`SortedText`]): the
+    /// metadata, one array's chunks, the static arrays' chunks and the
+    /// concatenated arrays' chunks from the anchor on are found by binary
+    /// search (the keys of those positions follow from each array's chunk
+    /// grid), the edits are applied the same way. The result is the same
+    /// text; `Ok(None)` when anything read is not in the writer's form.
+    async fn run_sorted(
+        &self,
+        st: &SortedText<'_>,
+        added_cache: &mut Option<Vec<(String, RefSet)>>,
+    ) -> Result<Option<String>, FetchRefsError> {
+        let (folder, k, opts) = (self.scope.folder, self.scope.k, self.scope.opts);
+        let dim = opts.concat_dim.as_str();
+        let url = self.url;
+        let Some(meta_e) = st.metadata(|prefix, leaf| prefix == dim && leaf == "0") else {
+            return Ok(None);
+        };
+        let Ok(meta) = st.parse(&meta_e) else {
+            return Ok(None);
+        };
+        let Ok((n, concat)) = concat_arrays(url, &meta, dim) else {
+            return Ok(None);
+        };
+        let Some((first_array, _, _)) = concat.first() else {
+            return Ok(None);
+        };
+        // The chunks of one array, to name the members.
+        let Some(named_e) = array_chunks(st, first_array) else {
+            return Ok(None);
+        };
+        let mut all = meta_e.clone();
+        all.extend(named_e);
+        let Ok(named) = st.parse(&all) else {
+            return Ok(None);
+        };
+        let refresh = self.this.map_or("", |(k, _)| k);
+        let Some(plan) = plan(&named, dim, self.want, refresh, folder, k) else {
+            return Ok(None);
+        };
+        let Some(end) = plan
+            .runs
+            .first()
+            .filter(|r| r.start == 0 && r.end > 0)
+            .map(|r| r.end)
+        else {
+            return Ok(None);
+        };
+        // What the graft reads: the metadata, the static arrays' chunks and
+        // the concatenated arrays' chunks from the anchor on.
+        let mut sub_e = meta_e;
+        let concat_names: HashSet<&str> = concat.iter().map(|(n, _, _)| n.as_str()).collect();
+        let arrays: Vec<&str> = meta
+            .refs
+            .keys()
+            .filter_map(|k| k.strip_suffix("/.zarray"))
+            .filter(|a| *a != dim && !concat_names.contains(a))
+            .collect();
+        for a in arrays {
+            let Some(chunks) = array_chunks(st, a) else {
+                return Ok(None);
+            };
+            sub_e.extend(chunks);
+        }
+        // A bound tied to bytes that exist: an entry takes more than 8.
+        let limit = st.text().len() / 8;
+        let Some(mut tail_keys) = chunk_keys_from(&meta, &concat, n, end - 1, limit) else {
+            return Ok(None);
+        };
+        tail_keys.sort_unstable();
+        let mut at = st.start();
+        for key in &tail_keys {
+            let Some(found) = st.lower_bound(key, at) else {
+                return Ok(None);
+            };
+            at = found;
+            if let Some(e) = st.entry(found).filter(|e| e.key == key) {
+                sub_e.push(e);
+            }
+        }
+        let Ok(sub) = st.parse(&sub_e) else {
+            return Ok(None);
+        };
+        let added = match added_cache.take() {
+            Some(a) => a,
+            None => fetch(self.p, self.store, &plan.add, self.this).await?,
+        };
+        let mut tail = Vec::with_capacity(plan.runs.len() + added.len());
+        for r in std::iter::once(end - 1..end).chain(plan.runs.iter().skip(1).cloned()) {
+            match slice_concat(url, &sub, dim, r.clone()) {
+                Ok(piece) => tail.push((format!("{url} [{}..{})", r.start, r.end), piece)),
+                Err(_) => {
+                    *added_cache = Some(added);
+                    return Ok(None);
+                }
+            }
+        }
+        tail.extend(added.iter().cloned());
+        *added_cache = Some(added);
+        let anchor = usize::try_from(end - 1).unwrap_or(usize::MAX);
+        let Some(tail_members) = self.keys.get(anchor..) else {
+            return Ok(None);
+        };
+        let t_refs = match kerchunk::combine::combine_fetching(&tail, opts, self.fetcher).await {
+            Ok(t) if same(holds(&t, dim, folder), tail_members) => t,
+            Err(e @ CombineError::Fetch { .. }) => {
+                let transient =
+                    matches!(&e, CombineError::Fetch { error, .. } if error.is_transient());
+                let msg = format!("{url}: {e}");
+                return Err(FetchRefsError::Step(if transient {
+                    StepError::Transient(msg)
+                } else {
+                    StepError::Permanent(msg)
+                }));
+            }
+            _ => return Ok(None),
+        };
+        let Ok(edits) = graft_edits(url, &sub, dim, end, &t_refs) else {
+            return Ok(None);
+        };
+        let Some(json) = st.apply(&edits.remove, &edits.set) else {
+            return Ok(None);
+        };
+        info!(target = %self.t.key, kept = end, added = plan.add.len(), "aggregate spliced (text graft, searched)");
+        Ok(Some(json))
+    }
+}
+
+/// The chunk entries of array `name` (`name/<digits and dots>`: one run of
+/// keys, from `name/0` to before `name/:`), by binary search.
+fn array_chunks<'a>(st: &SortedText<'a>, name: &str) -> Option<Vec<Located<'a>>> {
+    let run = st.range(&format!("{name}/0"), &format!("{name}/:"))?;
+    Some(run.into_iter().filter(|e| e.parts().0 == name).collect())
+}
+
+/// The chunk keys of every concatenated array at positions `from..n`,
+/// from each array's chunk grid (`shape / chunks` of its `.zarray` in
+/// `meta`); `None` when a grid cannot be read or there would be more than
+/// `limit` keys.
+fn chunk_keys_from(
+    meta: &RefSet,
+    concat: &[(String, usize, usize)],
+    n: u64,
+    from: u64,
+    limit: usize,
+) -> Option<Vec<String>> {
+    let nums = |doc: &Json, field: &str| -> Option<Vec<u64>> {
+        match doc.get(field)? {
+            Json::Array(a) => a.iter().map(Json::as_u64).collect(),
+            _ => None,
+        }
+    };
+    let mut out = Vec::new();
+    for (name, axis, rank) in concat {
+        let doc = meta.get_json(&format!("{name}/.zarray"))?.ok()?;
+        let (shape, chunks) = (nums(&doc, "shape")?, nums(&doc, "chunks")?);
+        if shape.len() != *rank || chunks.len() != *rank || chunks.contains(&0) {
+            return None;
+        }
+        let grid: Vec<u64> = shape
+            .iter()
+            .zip(&chunks)
+            .map(|(s, c)| s.div_ceil(*c))
+            .collect();
+        if grid.get(*axis) != Some(&n) {
+            return None;
+        }
+        // Every chunk index with `from..n` on the concat axis, odometer
+        // style, counting against the limit.
+        let mut idx: Vec<u64> = grid.iter().map(|_| 0).collect();
+        *idx.get_mut(*axis)? = from;
+        if from >= n || grid.contains(&0) {
+            continue;
+        }
+        'keys: loop {
+            if out.len() >= limit {
+                return None;
+            }
+            let leaf: Vec<String> = idx.iter().map(u64::to_string).collect();
+            out.push(format!("{name}/{}", leaf.join(".")));
+            // The next index, the last axis running fastest.
+            for a in (0..idx.len()).rev() {
+                let lo = if a == *axis { from } else { 0 };
+                let v = idx.get_mut(a)?;
+                *v += 1;
+                if *v < *grid.get(a)? {
+                    continue 'keys;
+                }
+                *v = lo;
+            }
+            break;
+        }
+    }
+    Some(out)
 }
 
 /// Every member fetched and combined.
