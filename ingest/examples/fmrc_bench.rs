@@ -78,7 +78,7 @@ fn cli_bin() -> Option<PathBuf> {
 fn s3_event(dir: &Path, key: &str) -> String {
     let bucket = dir.file_name().and_then(|n| n.to_str()).unwrap_or("dest");
     format!(
-        r#"{{"Records":[{{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{{"bucket":{{"name":"{bucket}"}},"object":{{"key":"{key}","size":1}}}}}}]}}"#
+        r#"{{"Records":[{{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put","eventTime":"2023-01-01T00:00:00.000Z","s3":{{"bucket":{{"name":"{bucket}"}},"object":{{"key":"{key}","size":1}}}}}}]}}"#
     )
 }
 
@@ -180,12 +180,22 @@ impl Setup {
                     .arg(s3_event(&self.dir, &m.key))
                     .arg("--dest")
                     .arg(format!("file://{}", self.dir.display()))
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status()
+                    .output()
                     .expect("run kerchunk-nos");
                 let wall = t.elapsed().as_secs_f64() * 1000.0;
-                assert!(st.success(), "{} update_model_run: {st}", bin.display());
+                assert!(
+                    st.status.success(),
+                    "{} update_model_run: {}\n{}",
+                    bin.display(),
+                    st.status,
+                    String::from_utf8_lossy(&st.stderr)
+                );
+                // Both aggregates written (the report names them).
+                let report = String::from_utf8_lossy(&st.stdout);
+                assert!(
+                    report.contains(BEST.rsplit('/').next().unwrap_or(BEST)),
+                    "{report}"
+                );
                 out.wall.push(wall);
                 continue;
             }

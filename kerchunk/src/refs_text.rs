@@ -431,8 +431,28 @@ impl<'a> SortedText<'a> {
     /// `from` (an entry start whose entries before are all `< key`, e.g.
     /// [`SortedText::start`] or a previous result for a smaller key), or
     /// the end; `None` when an entry read on the way is not in the form.
+    ///
+    /// The search gallops from `from` (probes `LINEAR`, then twice as far
+    /// each time) before it bisects, so a key near `from` (the next edit,
+    /// the next array) costs a few probes, one far away a logarithmic
+    /// number.
     pub fn lower_bound(&self, key: &str, from: usize) -> Option<usize> {
         let (mut lo, mut hi) = (from.max(self.lo), self.hi);
+        let mut step = LINEAR;
+        while lo < hi && hi - lo > step {
+            let s = self.next_start(lo + step);
+            if s >= hi {
+                break;
+            }
+            let e = self.entry(s)?;
+            if e.key < key {
+                lo = self.after(&e);
+                step = step.saturating_mul(2);
+            } else {
+                hi = s;
+                break;
+            }
+        }
         while lo < hi {
             if hi - lo > LINEAR {
                 let s = self.next_start(lo + (hi - lo) / 2);
