@@ -32,7 +32,7 @@
 //! again by the update its rewrite triggers, whose read of the reference
 //! follows its read of the target.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -119,15 +119,21 @@ fn plan(
     dim: &str,
     want: &[FmrcMember],
     refresh: &str,
-    folder: &str,
-    k: &OfsKey,
+    scope: &Scope<'_>,
+    known: &Known<'_>,
 ) -> Option<Plan> {
+    let (folder, k) = (scope.folder, scope.k);
     let urls = concat_positions("target", cur, dim).ok()?;
+    // The index's members are parsed already: a position names one of them
+    // nearly always (its key is not parsed again).
     let at: Vec<FmrcMember> = urls
         .iter()
         .map(|u| {
             let key = member_key(u.as_deref()?, folder)?;
-            fmrc_index::member_of(&key, folder, k)
+            match known.get(key.as_str()) {
+                Some(m) => Some((*m).clone()),
+                None => fmrc_index::member_of(&key, folder, k),
+            }
         })
         .collect::<Option<_>>()?;
     // One member per position, in valid-time order (what a combine of the
@@ -179,6 +185,9 @@ fn plan(
         add: add.into_iter().map(|m| m.key.clone()).collect(),
     })
 }
+
+/// The index's members by reference key.
+type Known<'m> = HashMap<&'m str, &'m FmrcMember>;
 
 /// Whether formats other than the JSON anchor are written.
 fn other_formats(p: &Pipeline) -> bool {
@@ -286,6 +295,7 @@ pub async fn update_targets(
             }
         }
         let members = index.fmrc_members(folder, k);
+        let known: Known<'_> = members.iter().map(|m| (m.key.as_str(), m)).collect();
         // 3-4. Each target.
         for (&i, cur) in pending.iter().zip(cur) {
             let t = &targets[i];
@@ -308,6 +318,7 @@ pub async fn update_targets(
                 t,
                 cur.as_ref(),
                 &want,
+                &known,
                 this_ref,
                 mode,
             )
@@ -381,10 +392,11 @@ async fn combine_target(
     t: &Target,
     cur: Option<&(Bytes, String)>,
     want: &[FmrcMember],
+    known: &Known<'_>,
     this: Option<(&str, &Bytes)>,
     mode: Mode,
 ) -> Result<Content, FetchRefsError> {
-    let (folder, k, opts) = (scope.folder, scope.k, scope.opts);
+    let (folder, opts) = (scope.folder, scope.opts);
     let dim = opts.concat_dim.as_str();
     let url = format!("{}/{}", store.url(), t.key);
     let fetcher = SourceResolver::new(p);
@@ -411,6 +423,7 @@ async fn combine_target(
             this,
             url: &url,
             fetcher: &fetcher,
+            known,
         };
         // Without a scan first (binary search over the text), then with
         // one, then parsed.
@@ -435,7 +448,7 @@ async fn combine_target(
     if mode == Mode::Incremental
         && let Some((body, _)) = cur
         && let Ok(cur_refs) = RefSet::from_json(&String::from_utf8_lossy(body))
-        && let Some(plan) = plan(&cur_refs, dim, want, refresh, folder, k)
+        && let Some(plan) = plan(&cur_refs, dim, want, refresh, scope, known)
     {
         let added = match added_cache.take() {
             Some(a) => a,
@@ -561,6 +574,7 @@ struct TextGraft<'x, 'p> {
     this: Option<(&'x str, &'x Bytes)>,
     url: &'x str,
     fetcher: &'x SourceResolver<'p>,
+    known: &'x Known<'x>,
 }
 
 impl TextGraft<'_, '_> {
@@ -569,7 +583,7 @@ impl TextGraft<'_, '_> {
         rt: &RefsText<'_>,
         added_cache: &mut Option<Vec<(String, RefSet)>>,
     ) -> Result<Option<String>, FetchRefsError> {
-        let (folder, k, opts) = (self.scope.folder, self.scope.k, self.scope.opts);
+        let (folder, opts) = (self.scope.folder, self.scope.opts);
         let dim = opts.concat_dim.as_str();
         let url = self.url;
         // The metadata: every `.z*` document, top-level key and the time
@@ -596,7 +610,7 @@ impl TextGraft<'_, '_> {
             return Ok(None);
         };
         let refresh = self.this.map_or("", |(k, _)| k);
-        let Some(plan) = plan(&named, dim, self.want, refresh, folder, k) else {
+        let Some(plan) = plan(&named, dim, self.want, refresh, self.scope, self.known) else {
             return Ok(None);
         };
         let Some(end) = plan
@@ -678,7 +692,7 @@ impl TextGraft<'_, '_> {
         st: &SortedText<'_>,
         added_cache: &mut Option<Vec<(String, RefSet)>>,
     ) -> Result<Option<String>, FetchRefsError> {
-        let (folder, k, opts) = (self.scope.folder, self.scope.k, self.scope.opts);
+        let (folder, opts) = (self.scope.folder, self.scope.opts);
         let dim = opts.concat_dim.as_str();
         let url = self.url;
         let Some(meta_e) = st.metadata(|prefix, leaf| prefix == dim && leaf == "0") else {
@@ -703,7 +717,7 @@ impl TextGraft<'_, '_> {
             return Ok(None);
         };
         let refresh = self.this.map_or("", |(k, _)| k);
-        let Some(plan) = plan(&named, dim, self.want, refresh, folder, k) else {
+        let Some(plan) = plan(&named, dim, self.want, refresh, self.scope, self.known) else {
             return Ok(None);
         };
         let Some(end) = plan
