@@ -704,10 +704,18 @@ impl TextGraft<'_, '_> {
         let Ok((n, concat)) = concat_arrays(url, &meta, dim) else {
             return Ok(None);
         };
-        let Some((first_array, _, _)) = concat.first() else {
+        // The chunks of one array, to name the members: the one with the
+        // fewest chunks per position (`zeta`, one).
+        let Some((first_array, _, _)) = concat.iter().min_by_key(|(name, axis, rank)| {
+            chunk_grid(&meta, name, *rank).map_or(u64::MAX, |g| {
+                g.iter()
+                    .enumerate()
+                    .filter(|(a, _)| a != axis)
+                    .fold(1u64, |acc, (_, c)| acc.saturating_mul(*c))
+            })
+        }) else {
             return Ok(None);
         };
-        // The chunks of one array, to name the members.
         let Some(named_e) = array_chunks(st, first_array) else {
             return Ok(None);
         };
@@ -815,6 +823,29 @@ fn array_chunks<'a>(st: &SortedText<'a>, name: &str) -> Option<Vec<Located<'a>>>
     Some(run.into_iter().filter(|e| e.parts().0 == name).collect())
 }
 
+/// Chunks per axis of array `name` (`shape / chunks` of its `.zarray` in
+/// `meta`), if it has `rank` axes.
+fn chunk_grid(meta: &RefSet, name: &str, rank: usize) -> Option<Vec<u64>> {
+    let nums = |doc: &Json, field: &str| -> Option<Vec<u64>> {
+        match doc.get(field)? {
+            Json::Array(a) => a.iter().map(Json::as_u64).collect(),
+            _ => None,
+        }
+    };
+    let doc = meta.get_json(&format!("{name}/.zarray"))?.ok()?;
+    let (shape, chunks) = (nums(&doc, "shape")?, nums(&doc, "chunks")?);
+    if shape.len() != rank || chunks.len() != rank || chunks.contains(&0) {
+        return None;
+    }
+    Some(
+        shape
+            .iter()
+            .zip(&chunks)
+            .map(|(s, c)| s.div_ceil(*c))
+            .collect(),
+    )
+}
+
 /// The chunk keys of every concatenated array at positions `from..n`,
 /// from each array's chunk grid (`shape / chunks` of its `.zarray` in
 /// `meta`); `None` when a grid cannot be read or there would be more than
@@ -826,24 +857,9 @@ fn chunk_keys_from(
     from: u64,
     limit: usize,
 ) -> Option<Vec<String>> {
-    let nums = |doc: &Json, field: &str| -> Option<Vec<u64>> {
-        match doc.get(field)? {
-            Json::Array(a) => a.iter().map(Json::as_u64).collect(),
-            _ => None,
-        }
-    };
     let mut out = Vec::new();
     for (name, axis, rank) in concat {
-        let doc = meta.get_json(&format!("{name}/.zarray"))?.ok()?;
-        let (shape, chunks) = (nums(&doc, "shape")?, nums(&doc, "chunks")?);
-        if shape.len() != *rank || chunks.len() != *rank || chunks.contains(&0) {
-            return None;
-        }
-        let grid: Vec<u64> = shape
-            .iter()
-            .zip(&chunks)
-            .map(|(s, c)| s.div_ceil(*c))
-            .collect();
+        let grid = chunk_grid(meta, name, *rank)?;
         if grid.get(*axis) != Some(&n) {
             return None;
         }

@@ -328,11 +328,9 @@ impl<'a> Located<'a> {
 /// writer or by [`SortedText::apply`], which keeps the form; a foreign
 /// text can make an update wrong (never panic or loop: every index is
 /// checked), and `rebuild` rewrites every aggregate from its members.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct SortedText<'a> {
     text: &'a str,
-    /// `,"`, the byte pair before every entry but the first.
-    sep: memchr::memmem::Finder<'static>,
     /// Byte range of the entries: after `{"refs":{`, before `},"version":1}`.
     lo: usize,
     hi: usize,
@@ -350,7 +348,6 @@ impl<'a> SortedText<'a> {
         }
         Some(SortedText {
             text,
-            sep: memchr::memmem::Finder::new(b",\""),
             lo: HEAD.len(),
             hi,
         })
@@ -411,18 +408,19 @@ impl<'a> SortedText<'a> {
             return self.lo;
         }
         let b = self.text.as_bytes();
-        let mut i = from - 1;
-        while i < self.hi {
-            let Some(j) = b.get(i..self.hi).and_then(|h| self.sep.find(h)) else {
-                return self.hi;
-            };
-            let q = i + j + 1;
+        let hay = b.get(from..self.hi).unwrap_or_default();
+        // Quotes are a few bytes apart in any reference set: each search
+        // is short.
+        for j in memchr::memchr_iter(b'"', hay) {
+            let q = from + j;
+            if b.get(q - 1) != Some(&b',') {
+                continue;
+            }
             let k = b.get(q + 1..self.hi).unwrap_or_default();
             let n = k.iter().take_while(|&&c| key_safe(c)).count();
             if n > 0 && k.get(n) == Some(&b'"') && k.get(n + 1) == Some(&b':') {
                 return q;
             }
-            i = q;
         }
         self.hi
     }
