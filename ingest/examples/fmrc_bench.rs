@@ -342,7 +342,16 @@ async fn main() {
             reqs(&b.reqs),
         );
     }
-    if let (Some(a), Some(b)) = (inc.first(), inc.get(1)) {
+    if let (Some(a), Some(b)) = (inc.first(), inc.get(1))
+        && cli_bin().is_some()
+    {
+        println!(
+            "\nCLI, {} days / {} day (medians): wall {:.2}x",
+            setups[1].days,
+            setups[0].days,
+            quantile(&b.wall, 0.5) / quantile(&a.wall, 0.5)
+        );
+    } else if let (Some(a), Some(b)) = (inc.first(), inc.get(1)) {
         let r = |f: fn(&Samples) -> &Vec<f64>| quantile(f(b), 0.5) / quantile(f(a), 0.5);
         println!(
             "\nincremental, {} days / {} day (medians): wall {:.2}x, compute {:.2}x, store {:.2}x",
