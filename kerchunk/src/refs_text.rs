@@ -917,4 +917,27 @@ mod tests {
             assert!(t.metadata(|_, _| true).is_none(), "{text}");
         }
     }
+
+    #[test]
+    fn sorted_text_on_garbage_never_panics_or_loops() {
+        let bytes = b",\"\\:[]{}az0./ \n";
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        for n in 0..400 {
+            let body: String = (0..n % 200)
+                .map(|_| bytes[(rng(&mut seed) % bytes.len() as u64) as usize] as char)
+                .collect();
+            let text = format!("{HEAD}{body}{TAIL}");
+            let t = SortedText::open(&text).unwrap();
+            for key in ["", "a", "a/0", "z", "~"] {
+                if let Some(at) = t.lower_bound(key, t.start()) {
+                    assert!(at <= t.end());
+                }
+            }
+            let _ = t.metadata(|_, _| true);
+            let _ = t.range("a", "b");
+            let mut set = RefSet::new();
+            set.insert("a/0", Ref::Text("x".into()));
+            let _ = t.apply(&["z".to_string()].into(), &set);
+        }
+    }
 }
