@@ -19,6 +19,12 @@
 //!
 //! `FMRC_BENCH_STORE=local`: a local-directory store instead of the
 //! default in-memory store with S3's conditional-write semantics.
+//!
+//! `FMRC_BENCH_CLI=<path of kerchunk-nos>`: what issue 17 measured, the
+//! command `kerchunk-nos update_model_run MESSAGE --dest file://DIR` run as
+//! a process per update on the local-directory store (wall time of the
+//! process: start, reading the store, the update, writing; no request
+//! counts). The from-scratch rounds are skipped.
 
 #[path = "../tests/support/synthetic.rs"]
 mod synthetic;
@@ -63,8 +69,22 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The `kerchunk-nos` binary of `FMRC_BENCH_CLI`, if set.
+fn cli_bin() -> Option<PathBuf> {
+    std::env::var_os("FMRC_BENCH_CLI").map(PathBuf::from)
+}
+
+/// An S3 event naming `key` in the local store `dir` (bucket = its name).
+fn s3_event(dir: &Path, key: &str) -> String {
+    let bucket = dir.file_name().and_then(|n| n.to_str()).unwrap_or("dest");
+    format!(
+        r#"{{"Records":[{{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put","eventTime":"2023-01-01T00:00:00.000Z","s3":{{"bucket":{{"name":"{bucket}"}},"object":{{"key":"{key}","size":1}}}}}}]}}"#
+    )
+}
+
 struct Setup {
     days: u32,
+    dir: PathBuf,
     _tmp: tempfile::TempDir,
     p: Pipeline,
     store: Arc<dyn ObjectStore>,
@@ -88,7 +108,7 @@ async fn setup(days: u32, nvars: usize) -> Setup {
         dest_override: Some(StoreUrl::Local { dir: dir.clone() }),
         ..Config::default()
     });
-    let local = std::env::var("FMRC_BENCH_STORE").as_deref() == Ok("local");
+    let local = std::env::var("FMRC_BENCH_STORE").as_deref() == Ok("local") || cli_bin().is_some();
     let mem = Arc::new(Memory::default());
     let store: Arc<dyn ObjectStore> = if local {
         std::fs::create_dir_all(&dir).expect("dir");
@@ -129,6 +149,7 @@ async fn setup(days: u32, nvars: usize) -> Setup {
     let next = next.into_iter().filter(|m| m.cycle == c0).collect();
     Setup {
         days,
+        dir,
         _tmp: tmp,
         p,
         store,
@@ -152,6 +173,32 @@ impl Setup {
                 .await
                 .expect("put");
             counts.reset();
+            if let Some(bin) = cli_bin() {
+                let t = Instant::now();
+                let st = std::process::Command::new(&bin)
+                    .arg("update_model_run")
+                    .arg(s3_event(&self.dir, &m.key))
+                    .arg("--dest")
+                    .arg(format!("file://{}", self.dir.display()))
+                    .output()
+                    .expect("run kerchunk-nos");
+                let wall = t.elapsed().as_secs_f64() * 1000.0;
+                assert!(
+                    st.status.success(),
+                    "{} update_model_run: {}\n{}",
+                    bin.display(),
+                    st.status,
+                    String::from_utf8_lossy(&st.stderr)
+                );
+                // Both aggregates written (the report names them).
+                let report = String::from_utf8_lossy(&st.stdout);
+                assert!(
+                    report.contains(BEST.rsplit('/').next().unwrap_or(BEST)),
+                    "{report}"
+                );
+                out.wall.push(wall);
+                continue;
+            }
             let t = Instant::now();
             let done =
                 steps::aggregates(&self.p, &counting, &m.key, true, BestMode::IfMember, mode)
@@ -196,6 +243,9 @@ fn quantile(v: &[f64], q: f64) -> f64 {
 }
 
 fn spread(v: &[f64]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
     format!(
         "{:.1} ({:.1}-{:.1})",
         quantile(v, 0.5),
@@ -232,7 +282,11 @@ async fn main() {
         .collect();
     let nvars = env_num("FMRC_BENCH_VARS", 40);
     let rounds = env_num("FMRC_BENCH_ROUNDS", 8);
-    let full_rounds = env_num("FMRC_BENCH_FULL_ROUNDS", 1);
+    let full_rounds = if cli_bin().is_some() {
+        0
+    } else {
+        env_num("FMRC_BENCH_FULL_ROUNDS", 1)
+    };
     let mut setups = Vec::new();
     for &d in &days {
         let t = Instant::now();
@@ -255,8 +309,16 @@ async fn main() {
         }
     }
     println!(
-        "{} rounds x 6 updates per history length (incremental), {} (from scratch); median (p25-p75), ms",
-        rounds, full_rounds
+        "{} rounds x 6 updates per history length (incremental), {} (from scratch); median (p25-p75), ms{}",
+        rounds,
+        full_rounds,
+        match cli_bin() {
+            Some(b) => format!(
+                "; CLI process per update ({} update_model_run --dest file://...)",
+                b.display()
+            ),
+            None => String::new(),
+        }
     );
     println!(
         "| history | references | best series JSON | incremental: wall | in store | compute | store requests per update | from scratch (previous algorithm): wall | store requests |"
@@ -280,7 +342,16 @@ async fn main() {
             reqs(&b.reqs),
         );
     }
-    if let (Some(a), Some(b)) = (inc.first(), inc.get(1)) {
+    if let (Some(a), Some(b)) = (inc.first(), inc.get(1))
+        && cli_bin().is_some()
+    {
+        println!(
+            "\nCLI, {} days / {} day (medians): wall {:.2}x",
+            setups[1].days,
+            setups[0].days,
+            quantile(&b.wall, 0.5) / quantile(&a.wall, 0.5)
+        );
+    } else if let (Some(a), Some(b)) = (inc.first(), inc.get(1)) {
         let r = |f: fn(&Samples) -> &Vec<f64>| quantile(f(b), 0.5) / quantile(f(a), 0.5);
         println!(
             "\nincremental, {} days / {} day (medians): wall {:.2}x, compute {:.2}x, store {:.2}x",

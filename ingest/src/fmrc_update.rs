@@ -32,7 +32,7 @@
 //! again by the update its rewrite triggers, whose read of the reference
 //! follows its read of the target.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -42,7 +42,8 @@ use kerchunk::combine::{
     slice_concat,
 };
 use kerchunk::fmrc::FmrcMember;
-use kerchunk::refs_text::RefsText;
+use kerchunk::json::Json;
+use kerchunk::refs_text::{Located, RefsText, SortedText};
 use tracing::{info, warn};
 
 use crate::config::Pipeline;
@@ -118,15 +119,21 @@ fn plan(
     dim: &str,
     want: &[FmrcMember],
     refresh: &str,
-    folder: &str,
-    k: &OfsKey,
+    scope: &Scope<'_>,
+    known: &Known<'_>,
 ) -> Option<Plan> {
+    let (folder, k) = (scope.folder, scope.k);
     let urls = concat_positions("target", cur, dim).ok()?;
+    // The index's members are parsed already: a position names one of them
+    // nearly always (its key is not parsed again).
     let at: Vec<FmrcMember> = urls
         .iter()
         .map(|u| {
             let key = member_key(u.as_deref()?, folder)?;
-            fmrc_index::member_of(&key, folder, k)
+            match known.get(key.as_str()) {
+                Some(m) => Some((*m).clone()),
+                None => fmrc_index::member_of(&key, folder, k),
+            }
         })
         .collect::<Option<_>>()?;
     // One member per position, in valid-time order (what a combine of the
@@ -178,6 +185,9 @@ fn plan(
         add: add.into_iter().map(|m| m.key.clone()).collect(),
     })
 }
+
+/// The index's members by reference key.
+type Known<'m> = HashMap<&'m str, &'m FmrcMember>;
 
 /// Whether formats other than the JSON anchor are written.
 fn other_formats(p: &Pipeline) -> bool {
@@ -285,6 +295,7 @@ pub async fn update_targets(
             }
         }
         let members = index.fmrc_members(folder, k);
+        let known: Known<'_> = members.iter().map(|m| (m.key.as_str(), m)).collect();
         // 3-4. Each target.
         for (&i, cur) in pending.iter().zip(cur) {
             let t = &targets[i];
@@ -307,6 +318,7 @@ pub async fn update_targets(
                 t,
                 cur.as_ref(),
                 &want,
+                &known,
                 this_ref,
                 mode,
             )
@@ -380,10 +392,11 @@ async fn combine_target(
     t: &Target,
     cur: Option<&(Bytes, String)>,
     want: &[FmrcMember],
+    known: &Known<'_>,
     this: Option<(&str, &Bytes)>,
     mode: Mode,
 ) -> Result<Content, FetchRefsError> {
-    let (folder, k, opts) = (scope.folder, scope.k, scope.opts);
+    let (folder, opts) = (scope.folder, scope.opts);
     let dim = opts.concat_dim.as_str();
     let url = format!("{}/{}", store.url(), t.key);
     let fetcher = SourceResolver::new(p);
@@ -399,7 +412,6 @@ async fn combine_target(
     if mode == Mode::Incremental
         && let Some((body, _)) = cur
         && let Ok(text) = std::str::from_utf8(body)
-        && let Some(rt) = RefsText::scan(text)
     {
         let ctx = TextGraft {
             p,
@@ -411,8 +423,20 @@ async fn combine_target(
             this,
             url: &url,
             fetcher: &fetcher,
+            known,
         };
-        match ctx.run(&rt, &mut added_cache).await {
+        // Without a scan first (binary search over the text), then with
+        // one, then parsed.
+        let mut got = Ok(None);
+        if let Some(st) = SortedText::open(text) {
+            got = ctx.run_sorted(&st, &mut added_cache).await;
+        }
+        if matches!(got, Ok(None))
+            && let Some(rt) = RefsText::scan(text)
+        {
+            got = ctx.run(&rt, &mut added_cache).await;
+        }
+        match got {
             Ok(Some(json)) => return Ok(Content::Text(Bytes::from(json))),
             Ok(None) => {}
             Err(FetchRefsError::Step(e)) if e.is_transient() || added_cache.is_none() => {
@@ -424,7 +448,7 @@ async fn combine_target(
     if mode == Mode::Incremental
         && let Some((body, _)) = cur
         && let Ok(cur_refs) = RefSet::from_json(&String::from_utf8_lossy(body))
-        && let Some(plan) = plan(&cur_refs, dim, want, refresh, folder, k)
+        && let Some(plan) = plan(&cur_refs, dim, want, refresh, scope, known)
     {
         let added = match added_cache.take() {
             Some(a) => a,
@@ -550,6 +574,7 @@ struct TextGraft<'x, 'p> {
     this: Option<(&'x str, &'x Bytes)>,
     url: &'x str,
     fetcher: &'x SourceResolver<'p>,
+    known: &'x Known<'x>,
 }
 
 impl TextGraft<'_, '_> {
@@ -558,7 +583,7 @@ impl TextGraft<'_, '_> {
         rt: &RefsText<'_>,
         added_cache: &mut Option<Vec<(String, RefSet)>>,
     ) -> Result<Option<String>, FetchRefsError> {
-        let (folder, k, opts) = (self.scope.folder, self.scope.k, self.scope.opts);
+        let (folder, opts) = (self.scope.folder, self.scope.opts);
         let dim = opts.concat_dim.as_str();
         let url = self.url;
         // The metadata: every `.z*` document, top-level key and the time
@@ -585,7 +610,7 @@ impl TextGraft<'_, '_> {
             return Ok(None);
         };
         let refresh = self.this.map_or("", |(k, _)| k);
-        let Some(plan) = plan(&named, dim, self.want, refresh, folder, k) else {
+        let Some(plan) = plan(&named, dim, self.want, refresh, self.scope, self.known) else {
             return Ok(None);
         };
         let Some(end) = plan
@@ -615,7 +640,10 @@ impl TextGraft<'_, '_> {
         else {
             return Ok(None);
         };
-        let added = fetch(self.p, self.store, &plan.add, self.this).await?;
+        let added = match added_cache.take() {
+            Some(a) => a,
+            None => fetch(self.p, self.store, &plan.add, self.this).await?,
+        };
         let mut tail = Vec::with_capacity(plan.runs.len() + added.len());
         for r in std::iter::once(end - 1..end).chain(plan.runs.iter().skip(1).cloned()) {
             match slice_concat(url, &sub, dim, r.clone()) {
@@ -652,6 +680,216 @@ impl TextGraft<'_, '_> {
         info!(target = %self.t.key, kept = end, added = plan.add.len(), "aggregate spliced (text graft)");
         Ok(Some(rt.apply(&edits.remove, &edits.set)))
     }
+
+    /// [`TextGraft::run`] without scanning the text ([`SortedText`]): the
+    /// metadata, one array's chunks, the static arrays' chunks and the
+    /// concatenated arrays' chunks from the anchor on are found by binary
+    /// search (the keys of those positions follow from each array's chunk
+    /// grid), the edits are applied the same way. The result is the same
+    /// text; `Ok(None)` when anything read is not in the writer's form.
+    async fn run_sorted(
+        &self,
+        st: &SortedText<'_>,
+        added_cache: &mut Option<Vec<(String, RefSet)>>,
+    ) -> Result<Option<String>, FetchRefsError> {
+        let (folder, opts) = (self.scope.folder, self.scope.opts);
+        let dim = opts.concat_dim.as_str();
+        let url = self.url;
+        let Some(meta_e) = st.metadata(|prefix, leaf| prefix == dim && leaf == "0") else {
+            return Ok(None);
+        };
+        let Ok(meta) = st.parse(&meta_e) else {
+            return Ok(None);
+        };
+        let Ok((n, concat)) = concat_arrays(url, &meta, dim) else {
+            return Ok(None);
+        };
+        // The chunks of one array, to name the members: the one with the
+        // fewest chunks per position (`zeta`, one).
+        let Some((first_array, _, _)) = concat.iter().min_by_key(|(name, axis, rank)| {
+            chunk_grid(&meta, name, *rank).map_or(u64::MAX, |g| {
+                g.iter()
+                    .enumerate()
+                    .filter(|(a, _)| a != axis)
+                    .fold(1u64, |acc, (_, c)| acc.saturating_mul(*c))
+            })
+        }) else {
+            return Ok(None);
+        };
+        let Some(named_e) = array_chunks(st, first_array) else {
+            return Ok(None);
+        };
+        let mut all = meta_e.clone();
+        all.extend(named_e);
+        let Ok(named) = st.parse(&all) else {
+            return Ok(None);
+        };
+        let refresh = self.this.map_or("", |(k, _)| k);
+        let Some(plan) = plan(&named, dim, self.want, refresh, self.scope, self.known) else {
+            return Ok(None);
+        };
+        let Some(end) = plan
+            .runs
+            .first()
+            .filter(|r| r.start == 0 && r.end > 0)
+            .map(|r| r.end)
+        else {
+            return Ok(None);
+        };
+        // What the graft reads: the metadata, the static arrays' chunks and
+        // the concatenated arrays' chunks from the anchor on.
+        let mut sub_e = meta_e;
+        let concat_names: HashSet<&str> = concat.iter().map(|(n, _, _)| n.as_str()).collect();
+        let arrays: Vec<&str> = meta
+            .refs
+            .keys()
+            .filter_map(|k| k.strip_suffix("/.zarray"))
+            .filter(|a| *a != dim && !concat_names.contains(a))
+            .collect();
+        for a in arrays {
+            let Some(chunks) = array_chunks(st, a) else {
+                return Ok(None);
+            };
+            sub_e.extend(chunks);
+        }
+        // A bound tied to bytes that exist: an entry takes more than 8.
+        let limit = st.text().len() / 8;
+        let Some(mut tail_keys) = chunk_keys_from(&meta, &concat, n, end - 1, limit) else {
+            return Ok(None);
+        };
+        tail_keys.sort_unstable();
+        let mut at = st.start();
+        for key in &tail_keys {
+            let Some(found) = st.lower_bound(key, at) else {
+                return Ok(None);
+            };
+            at = found;
+            if let Some(e) = st.entry(found).filter(|e| e.key == key) {
+                sub_e.push(e);
+            }
+        }
+        let Ok(sub) = st.parse(&sub_e) else {
+            return Ok(None);
+        };
+        let added = match added_cache.take() {
+            Some(a) => a,
+            None => fetch(self.p, self.store, &plan.add, self.this).await?,
+        };
+        let mut tail = Vec::with_capacity(plan.runs.len() + added.len());
+        for r in std::iter::once(end - 1..end).chain(plan.runs.iter().skip(1).cloned()) {
+            match slice_concat(url, &sub, dim, r.clone()) {
+                Ok(piece) => tail.push((format!("{url} [{}..{})", r.start, r.end), piece)),
+                Err(_) => {
+                    *added_cache = Some(added);
+                    return Ok(None);
+                }
+            }
+        }
+        tail.extend(added.iter().cloned());
+        *added_cache = Some(added);
+        let anchor = usize::try_from(end - 1).unwrap_or(usize::MAX);
+        let Some(tail_members) = self.keys.get(anchor..) else {
+            return Ok(None);
+        };
+        let t_refs = match kerchunk::combine::combine_fetching(&tail, opts, self.fetcher).await {
+            Ok(t) if same(holds(&t, dim, folder), tail_members) => t,
+            Err(e @ CombineError::Fetch { .. }) => {
+                let transient =
+                    matches!(&e, CombineError::Fetch { error, .. } if error.is_transient());
+                let msg = format!("{url}: {e}");
+                return Err(FetchRefsError::Step(if transient {
+                    StepError::Transient(msg)
+                } else {
+                    StepError::Permanent(msg)
+                }));
+            }
+            _ => return Ok(None),
+        };
+        let Ok(edits) = graft_edits(url, &sub, dim, end, &t_refs) else {
+            return Ok(None);
+        };
+        let Some(json) = st.apply(&edits.remove, &edits.set) else {
+            return Ok(None);
+        };
+        info!(target = %self.t.key, kept = end, added = plan.add.len(), "aggregate spliced (text graft, searched)");
+        Ok(Some(json))
+    }
+}
+
+/// The chunk entries of array `name` (`name/<digits and dots>`: one run of
+/// keys, from `name/0` to before `name/:`), by binary search.
+fn array_chunks<'a>(st: &SortedText<'a>, name: &str) -> Option<Vec<Located<'a>>> {
+    let run = st.range(&format!("{name}/0"), &format!("{name}/:"))?;
+    Some(run.into_iter().filter(|e| e.parts().0 == name).collect())
+}
+
+/// Chunks per axis of array `name` (`shape / chunks` of its `.zarray` in
+/// `meta`), if it has `rank` axes.
+fn chunk_grid(meta: &RefSet, name: &str, rank: usize) -> Option<Vec<u64>> {
+    let nums = |doc: &Json, field: &str| -> Option<Vec<u64>> {
+        match doc.get(field)? {
+            Json::Array(a) => a.iter().map(Json::as_u64).collect(),
+            _ => None,
+        }
+    };
+    let doc = meta.get_json(&format!("{name}/.zarray"))?.ok()?;
+    let (shape, chunks) = (nums(&doc, "shape")?, nums(&doc, "chunks")?);
+    if shape.len() != rank || chunks.len() != rank || chunks.contains(&0) {
+        return None;
+    }
+    Some(
+        shape
+            .iter()
+            .zip(&chunks)
+            .map(|(s, c)| s.div_ceil(*c))
+            .collect(),
+    )
+}
+
+/// The chunk keys of every concatenated array at positions `from..n`,
+/// from each array's chunk grid (`shape / chunks` of its `.zarray` in
+/// `meta`); `None` when a grid cannot be read or there would be more than
+/// `limit` keys.
+fn chunk_keys_from(
+    meta: &RefSet,
+    concat: &[(String, usize, usize)],
+    n: u64,
+    from: u64,
+    limit: usize,
+) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for (name, axis, rank) in concat {
+        let grid = chunk_grid(meta, name, *rank)?;
+        if grid.get(*axis) != Some(&n) {
+            return None;
+        }
+        // Every chunk index with `from..n` on the concat axis, odometer
+        // style, counting against the limit.
+        let mut idx: Vec<u64> = grid.iter().map(|_| 0).collect();
+        *idx.get_mut(*axis)? = from;
+        if from >= n || grid.contains(&0) {
+            continue;
+        }
+        'keys: loop {
+            if out.len() >= limit {
+                return None;
+            }
+            let leaf: Vec<String> = idx.iter().map(u64::to_string).collect();
+            out.push(format!("{name}/{}", leaf.join(".")));
+            // The next index, the last axis running fastest.
+            for a in (0..idx.len()).rev() {
+                let lo = if a == *axis { from } else { 0 };
+                let v = idx.get_mut(a)?;
+                *v += 1;
+                if *v < *grid.get(a)? {
+                    continue 'keys;
+                }
+                *v = lo;
+            }
+            break;
+        }
+    }
+    Some(out)
 }
 
 /// Every member fetched and combined.
