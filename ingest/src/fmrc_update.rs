@@ -38,8 +38,8 @@ use std::ops::Range;
 use bytes::Bytes;
 use kerchunk::RefSet;
 use kerchunk::combine::{
-    CombineError, CombineOptions, concat_arrays, concat_positions, graft, graft_edits, position,
-    slice_concat,
+    CombineError, CombineOptions, GraftEdits, concat_arrays, concat_positions, graft, graft_edits,
+    position, slice_concat,
 };
 use kerchunk::fmrc::FmrcMember;
 use kerchunk::json::Json;
@@ -583,7 +583,7 @@ impl TextGraft<'_, '_> {
         rt: &RefsText<'_>,
         added_cache: &mut Option<Vec<(String, RefSet)>>,
     ) -> Result<Option<String>, FetchRefsError> {
-        let (folder, opts) = (self.scope.folder, self.scope.opts);
+        let opts = self.scope.opts;
         let dim = opts.concat_dim.as_str();
         let url = self.url;
         // The metadata: every `.z*` document, top-level key and the time
@@ -609,16 +609,7 @@ impl TextGraft<'_, '_> {
         let Ok(named) = rt.subset_indices(named_idx) else {
             return Ok(None);
         };
-        let refresh = self.this.map_or("", |(k, _)| k);
-        let Some(plan) = plan(&named, dim, self.want, refresh, self.scope, self.known) else {
-            return Ok(None);
-        };
-        let Some(end) = plan
-            .runs
-            .first()
-            .filter(|r| r.start == 0 && r.end > 0)
-            .map(|r| r.end)
-        else {
+        let Some((plan, end)) = self.anchored_plan(&named, dim) else {
             return Ok(None);
         };
         // Everything but the chunks before the anchor: the chunks of each
@@ -640,13 +631,51 @@ impl TextGraft<'_, '_> {
         else {
             return Ok(None);
         };
+        let Some(edits) = self.tail_edits(&sub, &plan, end, added_cache).await? else {
+            return Ok(None);
+        };
+        info!(target = %self.t.key, kept = end, added = plan.add.len(), "aggregate spliced (text graft)");
+        Ok(Some(rt.apply(&edits.remove, &edits.set)))
+    }
+
+    /// The splice plan over `named` (the target's metadata and one
+    /// concatenated array's chunks) and its anchor: the end of the first
+    /// kept run, which must start at position 0 (a graft keeps a prefix).
+    fn anchored_plan(&self, named: &RefSet, dim: &str) -> Option<(Plan, u64)> {
+        let refresh = self.this.map_or("", |(k, _)| k);
+        let plan = plan(named, dim, self.want, refresh, self.scope, self.known)?;
+        let end = plan
+            .runs
+            .first()
+            .filter(|r| r.start == 0 && r.end > 0)
+            .map(|r| r.end)?;
+        Some((plan, end))
+    }
+
+    /// What both grafts share once `sub` (the part of the target the graft
+    /// reads) is known: the new members are fetched (once per update, kept
+    /// in `added_cache` across attempts), the kept runs after the anchor are
+    /// cut out of `sub` and combined with them, the result must hold
+    /// exactly the members wanted from the anchor on, and becomes edits.
+    /// `Ok(None)`: the splice cannot be shown equal to a combine from
+    /// scratch.
+    async fn tail_edits(
+        &self,
+        sub: &RefSet,
+        plan: &Plan,
+        end: u64,
+        added_cache: &mut Option<Vec<(String, RefSet)>>,
+    ) -> Result<Option<GraftEdits>, FetchRefsError> {
+        let (folder, opts) = (self.scope.folder, self.scope.opts);
+        let dim = opts.concat_dim.as_str();
+        let url = self.url;
         let added = match added_cache.take() {
             Some(a) => a,
             None => fetch(self.p, self.store, &plan.add, self.this).await?,
         };
         let mut tail = Vec::with_capacity(plan.runs.len() + added.len());
         for r in std::iter::once(end - 1..end).chain(plan.runs.iter().skip(1).cloned()) {
-            match slice_concat(url, &sub, dim, r.clone()) {
+            match slice_concat(url, sub, dim, r.clone()) {
                 Ok(piece) => tail.push((format!("{url} [{}..{})", r.start, r.end), piece)),
                 Err(_) => {
                     *added_cache = Some(added);
@@ -674,11 +703,7 @@ impl TextGraft<'_, '_> {
             }
             _ => return Ok(None),
         };
-        let Ok(edits) = graft_edits(url, &sub, dim, end, &t_refs) else {
-            return Ok(None);
-        };
-        info!(target = %self.t.key, kept = end, added = plan.add.len(), "aggregate spliced (text graft)");
-        Ok(Some(rt.apply(&edits.remove, &edits.set)))
+        Ok(graft_edits(url, sub, dim, end, &t_refs).ok())
     }
 
     /// [`TextGraft::run`] without scanning the text ([`SortedText`]): the
@@ -692,7 +717,7 @@ impl TextGraft<'_, '_> {
         st: &SortedText<'_>,
         added_cache: &mut Option<Vec<(String, RefSet)>>,
     ) -> Result<Option<String>, FetchRefsError> {
-        let (folder, opts) = (self.scope.folder, self.scope.opts);
+        let opts = self.scope.opts;
         let dim = opts.concat_dim.as_str();
         let url = self.url;
         let Some(meta_e) = st.metadata(|prefix, leaf| prefix == dim && leaf == "0") else {
@@ -724,16 +749,7 @@ impl TextGraft<'_, '_> {
         let Ok(named) = st.parse(&all) else {
             return Ok(None);
         };
-        let refresh = self.this.map_or("", |(k, _)| k);
-        let Some(plan) = plan(&named, dim, self.want, refresh, self.scope, self.known) else {
-            return Ok(None);
-        };
-        let Some(end) = plan
-            .runs
-            .first()
-            .filter(|r| r.start == 0 && r.end > 0)
-            .map(|r| r.end)
-        else {
+        let Some((plan, end)) = self.anchored_plan(&named, dim) else {
             return Ok(None);
         };
         // What the graft reads: the metadata, the static arrays' chunks and
@@ -771,41 +787,7 @@ impl TextGraft<'_, '_> {
         let Ok(sub) = st.parse(&sub_e) else {
             return Ok(None);
         };
-        let added = match added_cache.take() {
-            Some(a) => a,
-            None => fetch(self.p, self.store, &plan.add, self.this).await?,
-        };
-        let mut tail = Vec::with_capacity(plan.runs.len() + added.len());
-        for r in std::iter::once(end - 1..end).chain(plan.runs.iter().skip(1).cloned()) {
-            match slice_concat(url, &sub, dim, r.clone()) {
-                Ok(piece) => tail.push((format!("{url} [{}..{})", r.start, r.end), piece)),
-                Err(_) => {
-                    *added_cache = Some(added);
-                    return Ok(None);
-                }
-            }
-        }
-        tail.extend(added.iter().cloned());
-        *added_cache = Some(added);
-        let anchor = usize::try_from(end - 1).unwrap_or(usize::MAX);
-        let Some(tail_members) = self.keys.get(anchor..) else {
-            return Ok(None);
-        };
-        let t_refs = match kerchunk::combine::combine_fetching(&tail, opts, self.fetcher).await {
-            Ok(t) if same(holds(&t, dim, folder), tail_members) => t,
-            Err(e @ CombineError::Fetch { .. }) => {
-                let transient =
-                    matches!(&e, CombineError::Fetch { error, .. } if error.is_transient());
-                let msg = format!("{url}: {e}");
-                return Err(FetchRefsError::Step(if transient {
-                    StepError::Transient(msg)
-                } else {
-                    StepError::Permanent(msg)
-                }));
-            }
-            _ => return Ok(None),
-        };
-        let Ok(edits) = graft_edits(url, &sub, dim, end, &t_refs) else {
+        let Some(edits) = self.tail_edits(&sub, &plan, end, added_cache).await? else {
             return Ok(None);
         };
         let Some(json) = st.apply(&edits.remove, &edits.set) else {

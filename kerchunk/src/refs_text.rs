@@ -226,28 +226,16 @@ impl<'a> RefsText<'a> {
             .collect();
         drop.sort_unstable();
         drop.dedup();
-        let mut out = String::with_capacity(self.text.len() + new.len());
-        out.push_str(HEAD);
-        let mut first = true;
-        let mut push = |s: &str| {
-            if s.is_empty() {
-                return;
-            }
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push_str(s);
-        };
+        let mut out = Joined::with_capacity(self.text.len() + new.len());
         let mut a = added.iter().peekable();
         // Copies entries `lo..hi` (untouched), interleaving the added
         // entries that sort before each; returns nothing.
-        let mut copy = |lo: usize, hi: usize, push: &mut dyn FnMut(&str)| {
+        let mut copy = |lo: usize, hi: usize, out: &mut Joined| {
             let mut i = lo;
             while i < hi {
                 // The added entries before entry `i`.
                 while let Some(n) = a.next_if(|n| n.key < self.entries[i].key) {
-                    push(new.get(n.start..n.end).unwrap_or_default());
+                    out.push(new.get(n.start..n.end).unwrap_or_default());
                 }
                 // Untouched entries up to the next added key (or `hi`).
                 let j = match a.peek() {
@@ -255,7 +243,7 @@ impl<'a> RefsText<'a> {
                     None => hi,
                 };
                 if j > i {
-                    push(
+                    out.push(
                         self.text
                             .get(self.entries[i].start..self.entries[j - 1].end)
                             .unwrap_or_default(),
@@ -266,14 +254,44 @@ impl<'a> RefsText<'a> {
         };
         let mut lo = 0;
         for &d in drop.iter().chain(std::iter::once(&self.entries.len())) {
-            copy(lo, d, &mut push);
+            copy(lo, d, &mut out);
             lo = d + 1;
         }
         for n in a {
-            push(new.get(n.start..n.end).unwrap_or_default());
+            out.push(new.get(n.start..n.end).unwrap_or_default());
         }
-        out.push_str(TAIL);
-        out
+        out.finish()
+    }
+}
+
+/// A text in the writer's form being put together from entry texts (each
+/// `"key":value`, or a run of them with their commas), in key order.
+struct Joined {
+    out: String,
+    first: bool,
+}
+
+impl Joined {
+    fn with_capacity(n: usize) -> Joined {
+        let mut out = String::with_capacity(n + HEAD.len() + TAIL.len());
+        out.push_str(HEAD);
+        Joined { out, first: true }
+    }
+
+    fn push(&mut self, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        self.out.push_str(s);
+    }
+
+    fn finish(mut self) -> String {
+        self.out.push_str(TAIL);
+        self.out
     }
 }
 
@@ -558,19 +576,7 @@ impl<'a> SortedText<'a> {
         keys.sort_unstable();
         keys.dedup();
         let mut a = added.entries.iter().peekable();
-        let mut out = String::with_capacity(self.text.len() + new.len());
-        out.push_str(HEAD);
-        let mut first = true;
-        let mut push = |s: &str| {
-            if s.is_empty() {
-                return;
-            }
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push_str(s);
-        };
+        let mut out = Joined::with_capacity(self.text.len() + new.len());
         let mut cursor = self.lo;
         for k in keys {
             let at = self.lower_bound(k, cursor)?;
@@ -581,21 +587,20 @@ impl<'a> SortedText<'a> {
                 at
             };
             if at > cursor {
-                push(self.text.get(cursor..run_end)?);
+                out.push(self.text.get(cursor..run_end)?);
             }
             cursor = at;
             if let Some(e) = self.entry(at).filter(|e| e.key == k) {
                 cursor = self.after(&e);
             }
             if let Some(n) = a.next_if(|n| n.key == k) {
-                push(new.get(n.start..n.end)?);
+                out.push(new.get(n.start..n.end)?);
             }
         }
         if cursor < self.hi {
-            push(self.text.get(cursor..self.hi)?);
+            out.push(self.text.get(cursor..self.hi)?);
         }
-        out.push_str(TAIL);
-        Some(out)
+        Some(out.finish())
     }
 }
 
