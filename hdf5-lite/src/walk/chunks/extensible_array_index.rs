@@ -22,16 +22,12 @@ impl Walker {
         ) else {
             return Ok(());
         };
-        let size = h.index_block_size(&ctx);
-        let next = h.index_block.map(|a| {
-            if a >= self.size {
-                Err(format!(
-                    "extensible array index block at {a:#x} is out of bounds"
-                ))
-            } else {
-                Ok((a, size, JobKind::EaIndex { ds }))
-            }
-        });
+        let next = self.index_next_block(
+            h.index_block,
+            h.index_block_size(&ctx),
+            JobKind::EaIndex { ds },
+            "extensible array index block",
+        );
         self.index_header_done(ds, job.addr, |st| st.ea = Some(h), next);
         Ok(())
     }

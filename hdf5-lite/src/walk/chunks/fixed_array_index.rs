@@ -21,16 +21,12 @@ impl Walker {
         ) else {
             return Ok(());
         };
-        let size = h.data_block_size(&ctx);
-        let next = h.data_block.map(|a| {
-            if a >= self.size || size > self.opts.max_metadata_bytes {
-                Err(format!(
-                    "fixed array data block at {a:#x} of {size} bytes is out of bounds"
-                ))
-            } else {
-                Ok((a, size, JobKind::FaData { ds }))
-            }
-        });
+        let next = self.index_next_block(
+            h.data_block,
+            h.data_block_size(&ctx),
+            JobKind::FaData { ds },
+            "fixed array data block",
+        );
         self.index_header_done(ds, job.addr, |st| st.fa = Some(h), next);
         Ok(())
     }

@@ -172,6 +172,25 @@ impl Walker {
         }
     }
 
+    /// The one block an array index header points at (`addr`, undefined:
+    /// none) as a job for [`Walker::index_header_done`], or why it fails the
+    /// index: outside the file, or larger than any metadata read may be.
+    pub(super) fn index_next_block(
+        &self,
+        addr: Option<u64>,
+        size: u64,
+        kind: JobKind,
+        what: &str,
+    ) -> Option<Result<(u64, u64, JobKind), String>> {
+        addr.map(|a| {
+            if a >= self.size || size > self.opts.max_metadata_bytes {
+                Err(format!("{what} at {a:#x} of {size} bytes is out of bounds"))
+            } else {
+                Ok((a, size, kind))
+            }
+        })
+    }
+
     pub(super) fn fail_chunks(&mut self, ds: u64, reason: String) {
         if let Some(st) = self.chunk_states.get_mut(&ds) {
             if st.error.is_none() {
