@@ -1,6 +1,7 @@
 //! A global heap ID whose object index does not fit a collection's 16-bit
-//! object numbers names no object: the value must not be some other
-//! object's bytes (an index of 0x10001 was read as object 1).
+//! object numbers names no object: opening the file fails on that
+//! attribute, it never reads some other object's bytes (an index of 0x10001
+//! was read as object 1).
 //!
 //! Oracle: `sb0_old_groups.h5` (version 0 superblock, so object headers have
 //! no checksum to mend), whose root attribute `title` is the vlen string
@@ -56,11 +57,11 @@ fn an_object_index_beyond_16_bits_names_no_object() {
     let mut patched = bytes;
     patched[at + 12..at + 16].copy_from_slice(&0x0001_0001u32.to_le_bytes());
 
-    // As for any object a collection lacks: the element is null, not some
-    // other object's string.
-    assert_eq!(
-        title(patched).expect("the file still opens"),
-        vec![Value::Null],
-        "object 0x10001 must not be read as object 1"
+    // A reference that names no object is an error naming the attribute,
+    // not some other object's string (nor a null passing for a value).
+    let err = title(patched).expect_err("object 0x10001 names no object");
+    assert!(
+        err.contains("title") && err.contains("names no object"),
+        "{err}"
     );
 }

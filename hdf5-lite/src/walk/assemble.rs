@@ -125,6 +125,20 @@ impl Walker {
             let d = self
                 .decode_attribute(&dt, &a)
                 .map_err(|e| self.format_err("attribute", addr, format!("{}: {e}", a.name)))?;
+            // Every collection the attributes point into was fetched before
+            // assembly, so a reference still unresolved names no object (a
+            // bad collection address or object index): libhdf5 fails the
+            // read too, and a null would pass for a value.
+            if let Some(c) = d.missing.first() {
+                return Err(self.format_err(
+                    "attribute",
+                    addr,
+                    format!(
+                        "{}: a variable-length value names no object of the global heap collection at {c:#x}",
+                        a.name
+                    ),
+                ));
+            }
             out.push(Attribute {
                 name: a.name,
                 datatype: dt,
