@@ -581,6 +581,17 @@ pub async fn read_values(
         if d.missing.is_empty() {
             return Ok(d.values);
         }
+        // A collection already read that still lacks the object: the
+        // reference names none (re-reading it would not help).
+        if let Some(a) = d.missing.iter().find(|a| heaps.contains_key(a)) {
+            return Err(err(
+                file,
+                ds,
+                format!(
+                    "a variable-length value names no object of the global heap collection at {a:#x}"
+                ),
+            ));
+        }
         // Collections are at least 4 KiB; read that, then the rest if larger.
         let mut want: Vec<(u64, u64)> = d
             .missing
