@@ -50,7 +50,7 @@ use crate::messages::MaybeShared;
 use crate::messages::attribute::attribute;
 use crate::messages::layout::{ChunkIndex, DataLayout, layout};
 use crate::messages::link::{attribute_info, link_info};
-use crate::model::{Datatype, ReferenceKind};
+use crate::model::{Datatype, Value};
 use crate::object_header::{self as oh, RawMessage};
 use crate::parse::{Ctx, StructError};
 
@@ -468,28 +468,27 @@ impl Plan<'_> {
 
     /// The object references of a dimension scale's `REFERENCE_LIST` (a
     /// compound of an object reference and a dimension index per attached
-    /// variable) become roots.
+    /// variable) become roots; decoded as attribute values are, at most
+    /// [`MAX_REFERENCES`] elements.
     fn reference_list(&mut self, dt: &MaybeShared, data: &[u8]) {
-        let MaybeShared::Inline(Datatype::Compound { size, members }) = dt else {
+        let MaybeShared::Inline(dt @ Datatype::Compound { .. }) = dt else {
             return;
         };
-        let so = self.ctx.size_of_offsets as usize;
-        let Some(off) = members.iter().find_map(|m| match m.datatype {
-            Datatype::Reference {
-                size,
-                kind: ReferenceKind::Object,
-            } if size as usize == so => Some(m.offset as usize),
-            _ => None,
-        }) else {
-            return;
-        };
-        let size = *size as usize;
-        if size == 0 || off.saturating_add(so) > size {
+        let size = dt.size() as usize;
+        if size == 0 {
             return;
         }
-        for e in data.chunks_exact(size).take(MAX_REFERENCES) {
-            if let Some(Ok((_, Some(a)))) = e.get(off..off + so).map(|b| self.ctx.addr(b)) {
-                self.references.push(a);
+        let count = (data.len() / size).min(MAX_REFERENCES) as u64;
+        let Ok(d) = crate::value::decode(dt, count, data, self.ctx, &|_| None) else {
+            return;
+        };
+        for v in &d.values {
+            if let Value::Compound(fields) = v {
+                self.references
+                    .extend(fields.iter().filter_map(|(_, f)| match f {
+                        Value::ObjectRef(a) => Some(*a),
+                        _ => None,
+                    }));
             }
         }
     }
