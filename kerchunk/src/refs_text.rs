@@ -193,17 +193,11 @@ impl<'a> RefsText<'a> {
 
     /// The entries at `idx` (any order, repeats ignored), parsed.
     pub fn subset_indices(&self, idx: impl IntoIterator<Item = usize>) -> Result<RefSet, Error> {
-        let mut out = String::from(HEAD);
-        let mut first = true;
+        let mut out = Joined::with_capacity(0);
         for e in idx.into_iter().filter_map(|i| self.entries.get(i)) {
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push_str(self.text.get(e.start..e.end).unwrap_or_default());
+            out.push(self.text.get(e.start..e.end).unwrap_or_default());
         }
-        out.push_str(TAIL);
-        RefSet::from_json(&out)
+        RefSet::from_json(&out.finish())
     }
 
     /// The text with the keys in `remove` left out and every key of `set`
@@ -550,15 +544,11 @@ impl<'a> SortedText<'a> {
         let mut es: Vec<&Located<'_>> = entries.iter().collect();
         es.sort_by_key(|e| e.start);
         es.dedup_by_key(|e| e.start);
-        let mut out = String::from(HEAD);
-        for (i, e) in es.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(self.text.get(e.start..e.end).unwrap_or_default());
+        let mut out = Joined::with_capacity(0);
+        for e in es {
+            out.push(self.text.get(e.start..e.end).unwrap_or_default());
         }
-        out.push_str(TAIL);
-        RefSet::from_json(&out)
+        RefSet::from_json(&out.finish())
     }
 
     /// [`RefsText::apply`] without the scan: the keys of `remove` and `set`
