@@ -50,15 +50,36 @@ fn main() {
         speculative_budget: env("SPEC", defaults.speculative_budget),
         ..defaults
     };
-    // SIBLING=FILE: walk FILE first and predict its layout for the others
-    // (a warm run, as `refs --layout-cache` does it).
+    // SIBLING=FILE[,FILE...]: walk those files first, in order, each warm
+    // from the layout its predecessor left (the first cold), and predict the
+    // last one's layout for the others: a warm run, as `refs --layout-cache`
+    // does it after the series' earlier files.
     let mut opts = opts;
-    if let Some(sib) = std::env::var_os("SIBLING") {
-        let src: Arc<dyn hdf5_lite::RangeSource> = Arc::new(hdf5_lite::FileSource::new(sib));
-        match rt.block_on(hdf5_lite::open_prefetched(src, &opts)) {
-            Ok((_, _, p)) => opts.predicted = p.layout_ranges(),
-            Err(e) => return eprintln!("sibling: {e}"),
+    if let Some(sibs) = std::env::var("SIBLING").ok().filter(|s| !s.is_empty()) {
+        let mut entry: Option<hdf5_lite::layout_cache::Entry> = None;
+        for sib in sibs.split(',') {
+            let src: Arc<dyn hdf5_lite::RangeSource> = Arc::new(hdf5_lite::FileSource::new(sib));
+            let o = hdf5_lite::Options {
+                predicted: entry
+                    .as_ref()
+                    .map(|e| e.first_wave(None))
+                    .unwrap_or_default(),
+                ..opts.clone()
+            };
+            match rt.block_on(hdf5_lite::open_prefetched(src, &o)) {
+                Ok((_, st, p)) => {
+                    let next = hdf5_lite::layout_cache::Entry::after(
+                        entry.as_ref(),
+                        st.file_size,
+                        p.layout_ranges(),
+                    );
+                    eprintln!("{sib}: waves {} (drift seen {})", st.waves, next.drift);
+                    entry = Some(next);
+                }
+                Err(e) => return eprintln!("sibling {sib}: {e}"),
+            }
         }
+        opts.predicted = entry.map(|e| e.first_wave(None)).unwrap_or_default();
     }
     for path in std::env::args().skip(1) {
         let src: Arc<dyn hdf5_lite::RangeSource> = Arc::new(hdf5_lite::FileSource::new(&path));

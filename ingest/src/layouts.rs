@@ -77,8 +77,20 @@ pub struct Loaded {
     /// Store URL + key: the memory is shared by every destination.
     id: String,
     previous: Option<Entry>,
-    /// The ranges to fetch in the first wave (empty: a cold walk).
-    pub predicted: Vec<Range<u64>>,
+    /// The series' layout as stored (none: a cold walk).
+    layout: Option<layout_cache::Entry>,
+}
+
+impl Loaded {
+    /// The ranges to fetch in the first wave of a file of `file_size` bytes
+    /// (empty: a cold walk): the stored layout, widened when the series'
+    /// structures move between files ([`layout_cache::Entry::first_wave`]).
+    pub fn predicted(&self, file_size: Option<u64>) -> Vec<Range<u64>> {
+        self.layout
+            .as_ref()
+            .map(|e| e.first_wave(file_size))
+            .unwrap_or_default()
+    }
 }
 
 impl Layouts {
@@ -132,27 +144,28 @@ impl Layouts {
                 }
             },
         };
-        let predicted = match previous
+        let layout = match previous
             .as_ref()
             .map(|e| layout_cache::decode_entry(&e.text, source_url))
         {
-            None => Vec::new(),
-            Some(Ok(r)) => r,
+            None => None,
+            Some(Ok(e)) => Some(e),
             Some(Err(reason)) => {
                 debug!(layout = %id, source = source_url, reason, "layout ignored");
-                Vec::new()
+                None
             }
         };
         Loaded {
             key,
             id,
             previous,
-            predicted,
+            layout,
         }
     }
 
-    /// Keep the layout `source_url` (of `file_size` bytes) needed, unless
-    /// the loaded one predicted all of it. Never fails. `ranges` are
+    /// Keep the layout `source_url` (of `file_size` bytes) needed, with the
+    /// drift seen against the loaded one, unless the loaded one predicted
+    /// all of it as stored. Never fails. `ranges` are
     /// coalesced as the walk (`opts`) coalesces its first wave, so a warm
     /// sibling fetches exactly the stored extents and the entry is stable
     /// after one write.
@@ -166,10 +179,14 @@ impl Layouts {
         opts: &hdf5_lite::Options,
     ) {
         let ranges = hdf5_lite::walk::coalesce(ranges, opts.coalesce_gap, opts.max_request);
-        if covers(&loaded.predicted, &ranges) {
+        let stored = loaded.layout.as_ref().map_or(&[][..], |e| &e.ranges[..]);
+        // Everything needed was predicted as stored: the new entry would
+        // predict nothing more (one PUT per series, not per file).
+        if layout_cache::covers(stored, &ranges) {
             return;
         }
-        let text = Bytes::from(layout_cache::encode_entry(source_url, file_size, &ranges));
+        let entry = layout_cache::Entry::after(loaded.layout.as_ref(), file_size, ranges);
+        let text = Bytes::from(layout_cache::encode_entry(source_url, &entry));
         let cond = match &loaded.previous {
             Some(e) => PutCondition::IfMatch(e.etag.clone()),
             None => PutCondition::IfAbsent,
@@ -184,31 +201,6 @@ impl Layouts {
             }
         }
     }
-}
-
-/// True when the prediction held every range this file needed (then the
-/// new entry would predict nothing more and is not written: one PUT per
-/// series, not per file). `predicted` is empty when nothing usable was
-/// loaded, which covers nothing. An entry is not trusted to be sorted.
-fn covers(predicted: &[Range<u64>], needed: &[Range<u64>]) -> bool {
-    if predicted.is_empty() {
-        return false;
-    }
-    let mut merged: Vec<Range<u64>> = Vec::with_capacity(predicted.len());
-    let mut sorted = predicted.to_vec();
-    sorted.sort_by_key(|r| r.start);
-    for r in sorted {
-        match merged.last_mut() {
-            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
-            _ => merged.push(r),
-        }
-    }
-    needed.iter().all(|n| {
-        let i = merged.partition_point(|p| p.end < n.end);
-        merged
-            .get(i)
-            .is_some_and(|p| p.start <= n.start && n.end <= p.end)
-    })
 }
 
 #[cfg(test)]
@@ -226,18 +218,6 @@ mod tests {
         );
         assert!(layout_key("", "s3://b/x.nc").starts_with("_layouts/"));
         crate::key::check_object_key(&a).unwrap();
-    }
-
-    #[test]
-    fn covered_ranges() {
-        let p = vec![0..100, 200..300];
-        assert!(covers(&p, &[0..10, 50..100, 200..300]));
-        assert!(!covers(&p, std::slice::from_ref(&(0..101))));
-        assert!(!covers(&p, std::slice::from_ref(&(150..160))));
-        assert!(!covers(&p, std::slice::from_ref(&(250..350))));
-        assert!(!covers(&[], &[]));
-        assert!(covers(&p, &[]));
-        assert!(covers(&[200..250, 0..100, 250..300], &[220..280, 5..6]));
     }
 
     #[test]

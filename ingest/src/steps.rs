@@ -406,7 +406,7 @@ pub async fn index_object_at(
         // The walk also fetches the chunks translate inlines, in its own waves.
         let walk = hdf5_lite::Options {
             prefetch_below: p.config.inline_threshold,
-            predicted: layout.predicted.clone(),
+            predicted: layout.predicted(Some(head.size)),
             ..p.config.hdf5.clone()
         };
         let (file, stats, prefetched) = match hdf5_lite::open_any_prefetched(src, &walk).await {

@@ -816,16 +816,21 @@ intercepting_store!(Counted);
 /// A pipeline with a fresh memory whose source reads and layout GETs are
 /// counted, writing to the local store at `dest_dir`.
 async fn counted_env(tmp: &Path, dest_dir: &Path) -> (Env, Arc<Counts>) {
+    counted_env_at(tmp, sources(), dest_dir).await
+}
+
+/// [`counted_env`] reading its sources from `root` (`root/noaa-ofs-pds/KEY`).
+async fn counted_env_at(tmp: &Path, root: &Path, dest_dir: &Path) -> (Env, Arc<Counts>) {
     let counts = Arc::new(Counts::default());
     let config = Config {
-        source_root: Some(sources().clone()),
+        source_root: Some(root.to_path_buf()),
         dest_override: Some(StoreUrl::Local {
             dir: dest_dir.to_path_buf(),
         }),
         ..Config::default()
     };
     let p = Arc::new(Pipeline::new(config));
-    let src_dir = sources().join(SRC);
+    let src_dir = root.join(SRC);
     let src: Arc<dyn ObjectStore> = Arc::new(Counted {
         inner: Arc::new(LocalStore::new(&src_dir).unwrap()),
         counts: counts.clone(),
@@ -898,9 +903,19 @@ fn layouts_in_the_destination_make_siblings_warm_and_never_change_output() {
         assert_eq!(pod.dest.get(&out_key).await.unwrap().0, want);
 
         // Bad layout objects: identical output, the entry replaced.
-        let foreign =
-            hdf5_lite::layout_cache::encode_entry("s3://b/x.n001.nc", 10, &[0..10, 20..30]);
-        let stale = hdf5_lite::layout_cache::encode_entry(&url, 1, &[0..100, 150_000..200_000]);
+        let entry_of = |file_size, ranges| hdf5_lite::layout_cache::Entry {
+            file_size,
+            drift: 0,
+            ranges,
+        };
+        let foreign = hdf5_lite::layout_cache::encode_entry(
+            "s3://b/x.n001.nc",
+            &entry_of(10, vec![0..10, 20..30]),
+        );
+        let stale = hdf5_lite::layout_cache::encode_entry(
+            &url,
+            &entry_of(1, vec![0..100, 150_000..200_000]),
+        );
         let bad: [&[u8]; 4] = [
             b"\xff\x00garbage",
             b"kerchunk-nos layout 1\npattern nonsense\nsize x\n1 2 3\n",
@@ -941,5 +956,62 @@ fn layouts_in_the_destination_make_siblings_warm_and_never_change_output() {
         assert_eq!(c.take().0, cold_waves, "no layout, a cold walk");
         assert_eq!(e.dest.get(&out_key).await.unwrap().0, want);
         assert!(!dir.join(&layout).exists());
+    });
+}
+
+/// A compressed series (deflate+shuffle copies of small dbofs f001-f003,
+/// `kerchunk/tests/data/layout-siblings-zlib`): its structures move by the
+/// difference in compressed sizes from file to file, so a stored layout
+/// only predicts them when widened. The pipeline knows each file's size
+/// from its HEAD before the first wave, so from the second file on the
+/// prediction is widened by the size difference (and then also by the
+/// drift the stored entry recorded), and both warm files take one wave
+/// where cold takes several; every output is the cold one.
+#[test]
+fn a_compressed_series_is_warm_in_one_wave_from_its_second_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixtures = root().join("kerchunk/tests/data/layout-siblings-zlib");
+    let src_root = tmp.path().join("src");
+    let hours = ["f001", "f002", "f003"];
+    for h in hours {
+        let dst = src_root.join(SRC).join(key("12", h));
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(
+            fixtures.join(format!("dbofs.t06z.20250601.fields.{h}.nc")),
+            dst,
+        )
+        .unwrap();
+    }
+    rt().block_on(async {
+        let (warm, c) = counted_env_at(tmp.path(), &src_root, &tmp.path().join("warm")).await;
+        for (i, h) in hours.into_iter().enumerate() {
+            let (cold, cc) =
+                counted_env_at(tmp.path(), &src_root, &tmp.path().join(format!("cold-{h}"))).await;
+            extract(&cold, &[key("12", h)]).await.unwrap();
+            let (cold_waves, _) = cc.take();
+            extract(&warm, &[key("12", h)]).await.unwrap();
+            let (waves, requests) = c.take();
+            eprintln!("{h}: cold {cold_waves} waves, in the series {waves} ({requests} requests)");
+            let out = ref_key("12", h);
+            assert_eq!(
+                warm.dest.get(&out).await.unwrap().0,
+                cold.dest.get(&out).await.unwrap().0,
+                "{h}: output differs from a cold run's"
+            );
+            if i == 0 {
+                assert_eq!(waves, cold_waves, "{h}: the first file is cold");
+            } else {
+                assert!(cold_waves > 1, "{h}: cold {cold_waves} waves");
+                assert_eq!(waves, 1, "{h}: warm in one wave");
+            }
+        }
+        let url = format!("s3://{SRC}/{}", key("12", "f003"));
+        let (entry, _) = warm
+            .dest
+            .get(&ingest::layouts::layout_key("nos", &url))
+            .await
+            .unwrap();
+        let entry = hdf5_lite::layout_cache::decode_entry(&entry, &url).unwrap();
+        assert!(entry.drift > 0, "the series was seen to move: {entry:?}");
     });
 }
