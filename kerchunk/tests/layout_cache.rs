@@ -105,6 +105,14 @@ fn the_cache_directory_round_trips_and_survives_corruption() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Hour `h` of the compressed series (deflate+shuffle copies of small dbofs
+/// f001-f003).
+fn zdata(h: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/layout-siblings-zlib")
+        .join(format!("dbofs.t06z.20250601.fields.{h}.nc"))
+}
+
 /// Total bytes of a layout.
 fn bytes_of(layout: &[Range<u64>]) -> u64 {
     layout.iter().map(|r| r.end - r.start).sum()
@@ -121,11 +129,6 @@ fn bytes_of(layout: &[Range<u64>]) -> u64 {
 /// be the cold one.
 #[test]
 fn a_compressed_series_keeps_its_layout_bounded() {
-    let zdata = |h: &str| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/layout-siblings-zlib")
-            .join(format!("dbofs.t06z.20250601.fields.{h}.nc"))
-    };
     let (_, _, mut layout) = refs(&zdata("f001"), vec![]);
     #[allow(clippy::single_range_in_vec_init)] // one range: the whole file
     let whole_file = |h: &str| {
@@ -163,11 +166,6 @@ fn a_compressed_series_keeps_its_layout_bounded() {
 #[test]
 fn a_compressed_series_is_predicted_within_its_drift() {
     use hdf5_lite::layout_cache::Entry;
-    let zdata = |h: &str| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/layout-siblings-zlib")
-            .join(format!("dbofs.t06z.20250601.fields.{h}.nc"))
-    };
     let (_, cold1, r1) = refs(&zdata("f001"), vec![]);
     let e1 = Entry::after(None, cold1.file_size, r1);
     assert_eq!(e1.drift, 0, "a cold run has seen nothing move");
