@@ -199,3 +199,26 @@ fn a_compressed_series_is_predicted_within_its_drift() {
         "{widened_st:?} vs {unwidened_st:?}"
     );
 }
+
+/// `refs --layout-cache DIR` over the compressed series, as the CLI runs it
+/// (predict from the directory, walk, remember): the directory's entry
+/// learns the series' drift from f002 and f003 is then warm in one wave,
+/// with the cold references.
+#[test]
+fn the_cache_directory_learns_a_compressed_series_drift() {
+    let dir = std::env::temp_dir().join(format!("knos-layout-drift-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = LayoutCache::new(&dir);
+    let name = |h: &str| zdata(h).display().to_string();
+    for h in ["f001", "f002"] {
+        let (_, st, used) = refs(&zdata(h), cache.predict(&name(h)));
+        cache.remember(&name(h), st.file_size, &used);
+    }
+    let entry = cache.load(&name("f003")).expect("an entry");
+    assert!(entry.drift > 0, "f002 moved against f001: {entry:?}");
+    let (cold, _, _) = refs(&zdata("f003"), vec![]);
+    let (warm, st, _) = refs(&zdata("f003"), cache.predict(&name("f003")));
+    assert_eq!(warm, cold, "warm refs differ from cold refs");
+    assert_eq!(st.waves, 1, "{st:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
