@@ -16,7 +16,7 @@ set -uo pipefail
 cd "$(dirname "$0")"
 SECS="${1:-60}"
 shift || true
-ALL=(open_file superblock object_header messages btree_v1 btree_v2 fractal_heap arrays global_heap value_decode sns_message ofs_key netcdf3)
+ALL=(open_file superblock object_header messages btree_v1 btree_v2 fractal_heap arrays global_heap value_decode layout_entry sns_message ofs_key netcdf3)
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 
 [ -d corpus ] || ./seed_corpora.sh

@@ -23,7 +23,7 @@ ROOT=$(cd .. && pwd)
 TD=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ "$TD" = /* ]] || TD=$ROOT/$TD
 TD=$TD/fuzz-smoke
-TARGETS=(open_file superblock object_header messages btree_v1 btree_v2 fractal_heap arrays global_heap value_decode sns_message ofs_key netcdf3)
+TARGETS=(open_file superblock object_header messages btree_v1 btree_v2 fractal_heap arrays global_heap value_decode layout_entry sns_message ofs_key netcdf3)
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz@0.13.2 >/dev/null 2>&1 || { echo "fuzz-smoke: cannot install cargo-fuzz" >&2; exit 2; }
 fi

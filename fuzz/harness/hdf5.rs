@@ -513,3 +513,57 @@ pub fn value_decode(data: &[u8]) {
     // Absurd counts must be refused, not allocated.
     let _ = value::decode(&dt, u64::MAX, elems, &c, &heap);
 }
+
+// ---------------------------------------------------------------------------
+// layout_entry
+// ---------------------------------------------------------------------------
+
+/// The source every input is decoded for (its digit-free pattern is what an
+/// entry's `pattern` line must name).
+pub const LAYOUT_SOURCE: &str =
+    "s3://noaa-ofs-pds/dbofs.20250601/dbofs.t06z.20250601.fields.f030.nc";
+
+/// A layout cache entry (`hdf5_lite::layout_cache`), as the pipeline reads
+/// one from its destination store. A decoded entry must re-encode to the
+/// same entry; its first wave widens each range within [`MAX_MARGIN`] and
+/// covers it; it sees no drift against itself or its own first wave; and
+/// the next entry after it is computed from any ranges without panicking.
+///
+/// [`MAX_MARGIN`]: hdf5_lite::layout_cache::MAX_MARGIN
+pub fn layout_entry(data: &[u8]) {
+    use hdf5_lite::layout_cache::{self as lc, Entry};
+    let Ok(e) = lc::decode_entry(data, LAYOUT_SOURCE) else {
+        return;
+    };
+    let text = lc::encode_entry(LAYOUT_SOURCE, &e);
+    assert_eq!(
+        lc::decode_entry(text.as_bytes(), LAYOUT_SOURCE).as_ref(),
+        Ok(&e)
+    );
+    let m = e.margin(Some(e.file_size.wrapping_add(data.len() as u64)));
+    assert!(m <= lc::MAX_MARGIN, "margin {m}");
+    let wide = e.first_wave(None);
+    assert_eq!(wide.len(), e.ranges.len());
+    for (w, r) in wide.iter().zip(&e.ranges) {
+        assert!(
+            w.start <= r.start && r.end <= w.end,
+            "{w:?} does not hold {r:?}"
+        );
+        assert!(r.start - w.start <= lc::MAX_MARGIN && w.end - r.end <= lc::MAX_MARGIN);
+    }
+    assert_eq!(lc::observed_drift(&e.ranges, &e.ranges), 0);
+    assert_eq!(lc::observed_drift(&wide, &e.ranges), 0);
+    assert!(lc::covers(&wide, &e.ranges) || e.ranges.is_empty());
+    // The input's bytes as shifts: a next file whose ranges moved.
+    let moved: Vec<_> = e
+        .ranges
+        .iter()
+        .zip(data.iter().cycle())
+        .map(|(r, &b)| {
+            let d = u64::from(b) * 97;
+            r.start.saturating_add(d)..r.end.saturating_add(d)
+        })
+        .collect();
+    let next = Entry::after(Some(&e), e.file_size, moved);
+    let _ = next.first_wave(Some(0));
+}

@@ -98,6 +98,11 @@ fn replay_value_decode() {
     regressions::replay("value_decode", harness::value_decode);
 }
 
+#[test]
+fn replay_layout_entry() {
+    regressions::replay("layout_entry", harness::layout_entry);
+}
+
 // ---------------------------------------------------------------------------
 // Hostile files built from fixtures
 // ---------------------------------------------------------------------------
