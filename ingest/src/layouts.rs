@@ -14,6 +14,11 @@
 //! notification only fires for `.zarr` keys, so a layout is never taken for
 //! a member.
 //!
+//! The step HEADs the source anyway, so the prediction is widened by the
+//! difference in file size as well as by the drift the entry recorded
+//! ([`Loaded::predicted`], [`layout_cache::Entry::first_wave`]): a
+//! compressed series is warm in one wave from its second file.
+//!
 //! A layout is only a prediction: a corrupt, foreign or stale entry, a store
 //! that cannot be read or written, or a lost race between two writers
 //! changes neither the output nor the step's result (debug log lines only).
