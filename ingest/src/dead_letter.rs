@@ -49,9 +49,10 @@ pub struct Sent {
     pub bytes: usize,
 }
 
-/// Lower-case hex MD5 of `body`, as SQS reports `MD5OfMessageBody`.
-pub fn md5_hex(body: &str) -> String {
-    let digest = Md5::digest(body.as_bytes());
+/// Lower-case hex MD5 of `body`, as SQS reports `MD5OfMessageBody` (and S3
+/// the ETag of a single-part upload).
+pub fn md5_hex(body: impl AsRef<[u8]>) -> String {
+    let digest = Md5::digest(body.as_ref());
     let mut s = String::with_capacity(32);
     for b in digest {
         let _ = write!(s, "{b:02x}");

@@ -9,13 +9,17 @@
 //! A Parquet set is several objects, so it cannot be replaced atomically: the
 //! record files are written first and `.zmetadata` last, so a reader never
 //! sees a `.zmetadata` whose record files do not exist yet; every record file
-//! `.zmetadata` implies is rewritten each time (no older one survives). Two
+//! `.zmetadata` implies is written each time unless the store already holds
+//! exactly its bytes (no older one survives; an update rewrites the files of
+//! the arrays it grew, not the static ones). Two
 //! updates racing on one aggregate converge like the JSON output: the update
 //! step rebuilds when the member set changed while it wrote, and outputs are
 //! a deterministic function of the member set.
 //!
 //! Icechunk: one repository per model, one group per aggregate, one commit
 //! per write (`crate::icechunk_out`, behind the `icechunk` cargo feature).
+
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
@@ -24,6 +28,7 @@ use kerchunk::parquet::{self, ParquetError};
 
 use crate::config::Pipeline;
 use crate::store::{ObjectStore, PutCondition, StoreError};
+use tracing::debug;
 
 /// One output format of an aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -148,6 +153,15 @@ pub async fn write_formats(
     Ok(written)
 }
 
+/// Writes the Parquet form of `refs` under `prefix`, skipping objects that
+/// already hold exactly the bytes they would be given (the record files of
+/// arrays the update did not touch: the static grid, coordinates and
+/// parameters, about half of an OFS aggregate's files): one LIST of the
+/// prefix, and a PUT only where the store's content tag of the new bytes
+/// ([`ObjectStore::content_etag`]) differs from the listed one. A store
+/// whose tags are not content hashes, or a LIST that fails, writes
+/// everything, as before. Skipping a PUT of identical bytes leaves the set
+/// as writing them would, also under racing writers.
 async fn write_parquet(
     store: &dyn ObjectStore,
     prefix: &str,
@@ -165,20 +179,46 @@ async fn write_parquet(
     let Some(meta) = files.pop() else {
         return Ok(());
     };
-    let puts = files.into_iter().map(|f| async move {
+    let listed: HashMap<String, String> = match store.list(&format!("{prefix}/")).await {
+        Ok(objects) => objects.into_iter().map(|o| (o.key, o.etag)).collect(),
+        Err(error) => {
+            debug!(prefix, %error, "parquet objects not listed; writing all");
+            HashMap::new()
+        }
+    };
+    let stored = |key: &str, bytes: &[u8]| {
+        listed
+            .get(key)
+            .is_some_and(|tag| store.content_etag(bytes).as_ref() == Some(tag))
+    };
+    let mut skipped = 0usize;
+    let mut puts = Vec::with_capacity(files.len());
+    for f in files {
         let key = format!("{prefix}/{}", f.path);
-        store
-            .put(&key, Bytes::from(f.bytes), PutCondition::None)
-            .await
-    });
+        if stored(&key, &f.bytes) {
+            skipped += 1;
+        } else {
+            puts.push((key, Bytes::from(f.bytes)));
+        }
+    }
+    let mut written = puts.len();
+    let puts = puts
+        .into_iter()
+        .map(|(key, body)| async move { store.put(&key, body, PutCondition::None).await });
     let mut results = futures_util::stream::iter(puts).buffer_unordered(concurrency.max(1));
     while let Some(r) = results.next().await {
         r?;
     }
     let key = format!("{prefix}/{}", meta.path);
-    store
-        .put(&key, Bytes::from(meta.bytes), PutCondition::None)
-        .await?;
+    if stored(&key, &meta.bytes) {
+        skipped += 1;
+    } else {
+        store
+            .put(&key, Bytes::from(meta.bytes), PutCondition::None)
+            .await?;
+        written += 1;
+    }
+    debug!(prefix, written, skipped, "parquet objects");
     Ok(())
 }
 
@@ -269,5 +309,187 @@ mod tests {
         .await
         .expect_err("bad");
         assert!(e.to_string().contains("nos/b.zarr.parq"), "{e}");
+    }
+
+    /// A store that counts PUTs per key and can fail its LISTs.
+    #[derive(Debug)]
+    struct Counting {
+        inner: crate::store::LocalStore,
+        puts: std::sync::Mutex<Vec<String>>,
+        fail_list: std::sync::atomic::AtomicBool,
+    }
+
+    impl ObjectStore for Counting {
+        fn url(&self) -> String {
+            self.inner.url()
+        }
+        fn bucket(&self) -> &str {
+            self.inner.bucket()
+        }
+        fn get<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> hdf5_lite::source::BoxFuture<'a, Result<(Bytes, String), StoreError>> {
+            self.inner.get(key)
+        }
+        fn put<'a>(
+            &'a self,
+            key: &'a str,
+            body: Bytes,
+            cond: PutCondition,
+        ) -> hdf5_lite::source::BoxFuture<'a, Result<String, StoreError>> {
+            if let Ok(mut p) = self.puts.lock() {
+                p.push(key.to_string());
+            }
+            self.inner.put(key, body, cond)
+        }
+        fn list<'a>(
+            &'a self,
+            prefix: &'a str,
+        ) -> hdf5_lite::source::BoxFuture<'a, Result<Vec<crate::store::ObjectInfo>, StoreError>>
+        {
+            if self.fail_list.load(std::sync::atomic::Ordering::SeqCst) {
+                return Box::pin(async { Err(StoreError::Transient("injected".into())) });
+            }
+            self.inner.list(prefix)
+        }
+        fn head<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> hdf5_lite::source::BoxFuture<'a, Result<Option<crate::store::ObjectInfo>, StoreError>>
+        {
+            self.inner.head(key)
+        }
+        fn content_etag(&self, body: &[u8]) -> Option<String> {
+            self.inner.content_etag(body)
+        }
+        fn range_source(
+            &self,
+            key: &str,
+        ) -> Result<std::sync::Arc<dyn hdf5_lite::RangeSource>, StoreError> {
+            self.inner.range_source(key)
+        }
+    }
+
+    /// A grid variable `s` and a time series `t` of `n` steps.
+    fn aggregate(n: usize) -> RefSet {
+        use kerchunk::Ref;
+        let mut refs = RefSet::new();
+        refs.insert(".zgroup", Ref::Text(r#"{"zarr_format":2}"#.into()));
+        refs.insert(
+            "s/.zarray",
+            Ref::Text(r#"{"chunks":[4],"shape":[4]}"#.into()),
+        );
+        refs.insert(
+            "s/0",
+            Ref::Range {
+                url: "s3://b/grid.nc".into(),
+                offset: 100,
+                length: 32,
+            },
+        );
+        refs.insert(
+            "t/.zarray",
+            Ref::Text(format!(r#"{{"chunks":[1],"shape":[{n}]}}"#)),
+        );
+        for i in 0..n {
+            refs.insert(
+                format!("t/{i}"),
+                Ref::Range {
+                    url: format!("s3://b/f{i:03}.nc"),
+                    offset: 4096,
+                    length: 8,
+                },
+            );
+        }
+        refs
+    }
+
+    /// The Parquet set under `prefix` is exactly the files of `refs`.
+    async fn holds(store: &dyn ObjectStore, prefix: &str, refs: &RefSet) {
+        let want =
+            parquet::to_parquet_files(refs, parquet::DEFAULT_RECORD_SIZE, &[]).expect("files");
+        let listed = store.list(&format!("{prefix}/")).await.expect("list");
+        assert_eq!(listed.len(), want.len(), "{listed:?}");
+        for f in want {
+            let (got, _) = store
+                .get(&format!("{prefix}/{}", f.path))
+                .await
+                .expect("get");
+            assert_eq!(got.as_ref(), f.bytes.as_slice(), "{}", f.path);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_update_rewrites_only_the_parquet_files_that_changed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Counting {
+            inner: crate::store::LocalStore::new(dir.path()).expect("store"),
+            puts: Default::default(),
+            fail_list: Default::default(),
+        };
+        let prefix = "nos/best.zarr.parq";
+        let puts = |store: &Counting| -> Vec<String> {
+            let mut p = std::mem::take(&mut *store.puts.lock().expect("lock"));
+            p.sort();
+            p
+        };
+        let all = parquet::to_parquet_files(&aggregate(2), parquet::DEFAULT_RECORD_SIZE, &[])
+            .expect("files")
+            .len();
+        write_parquet(&store, prefix, &aggregate(2), 4)
+            .await
+            .expect("first");
+        assert_eq!(puts(&store).len(), all, "a new set is written whole");
+        holds(&store, prefix, &aggregate(2)).await;
+        // One more time step: `t`'s records and the metadata, not `s`'s.
+        write_parquet(&store, prefix, &aggregate(3), 4)
+            .await
+            .expect("grown");
+        let p = puts(&store);
+        assert!(
+            p.iter().any(|k| k.starts_with(&format!("{prefix}/t/"))),
+            "{p:?}"
+        );
+        assert!(p.contains(&format!("{prefix}/.zmetadata")), "{p:?}");
+        assert!(
+            !p.iter().any(|k| k.starts_with(&format!("{prefix}/s/"))),
+            "{p:?}"
+        );
+        holds(&store, prefix, &aggregate(3)).await;
+        // The same set again (a redelivery): nothing written.
+        write_parquet(&store, prefix, &aggregate(3), 4)
+            .await
+            .expect("same");
+        assert_eq!(puts(&store), Vec::<String>::new());
+        // A record file changed behind our back is rewritten.
+        let s_file = store
+            .list(&format!("{prefix}/s/"))
+            .await
+            .expect("list")
+            .remove(0)
+            .key;
+        store
+            .put(&s_file, Bytes::from_static(b"garbage"), PutCondition::None)
+            .await
+            .expect("put");
+        puts(&store);
+        write_parquet(&store, prefix, &aggregate(3), 4)
+            .await
+            .expect("repair");
+        assert_eq!(puts(&store), vec![s_file]);
+        holds(&store, prefix, &aggregate(3)).await;
+        // A LIST that fails costs PUTs, never correctness.
+        store
+            .fail_list
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        write_parquet(&store, prefix, &aggregate(4), 4)
+            .await
+            .expect("no list");
+        assert_eq!(puts(&store).len(), all);
+        store
+            .fail_list
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        holds(&store, prefix, &aggregate(4)).await;
     }
 }

@@ -101,6 +101,13 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>, StoreError>>;
     /// `None` when the object does not exist.
     fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, StoreError>>;
+    /// The etag this store would give an object holding `body`, when that
+    /// is a function of the content alone; `None` when it cannot be known
+    /// (then a caller that skips writing unchanged objects writes them).
+    fn content_etag(&self, body: &[u8]) -> Option<String> {
+        let _ = body;
+        None
+    }
     /// Byte-range reader for one object (never downloads it whole).
     fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError>;
     /// Byte-range reader for one version of an object (the `etag` a HEAD
@@ -425,6 +432,10 @@ impl ObjectStore for LocalStore {
                 Err(e) => Err(e),
             }
         })
+    }
+
+    fn content_etag(&self, body: &[u8]) -> Option<String> {
+        Some(content_etag(body))
     }
 
     fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {
@@ -752,6 +763,13 @@ impl ObjectStore for S3Store {
                 };
             }
         })
+    }
+
+    /// S3's ETag of a single-part upload is the quoted hex MD5 of the body.
+    /// Multipart uploads (which we do not make) and SSE-KMS objects get
+    /// other tags: they never match, and the object is simply written.
+    fn content_etag(&self, body: &[u8]) -> Option<String> {
+        Some(format!("\"{}\"", crate::dead_letter::md5_hex(body)))
     }
 
     fn range_source(&self, key: &str) -> Result<Arc<dyn RangeSource>, StoreError> {

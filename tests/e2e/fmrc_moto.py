@@ -19,6 +19,9 @@ request counted at tests/e2e/hold_proxy.py:
       index PUT is refused, A reads the index again; nothing is lost.
   r4  a deleted member index is rebuilt from a listing by the next update
       (one LIST), and the outputs still equal a rebuild.
+  r5  with --output-format json,parquet, the first update writes the best
+      series' Parquet form whole and the next one PUTs only the objects it
+      changed (the static grid's record file is not rewritten).
 """
 import argparse
 import base64
@@ -214,6 +217,27 @@ def main():
               f"r4 missing index: rebuilt from one listing, with a warning ({rc}, {reqs})")
         rc, rep = rebuild(folder)
         check(rc == 0 and rep.get("aggregates") == [], f"r4 ... outputs equal a rebuild ({rep})")
+
+        # r5: with --output-format json,parquet an update rewrites only the
+        # Parquet objects it changed (S3's ETag is the MD5 of what a PUT
+        # would send): the best series' static grid `h` is not rewritten.
+        best_parq = f"/{DEST}/{folder}/nos.dbofs.fields.best.nc.zarr.parq/"
+        for h in (2, 3):
+            key = put_ref(folder, 1, 6, f"f{h:03d}")
+            mark = len(proxy.log)
+            rc, _, err = run(update(key) + ["--output-format", "json,parquet"])
+            puts = sorted(p.split("?", 1)[0][len(best_parq):] for m, p, _ in proxy.log[mark:]
+                          if m == "PUT" and p.startswith(best_parq))
+            listed = sorted(o["Key"].split(".parq/", 1)[1] for o in s3.list_objects_v2(
+                Bucket=DEST, Prefix=best_parq[len(DEST) + 2:])["Contents"])
+            if h == 2:
+                check(rc == 0 and puts == listed,
+                      f"r5 first Parquet form of the best series written whole ({rc}, {puts}, {listed})"
+                      + ("" if rc == 0 else f": {err[-300:]}"))
+            else:
+                check(rc == 0 and ".zmetadata" in puts and any(p.startswith("zeta/") for p in puts)
+                      and not any(p.startswith("h/") for p in puts) and set(puts) < set(listed),
+                      f"r5 next update: only the changed Parquet objects are PUT ({puts} of {listed})")
     return summary()
 
 

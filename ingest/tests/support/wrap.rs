@@ -125,6 +125,9 @@ macro_rules! intercepting_store {
             > {
                 Intercept::head(self, key)
             }
+            fn content_etag(&self, body: &[u8]) -> Option<String> {
+                Intercept::inner(self).content_etag(body)
+            }
             fn range_source(
                 &self,
                 key: &str,
