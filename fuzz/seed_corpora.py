@@ -5,7 +5,8 @@ Whole files seed `open_file`; for the structure targets, structures are cut
 out of the fixtures (by signature, or by following the superblock, symbol
 table nodes and object header continuations) and prefixed with the selector
 bytes each harness in fuzz/harness/hdf5.rs expects. SNS messages come from
-/work/shared/reference/seed-README.md, keys from /work/shared/ofs/README.md.
+/work/shared/reference/seed-README.md, keys from /work/shared/ofs/README.md,
+layout cache entries are written here.
 Standard library only.
 """
 import hashlib
@@ -313,8 +314,22 @@ def netcdf3():
         put("netcdf3", b[:SLICE])
 
 
+def layout_entries():
+    """Layout cache entries for the source `layout_entry` decodes against
+    (fuzz/harness/hdf5.rs LAYOUT_SOURCE): with and without a drift line,
+    adjacent, overlapping and far ranges."""
+    head = "kerchunk-nos layout 1\npattern s#://noaa-ofs-pds/dbofs.########/dbofs.t##z.########.fields.f###.nc\n"
+    for size, drift, ranges in ((33529964, 0, [(0, 65536), (751022, 3280)]),
+                                (36677036, 1806, [(0, 65536), (65536, 2048), (70000, 512), (9000000, 4096)]),
+                                (100, None, [(5, 10), (5, 10), (12, 1)])):
+        text = head + f"size {size}\n" + ("" if drift is None else f"drift {drift}\n")
+        text += "".join(f"{a} {n}\n" for a, n in ranges)
+        put("layout_entry", text.encode())
+
+
 def main():
     netcdf3()
+    layout_entries()
     for dirpath, _, names in os.walk(FILES):
         for n in sorted(names):
             path = os.path.join(dirpath, n)
